@@ -1,0 +1,45 @@
+/* cli: sgblkd's command line, parsed into a plain struct so that tests can
+ * check every error path without starting a daemon. */
+#ifndef SGBLK_CLI_H
+#define SGBLK_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_MAX_UNIX 4
+
+struct cli_options {
+  const char *file;            /* NULL: in-memory disk */
+  uint64_t size;               /* -s: memory disk size, or --create size */
+  bool create;
+  const char *unix_paths[CLI_MAX_UNIX];
+  unsigned nunix;
+  int port;                    /* -1: no TCP listener */
+  bool port_given;
+  const char *bind;            /* default 127.0.0.1 */
+  const char *export_name;     /* default "" */
+  bool read_only;
+  uint32_t block_size;         /* 512 or 4096 */
+  unsigned threads;            /* 0 = number of CPUs */
+  bool foreground;
+  const char *pidfile;
+  int verbose;
+  bool direct;                 /* O_DIRECT on the file store */
+  uint64_t mem_limit;          /* 0 = none */
+  bool help, version;
+};
+
+/* Exit statuses. */
+#define CLI_EXIT_OK      0
+#define CLI_EXIT_RUNTIME 1
+#define CLI_EXIT_USAGE   2
+
+/* Parse argv.  Returns 0, or -1 after writing one line to err (the usage
+ * error, prefixed with the program name). */
+int cli_parse (int argc, char **argv, struct cli_options *o, FILE *err);
+/* "4G", "512M", "1048576" ... (K/M/G/T, powers of 1024).  -1/EINVAL. */
+int cli_parse_size (const char *s, uint64_t *out);
+void cli_usage (FILE *f);
+
+#endif

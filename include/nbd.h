@@ -1,0 +1,66 @@
+/* nbd: the NBD front-end (fixed newstyle handshake, transmission phase).
+ *
+ * A server owns listening sockets, the connections accepted on them and a
+ * pool of worker threads shared by every connection.  Each request becomes
+ * a SCSI command taken from its export's command pool, with its payload in
+ * an sgv vector, executed by scsi_exec in a worker; the reply is sent from
+ * the same vector with writev.  Replies go out in completion order.
+ *
+ * Disconnect cleanup of a connection (clean NBD_CMD_DISC, lost socket, or
+ * server stop), in this order and bounded: stop reading; complete or abort
+ * every command in flight; flush the export's store and its sgv pool; check
+ * that every command and vector the connection took is back; free it.
+ */
+#ifndef SGBLK_NBD_H
+#define SGBLK_NBD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "scsi.h"
+#include "sgv.h"
+
+#define NBD_DEFAULT_PORT 10809
+#define NBD_MAX_PAYLOAD (32u * 1024 * 1024)
+
+struct nbd_export {
+  const char *name;          /* "" for the default export */
+  const char *description;   /* may be NULL */
+  struct scsi_lu *lu;
+  struct scsi_cmd_pool *cmds;
+  struct sgv_pool *sgv;
+  bool read_only;
+};
+
+struct nbd_server_config {
+  unsigned threads;          /* workers shared by all connections; 0 = CPUs */
+  struct nbd_export *exports;
+  unsigned nexports;
+};
+
+struct nbd_server_stats {
+  uint64_t connections_total, connections_open;
+  uint64_t requests, errors, bytes_read, bytes_written;
+  uint64_t handshake_failures;
+  uint64_t cleanup_stuck;    /* cleanups that ended on lack of progress */
+};
+
+struct nbd_server;
+struct nbd_server *nbd_server_create (const struct nbd_server_config *cfg);
+/* Listen on a Unix socket.  A path held by a live listener fails with
+ * EADDRINUSE (never stolen); a stale socket file is removed first. */
+int nbd_server_listen_unix (struct nbd_server *s, const char *path);
+/* Listen on TCP; EADDRINUSE if the port is taken. */
+int nbd_server_listen_tcp (struct nbd_server *s, const char *addr, int port);
+/* Serve an already connected socket (tests use a socketpair). */
+int nbd_server_add_connection (struct nbd_server *s, int fd);
+/* Start workers and acceptors; returns at once. */
+int nbd_server_start (struct nbd_server *s);
+/* Stop accepting, stop reading, finish in-flight commands, run each
+ * connection's cleanup, flush.  Blocks until done.  Idempotent. */
+int nbd_server_stop (struct nbd_server *s);
+void nbd_server_get_stats (struct nbd_server *s, struct nbd_server_stats *st);
+/* After stop: close listeners (unlinking Unix sockets) and free. */
+void nbd_server_destroy (struct nbd_server *s);
+
+#endif

@@ -1,0 +1,100 @@
+/* store: the backing store interface, a small vtable in the manner of
+ * nbdkit's struct backend.
+ *
+ * A store is a linear array of bytes of fixed size.  Callers (the SCSI core,
+ * later the cache) always pass ranges inside [0, size); the store does not
+ * re-check them.  Every operation returns 0, or -1 with errno set:
+ *   ENOSPC   the store could not allocate space (memory limit, full disk)
+ *   EIO      the medium failed
+ *   ENOTSUP  the operation (e.g. a fast zero) is not possible
+ * Operations may be called from many threads at once on disjoint or
+ * overlapping ranges; overlapping concurrent writes land in some order,
+ * each one whole per block.
+ */
+#ifndef SGBLK_STORE_H
+#define SGBLK_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/uio.h>
+
+struct store;
+
+/* Flags for store_ops.pwrite. */
+#define STORE_FUA        0x1u  /* durable before returning */
+/* Flags for store_ops.zero. */
+#define STORE_MAY_TRIM   0x1u  /* the range may be deallocated */
+#define STORE_FAST_ZERO  0x2u  /* fail with ENOTSUP unless it is faster than writing */
+
+/* Capability bits in store.caps. */
+#define STORE_CAP_PERSISTENT 0x1u  /* data survives the process (file, device) */
+#define STORE_CAP_TRIM       0x2u  /* trim really deallocates */
+#define STORE_CAP_FAST_ZERO  0x4u  /* zero is cheaper than writing zeroes */
+#define STORE_CAP_EXTENTS    0x8u  /* extent() reports real holes */
+#define STORE_CAP_READ_ONLY  0x10u /* opened read-only */
+
+struct store_stats {
+  uint64_t bytes_allocated;   /* memory or disk space in use for data */
+  uint64_t reads, writes, flushes, trims, zeroes;
+};
+
+struct store_ops {
+  const char *name;
+  int (*pread) (struct store *s, const struct iovec *iov, int iovcnt,
+                uint64_t offset);
+  int (*pwrite) (struct store *s, const struct iovec *iov, int iovcnt,
+                 uint64_t offset, unsigned flags);
+  int (*flush) (struct store *s);
+  /* Deallocate; afterwards the range reads as zeroes. */
+  int (*trim) (struct store *s, uint64_t offset, uint64_t len);
+  int (*zero) (struct store *s, uint64_t offset, uint64_t len, unsigned flags);
+  /* Describe the extent starting at offset: *ext_len (1..len bytes) of the
+   * same kind, *allocated false for a hole that reads as zeroes.  A store
+   * without STORE_CAP_EXTENTS reports everything allocated. */
+  int (*extent) (struct store *s, uint64_t offset, uint64_t len,
+                 uint64_t *ext_len, bool *allocated);
+  void (*stats) (struct store *s, struct store_stats *st);
+  void (*close) (struct store *s);
+};
+
+struct store {
+  const struct store_ops *ops;
+  uint64_t size;      /* bytes, a multiple of 4096 */
+  unsigned caps;      /* STORE_CAP_* */
+};
+
+/* Memory store: sparse, pages allocated on first write, freed by trim and
+ * zero.  mem_limit 0 means no limit; past the limit writes fail ENOSPC. */
+struct store *store_memory_create (uint64_t size, uint64_t mem_limit);
+
+/* File or block device store. */
+#define STORE_FILE_READ_ONLY 0x1u
+#define STORE_FILE_CREATE    0x2u   /* create or extend to create_size */
+#define STORE_FILE_DIRECT    0x4u   /* O_DIRECT */
+struct store *store_file_open (const char *path, unsigned flags,
+                               uint64_t create_size);
+
+/* Convenience wrappers: the data path calls through these. */
+static inline int store_pread (struct store *s, const struct iovec *iov,
+                               int iovcnt, uint64_t off)
+{ return s->ops->pread (s, iov, iovcnt, off); }
+static inline int store_pwrite (struct store *s, const struct iovec *iov,
+                                int iovcnt, uint64_t off, unsigned flags)
+{ return s->ops->pwrite (s, iov, iovcnt, off, flags); }
+static inline int store_flush (struct store *s)
+{ return s->ops->flush (s); }
+static inline int store_trim (struct store *s, uint64_t off, uint64_t len)
+{ return s->ops->trim (s, off, len); }
+static inline int store_zero (struct store *s, uint64_t off, uint64_t len,
+                              unsigned flags)
+{ return s->ops->zero (s, off, len, flags); }
+static inline int store_extent (struct store *s, uint64_t off, uint64_t len,
+                                uint64_t *ext_len, bool *allocated)
+{ return s->ops->extent (s, off, len, ext_len, allocated); }
+static inline void store_get_stats (struct store *s, struct store_stats *st)
+{ s->ops->stats (s, st); }
+static inline void store_close (struct store *s)
+{ if (s) s->ops->close (s); }
+
+#endif

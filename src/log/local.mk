@@ -1,0 +1,3 @@
+libsgblk_a_SOURCES += \
+	include/log.h \
+	src/log/log.c
