@@ -1,1 +1,374 @@
-int main(void){return 0;}
+/* sgblkd: command line, daemon life cycle and signal handling.
+ *
+ * Start-up builds the stack bottom up (store, sgv pool, command pool,
+ * logical unit, NBD server), binds every listener while still attached to
+ * the terminal so that "port in use" or "socket held by a live daemon"
+ * reach the user, then daemonizes and starts the worker threads.
+ *
+ * Signals are blocked in every thread and taken synchronously by the main
+ * thread with sigtimedwait, which also gives the once-a-second tick that
+ * trims idle vectors from the sgv pool.  Life cycle of the main thread:
+ * SETUP -> SERVING -> (SIGTERM/SIGINT) STOPPING -> exit 0.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+#include "nbd.h"
+#include "scsi.h"
+#include "sgv.h"
+#include "store.h"
+
+struct daemon_state {
+  struct cli_options opt;
+  struct store *store;
+  struct sgv_pool *sgv;
+  struct scsi_cmd_pool *cmds;
+  struct scsi_lu *lu;
+  struct nbd_server *srv;
+  struct nbd_export export;
+  bool pidfile_written;
+};
+
+static struct store *
+open_store (const struct cli_options *o)
+{
+  struct store *s;
+
+  if (o->file == NULL) {
+    s = store_memory_create (o->size, o->mem_limit);
+    if (s == NULL)
+      log_error ("cannot create an in-memory disk of %" PRIu64 " bytes: %m",
+                 o->size);
+    return s;
+  }
+
+  unsigned flags = 0;
+  if (o->read_only) flags |= STORE_FILE_READ_ONLY;
+  if (o->create) flags |= STORE_FILE_CREATE;
+  if (o->direct) flags |= STORE_FILE_DIRECT;
+  s = store_file_open (o->file, flags, o->size);
+  if (s == NULL) {
+    int e = errno;
+    if (e == EACCES && !o->read_only)
+      log_error ("%s: cannot open for writing: %s (use --read-only to serve it read-only)",
+                 o->file, strerror (e));
+    else
+      log_error ("%s: %s", o->file, strerror (e));
+    return NULL;
+  }
+  if (o->create && s->size != o->size) {
+    log_error ("%s: exists with size %" PRIu64 ", not the --size %" PRIu64
+               " given with --create; refusing to resize it",
+               o->file, s->size, o->size);
+    store_close (s);
+    return NULL;
+  }
+  return s;
+}
+
+static void
+log_stats (struct daemon_state *d)
+{
+  struct sgv_stats sv;
+  struct scsi_pool_stats cp;
+  struct scsi_lu_stats lu;
+  struct store_stats st;
+  struct nbd_server_stats ns;
+
+  sgv_pool_get_stats (d->sgv, &sv);
+  scsi_cmd_pool_get_stats (d->cmds, &cp);
+  scsi_lu_get_stats (d->lu, &lu);
+  store_get_stats (d->store, &st);
+  nbd_server_get_stats (d->srv, &ns);
+  log_info ("nbd: connections open %" PRIu64 " total %" PRIu64
+            " requests %" PRIu64 " errors %" PRIu64 " read %" PRIu64
+            " B written %" PRIu64 " B handshake failures %" PRIu64
+            " stuck cleanups %" PRIu64,
+            ns.connections_open, ns.connections_total, ns.requests,
+            ns.errors, ns.bytes_read, ns.bytes_written,
+            ns.handshake_failures, ns.cleanup_stuck);
+  log_info ("scsi: commands %" PRIu64 " reads %" PRIu64 " writes %" PRIu64
+            " syncs %" PRIu64 " unmaps %" PRIu64 " write-sames %" PRIu64
+            " errors %" PRIu64,
+            lu.commands, lu.reads, lu.writes, lu.syncs, lu.unmaps,
+            lu.write_sames, lu.errors);
+  log_info ("cmd pool: allocated %" PRIu64 " in use %" PRIu64 " cached %"
+            PRIu64 " reserve %" PRIu64 "/%" PRIu64 " fallbacks %" PRIu64
+            " waits %" PRIu64 " alloc failures %" PRIu64,
+            cp.allocated, cp.in_use, cp.cached, cp.reserve_level,
+            cp.reserve_size, cp.fallbacks, cp.waits, cp.alloc_failures);
+  log_info ("sgv pool: allocated %" PRIu64 " in use %" PRIu64 " cached %"
+            PRIu64 " (%" PRIu64 " B) hits %" PRIu64 " misses %" PRIu64
+            " flushed %" PRIu64 " trimmed %" PRIu64,
+            sv.allocated, sv.in_use, sv.cached, sv.cached_bytes, sv.hits,
+            sv.misses, sv.flushed, sv.trimmed);
+  log_info ("store %s: allocated %" PRIu64 " B reads %" PRIu64 " writes %"
+            PRIu64 " flushes %" PRIu64 " trims %" PRIu64 " zeroes %" PRIu64,
+            d->store->ops->name, st.bytes_allocated, st.reads, st.writes,
+            st.flushes, st.trims, st.zeroes);
+}
+
+static int
+write_pidfile (const char *path)
+{
+  char buf[32];
+  int fd, n;
+
+  fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd == -1)
+    return -1;
+  n = snprintf (buf, sizeof buf, "%ld\n", (long) getpid ());
+  if (write (fd, buf, (size_t) n) != n) {
+    int e = errno;
+    close (fd);
+    errno = e ? e : EIO;
+    return -1;
+  }
+  return close (fd);
+}
+
+/* Fork; the parent waits for the child's one-byte verdict on a pipe so
+ * that the shell sees a failure after the fork, and exits with it. */
+static int
+daemonize (int *ready_fd)
+{
+  int pfd[2];
+  pid_t pid;
+
+  if (pipe (pfd) == -1)
+    return -1;
+  pid = fork ();
+  if (pid == -1)
+    return -1;
+  if (pid > 0) {
+    char verdict = 1;
+    close (pfd[1]);
+    if (read (pfd[0], &verdict, 1) != 1)
+      verdict = 1;
+    if (verdict != 0)
+      fputs ("sgblkd: start-up failed after detaching; see the system log\n",
+             stderr);
+    _exit (verdict);
+  }
+  close (pfd[0]);
+  if (setsid () == -1)
+    return -1;
+  int null = open ("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2 (null, 0); dup2 (null, 1); dup2 (null, 2);
+    if (null > 2) close (null);
+  }
+  if (chdir ("/") == -1)
+    return -1;
+  *ready_fd = pfd[1];
+  return 0;
+}
+
+static void
+tell_parent (int *ready_fd, char verdict)
+{
+  if (*ready_fd >= 0) {
+    if (write (*ready_fd, &verdict, 1) != 1) {
+      /* The parent is gone; nothing to tell. */
+    }
+    close (*ready_fd);
+    *ready_fd = -1;
+  }
+}
+
+static int
+setup (struct daemon_state *d)
+{
+  const struct cli_options *o = &d->opt;
+
+  d->store = open_store (o);
+  if (d->store == NULL)
+    return -1;
+  if (d->store->size < o->block_size || d->store->size % o->block_size) {
+    log_error ("%s: size %" PRIu64 " is not a positive multiple of the block size %" PRIu32,
+               o->file ? o->file : "memory", d->store->size, o->block_size);
+    return -1;
+  }
+
+  struct sgv_pool_config sc = { .name = "sgblkd", .idle_ns = 5000000000ull };
+  d->sgv = sgv_pool_create (&sc);
+  struct scsi_cmd_pool_config cc = { .reserve = 64, .max_cached = 1024 };
+  d->cmds = scsi_cmd_pool_create (&cc);
+  if (d->sgv == NULL || d->cmds == NULL) {
+    log_error ("cannot create the I/O pools: %m");
+    return -1;
+  }
+
+  struct scsi_lu_config lc = {
+    .store = d->store,
+    .sgv = d->sgv,
+    .block_size = o->block_size,
+    .read_only = o->read_only,
+    .write_cache = (d->store->caps & STORE_CAP_PERSISTENT) != 0,
+    .serial = NULL,
+  };
+  d->lu = scsi_lu_create (&lc);
+  if (d->lu == NULL) {
+    log_error ("cannot create the logical unit: %m");
+    return -1;
+  }
+
+  d->export = (struct nbd_export) {
+    .name = o->export_name,
+    .description = o->file ? o->file : "sgblk in-memory disk",
+    .lu = d->lu, .cmds = d->cmds, .sgv = d->sgv,
+    .read_only = o->read_only,
+  };
+  long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
+  struct nbd_server_config nc = {
+    .threads = o->threads ? o->threads : (unsigned) (ncpu > 0 ? ncpu : 1),
+    .exports = &d->export, .nexports = 1,
+  };
+  d->srv = nbd_server_create (&nc);
+  if (d->srv == NULL) {
+    log_error ("cannot create the NBD server: %m");
+    return -1;
+  }
+  for (unsigned i = 0; i < o->nunix; i++) {
+    if (nbd_server_listen_unix (d->srv, o->unix_paths[i]) == -1) {
+      if (errno == EADDRINUSE)
+        log_error ("%s: socket is in use by a running server (not taking it over)",
+                   o->unix_paths[i]);
+      else
+        log_error ("%s: cannot listen: %m", o->unix_paths[i]);
+      return -1;
+    }
+  }
+  if (o->port > 0 &&
+      nbd_server_listen_tcp (d->srv, o->bind, o->port) == -1) {
+    log_error ("%s:%d: cannot listen: %m", o->bind, o->port);
+    return -1;
+  }
+  return 0;
+}
+
+/* Returns -1 if data may not have reached the store (the exit status must
+ * say so), 0 otherwise. */
+static int
+teardown (struct daemon_state *d)
+{
+  int r = 0;
+
+  if (d->srv) {
+    nbd_server_stop (d->srv);
+    log_stats (d);
+    nbd_server_destroy (d->srv);
+  }
+  if (d->lu) scsi_lu_destroy (d->lu);
+  if (d->store && store_flush (d->store) == -1) {
+    log_error ("final flush failed: %m");
+    r = -1;
+  }
+  if (d->cmds && scsi_cmd_pool_destroy (d->cmds) == -1)
+    log_error ("commands still in use at exit");
+  if (d->sgv && sgv_pool_destroy (d->sgv) == -1)
+    log_error ("vectors still in use at exit");
+  store_close (d->store);
+  if (d->pidfile_written)
+    unlink (d->opt.pidfile);
+  return r;
+}
+
+int
+main (int argc, char **argv)
+{
+  struct daemon_state d = { 0 };
+  sigset_t sigs;
+  int ready_fd = -1;
+  int status = CLI_EXIT_RUNTIME;
+
+  if (cli_parse (argc, argv, &d.opt, stderr) == -1)
+    return CLI_EXIT_USAGE;
+  if (d.opt.help) {
+    cli_usage (stdout);
+    return CLI_EXIT_OK;
+  }
+  if (d.opt.version) {
+    printf ("sgblkd %s\n", PACKAGE_VERSION);
+    return CLI_EXIT_OK;
+  }
+
+  log_init ("sgblkd", false, d.opt.verbose);
+  signal (SIGPIPE, SIG_IGN);
+  /* Block the signals we take synchronously before any thread exists, so
+   * that every thread inherits the mask. */
+  sigemptyset (&sigs);
+  sigaddset (&sigs, SIGTERM);
+  sigaddset (&sigs, SIGINT);
+  sigaddset (&sigs, SIGUSR1);
+  sigaddset (&sigs, SIGHUP);
+  pthread_sigmask (SIG_BLOCK, &sigs, NULL);
+
+  if (setup (&d) == -1)
+    goto out;
+
+  /* Said before detaching, so that whoever started us sees how to
+   * connect; the sockets are bound already. */
+  log_info ("serving %s (%" PRIu64 " bytes, %" PRIu32 "-byte blocks%s) as export '%s'",
+            d.opt.file ? d.opt.file : "an in-memory disk", d.store->size,
+            d.opt.block_size, d.opt.read_only ? ", read-only" : "",
+            d.opt.export_name);
+  for (unsigned i = 0; i < d.opt.nunix; i++)
+    log_info ("listening on unix:%s (nbd+unix:///%s?socket=%s)",
+              d.opt.unix_paths[i], d.opt.export_name, d.opt.unix_paths[i]);
+  if (d.opt.port > 0)
+    log_info ("listening on %s:%d (nbd://%s:%d/%s)", d.opt.bind, d.opt.port,
+              d.opt.bind, d.opt.port, d.opt.export_name);
+  if (!d.opt.foreground) {
+    if (daemonize (&ready_fd) == -1) {
+      log_error ("cannot daemonize: %m");
+      goto out;
+    }
+    log_init ("sgblkd", true, d.opt.verbose);
+  }
+  if (d.opt.pidfile) {
+    if (write_pidfile (d.opt.pidfile) == -1) {
+      log_error ("%s: cannot write pidfile: %m", d.opt.pidfile);
+      goto out;
+    }
+    d.pidfile_written = true;
+  }
+  if (nbd_server_start (d.srv) == -1) {
+    log_error ("cannot start the NBD server: %m");
+    goto out;
+  }
+  tell_parent (&ready_fd, 0);
+
+  for (;;) {
+    struct timespec tick = { .tv_sec = 1 };
+    int sig = sigtimedwait (&sigs, NULL, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log_info ("%s: finishing in-flight I/O, flushing and exiting",
+                strsignal (sig));
+      break;
+    }
+    if (sig == SIGUSR1)
+      log_stats (&d);
+    else if (sig == -1 && errno == EAGAIN)
+      sgv_pool_trim (d.sgv);
+  }
+  status = CLI_EXIT_OK;
+
+ out:
+  tell_parent (&ready_fd, (char) status);
+  if (teardown (&d) == -1)
+    status = CLI_EXIT_RUNTIME;
+  return status;
+}

@@ -1,0 +1,20 @@
+# Shell integration tests: the daemon driven by real NBD clients.
+SHELL_TESTS = \
+	tests/test-docs-man-page-help-and-readme-in-step.sh \
+	tests/test-fio-verify-two-connections.sh \
+	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
+	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
+	tests/test-nbd-read-only-export-refuses-writes.sh \
+	tests/test-nbd-unaligned-requests-are-read-modify-written.sh \
+	tests/test-nbd-whole-device-trim-and-zero-in-one-request.sh \
+	tests/test-nbd-write-past-end.sh \
+	tests/test-nbdcopy-256m-of-random-data-round-trips.sh \
+	tests/test-nbdinfo-shows-size-block-sizes-and-flags.sh \
+	tests/test-qemu-img-convert-and-compare.sh \
+	tests/test-qemu-io-patterns-fua-discard-and-write-zeroes.sh \
+	tests/test-sgblkd-daemon-mode-pidfile-and-sigterm.sh \
+	tests/test-sgblkd-runtime-errors-exit-1-usage-errors-exit-2.sh \
+	tests/test-sigterm-with-writes-in-flight-keeps-acknowledged-writes.sh
+
+TESTS += $(SHELL_TESTS)
+EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py

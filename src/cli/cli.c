@@ -1,1 +1,255 @@
-/* placeholder: being written */
+/* cli: parse sgblkd's command line into struct cli_options.
+ *
+ * Parsing only checks what can be checked without touching the system
+ * (syntax, ranges, combinations); whether FILE exists or a socket is free
+ * is found out by main at start-up and reported as a runtime error.  Every
+ * usage error is one line on 'err' and a return of -1: the caller exits 2.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Long-only options get values above the char range. */
+enum {
+  OPT_CREATE = 0x100,
+  OPT_DIRECT,
+  OPT_MEM_LIMIT,
+};
+
+static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
+static const struct option long_opts[] = {
+  { "size",        required_argument, NULL, 's' },
+  { "create",      no_argument,       NULL, OPT_CREATE },
+  { "unix",        required_argument, NULL, 'U' },
+  { "port",        required_argument, NULL, 'p' },
+  { "bind",        required_argument, NULL, 'b' },
+  { "export-name", required_argument, NULL, 'e' },
+  { "read-only",   no_argument,       NULL, 'r' },
+  { "block-size",  required_argument, NULL, 'B' },
+  { "threads",     required_argument, NULL, 't' },
+  { "direct",      no_argument,       NULL, OPT_DIRECT },
+  { "mem-limit",   required_argument, NULL, OPT_MEM_LIMIT },
+  { "foreground",  no_argument,       NULL, 'f' },
+  { "pidfile",     required_argument, NULL, 'P' },
+  { "verbose",     no_argument,       NULL, 'v' },
+  { "version",     no_argument,       NULL, 'V' },
+  { "help",        no_argument,       NULL, 'h' },
+  { NULL, 0, NULL, 0 }
+};
+
+#define DEFAULT_MEMORY_SIZE (UINT64_C (1) << 30)
+
+void
+cli_usage (FILE *f)
+{
+  fputs (
+"Usage: sgblkd [OPTIONS] [FILE]\n"
+"Serve FILE (a regular file or block device), or an in-memory disk, over NBD.\n"
+"\n"
+"Disk:\n"
+"  -s, --size SIZE         in-memory disk size, or the size for --create\n"
+"                          (K/M/G/T suffixes; default 1G without FILE)\n"
+"      --create            create FILE with --size if it does not exist\n"
+"      --direct            open FILE with O_DIRECT\n"
+"      --mem-limit SIZE    cap the memory an in-memory disk may use\n"
+"  -r, --read-only         refuse writes (NBD EPERM, SCSI write protect)\n"
+"  -B, --block-size N      logical block size, 512 or 4096 (default 512)\n"
+"\n"
+"Listening (default: TCP 127.0.0.1:10809):\n"
+"  -U, --unix PATH         listen on a Unix socket (may be repeated)\n"
+"  -p, --port PORT         listen on TCP port PORT (default 10809)\n"
+"  -b, --bind ADDR         TCP address to bind (default 127.0.0.1)\n"
+"  -e, --export-name NAME  export name (default \"\")\n"
+"\n"
+"Daemon:\n"
+"  -t, --threads N         I/O worker threads (default: number of CPUs)\n"
+"  -f, --foreground        stay in the foreground, log to stderr\n"
+"  -P, --pidfile PATH      write the daemon's PID to PATH\n"
+"  -v, --verbose           log per-connection detail\n"
+"  -V, --version           print the version and exit\n"
+"  -h, --help              print this help and exit\n"
+"\n"
+"Signals: SIGTERM/SIGINT finish in-flight I/O, flush and exit 0;\n"
+"SIGUSR1 logs pool and I/O counters.\n", f);
+}
+
+int
+cli_parse_size (const char *s, uint64_t *out)
+{
+  char *end;
+  unsigned long long v;
+  unsigned shift = 0;
+
+  if (s == NULL || *s < '0' || *s > '9')
+    goto bad;
+  errno = 0;
+  v = strtoull (s, &end, 10);
+  if (errno != 0)
+    goto bad;
+  switch (*end) {
+  case '\0':               break;
+  case 'k': case 'K':      shift = 10; end++; break;
+  case 'm': case 'M':      shift = 20; end++; break;
+  case 'g': case 'G':      shift = 30; end++; break;
+  case 't': case 'T':      shift = 40; end++; break;
+  default:                 goto bad;
+  }
+  /* Accept "4G", "4GiB" and "4GB" alike; anything else is a typo. */
+  if (shift && (strcmp (end, "iB") == 0 || strcmp (end, "B") == 0))
+    end += strlen (end);
+  if (*end != '\0')
+    goto bad;
+  if (shift && v > (UINT64_MAX >> shift)) {
+    errno = ERANGE;
+    return -1;
+  }
+  *out = (uint64_t) v << shift;
+  return 0;
+ bad:
+  errno = EINVAL;
+  return -1;
+}
+
+static int
+parse_uint (const char *s, unsigned long min, unsigned long max,
+            unsigned long *out)
+{
+  char *end;
+  unsigned long v;
+
+  if (s == NULL || *s < '0' || *s > '9')
+    return -1;
+  errno = 0;
+  v = strtoul (s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+#define USAGE(...) do {                                         \
+    fprintf (err, "%s: ", prog);                                \
+    fprintf (err, __VA_ARGS__);                                 \
+    fputs ("\nTry 'sgblkd --help' for more information.\n", err); \
+    return -1;                                                  \
+  } while (0)
+
+int
+cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
+{
+  const char *prog = "sgblkd";
+  const char *size_arg = NULL;
+  unsigned long v;
+  bool bind_given = false;
+  int c;
+
+  memset (o, 0, sizeof *o);
+  o->port = -1;
+  o->bind = "127.0.0.1";
+  o->export_name = "";
+  o->block_size = 512;
+
+  optind = 0;           /* 0 resets GNU getopt fully, so tests may call twice */
+  opterr = 0;           /* we word the errors ourselves */
+  while ((c = getopt_long (argc, argv, short_opts, long_opts, NULL)) != -1) {
+    switch (c) {
+    case 's':
+      size_arg = optarg;
+      if (cli_parse_size (optarg, &o->size) == -1)
+        USAGE ("invalid size '%s' (use a number with an optional K, M, G or T suffix)", optarg);
+      if (o->size == 0)
+        USAGE ("size must not be zero");
+      break;
+    case OPT_CREATE: o->create = true; break;
+    case 'U':
+      if (o->nunix == CLI_MAX_UNIX)
+        USAGE ("at most %d Unix sockets", CLI_MAX_UNIX);
+      if (*optarg == '\0')
+        USAGE ("empty Unix socket path");
+      o->unix_paths[o->nunix++] = optarg;
+      break;
+    case 'p':
+      if (parse_uint (optarg, 1, 65535, &v) == -1)
+        USAGE ("invalid port '%s' (1-65535)", optarg);
+      o->port = (int) v;
+      o->port_given = true;
+      break;
+    case 'b': o->bind = optarg; bind_given = true; break;
+    case 'e':
+      if (strlen (optarg) > 4096)
+        USAGE ("export name longer than 4096 bytes");
+      o->export_name = optarg;
+      break;
+    case 'r': o->read_only = true; break;
+    case 'B':
+      if (parse_uint (optarg, 1, 65536, &v) == -1 || (v != 512 && v != 4096))
+        USAGE ("invalid block size '%s' (512 or 4096)", optarg);
+      o->block_size = (uint32_t) v;
+      break;
+    case 't':
+      if (parse_uint (optarg, 1, 1024, &v) == -1)
+        USAGE ("invalid thread count '%s' (1-1024)", optarg);
+      o->threads = (unsigned) v;
+      break;
+    case OPT_DIRECT: o->direct = true; break;
+    case OPT_MEM_LIMIT:
+      if (cli_parse_size (optarg, &o->mem_limit) == -1 || o->mem_limit == 0)
+        USAGE ("invalid memory limit '%s'", optarg);
+      break;
+    case 'f': o->foreground = true; break;
+    case 'P': o->pidfile = optarg; break;
+    case 'v': o->verbose++; break;
+    case 'V': o->version = true; break;
+    case 'h': o->help = true; break;
+    case '?':
+      /* optopt is 0 for an unknown long option, the option's value when
+       * an argument is missing, and the character for an unknown short. */
+      if (optopt == 0)
+        USAGE ("unknown option '%s'", argv[optind - 1]);
+      if (optopt >= 0x100 || strchr (short_opts, optopt))
+        USAGE ("option '%s' needs an argument", argv[optind - 1]);
+      USAGE ("unknown option '-%c'", optopt);
+    default:
+      USAGE ("unexpected option");
+    }
+  }
+  if (o->help || o->version)
+    return 0;
+
+  if (optind < argc)
+    o->file = argv[optind++];
+  if (optind < argc)
+    USAGE ("unexpected argument '%s' (only one FILE)", argv[optind]);
+
+  if (o->file) {
+    if (size_arg && !o->create)
+      USAGE ("--size with FILE only sets the size for --create");
+    if (o->create && !size_arg)
+      USAGE ("--create needs --size");
+    if (o->mem_limit)
+      USAGE ("--mem-limit applies to the in-memory disk, not to FILE");
+  }
+  else {
+    if (o->create)
+      USAGE ("--create needs FILE");
+    if (o->direct)
+      USAGE ("--direct needs FILE");
+    if (!size_arg)
+      o->size = DEFAULT_MEMORY_SIZE;
+  }
+  if ((o->file == NULL || o->create) && o->size % o->block_size != 0)
+    USAGE ("size %" PRIu64 " is not a multiple of the block size %" PRIu32,
+           o->size, o->block_size);
+
+  /* TCP unless only Unix sockets were asked for. */
+  if (!o->port_given && (o->nunix == 0 || bind_given))
+    o->port = 10809;
+  return 0;
+}

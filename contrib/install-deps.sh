@@ -1,0 +1,12 @@
+#!/bin/sh
+# Install everything sgblk needs to build, test and benchmark on Debian 12
+# (bookworm).  Run as root.  Used by README's set-up commands and CI.
+set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+  build-essential autoconf automake pkg-config gcc clang \
+  liblz4-dev libfuse3-dev fuse3 libcmocka-dev \
+  libnbd-bin python3-libnbd nbdkit qemu-utils fio \
+  mandoc jq valgrind e2fsprogs util-linux procps python3 \
+  ca-certificates >/dev/null

@@ -1,0 +1,124 @@
+# Helpers for sgblk's shell tests: start and stop the daemon, clean up,
+# skip with a reason.  Source it first thing:  . "${srcdir:-.}/tests/functions.sh"
+#
+# Every test gets its own scratch directory $tmp (removed at exit), and
+# every daemon it starts is killed at exit even if the test fails.
+
+set -e
+set -u
+
+: "${SGBLKD:=${top_builddir:-.}/sgblkd}"
+# nbdsh runs "python3 -m nbd"; a python3 earlier on PATH (a virtualenv,
+# pyenv) may not have Debian's libnbd bindings, while /usr/bin's does.
+if ! python3 -c 'import nbd' 2>/dev/null &&
+   /usr/bin/python3 -c 'import nbd' 2>/dev/null; then
+  PATH=/usr/bin:$PATH
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sgblk-test.XXXXXX")
+_cleanup_fns=()
+_daemons=()
+
+cleanup_fn () { _cleanup_fns+=("$*"); }
+
+_run_cleanup ()
+{
+  local status=$? i
+  set +e
+  for (( i=${#_cleanup_fns[@]}-1; i>=0; i-- )); do eval "${_cleanup_fns[$i]}"; done
+  for pid in "${_daemons[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
+    for f in "$tmp"/*.log; do
+      [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }
+    done
+  fi
+  rm -rf "$tmp"
+  exit "$status"
+}
+trap _run_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# skip REASON: exit 77, which automake reports as SKIP, saying why.
+skip () { echo "SKIP: $*"; exit 77; }
+
+# requires CMD...: skip unless each command exists.
+requires ()
+{
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || skip "'$c' is not installed"
+  done
+}
+
+fail () { echo "FAIL: $*" >&2; exit 1; }
+
+# start_sgblkd NAME [ARGS...]: run sgblkd in the foreground (as a child)
+# on the Unix socket $tmp/NAME.sock with ARGS; sets $sock, $uri and
+# $pid_NAME, logs to $tmp/NAME.log.  Returns once the socket answers.
+start_sgblkd ()
+{
+  local name=$1; shift
+  sock=$tmp/$name.sock
+  uri="nbd+unix:///?socket=$sock"
+  "$SGBLKD" -f -U "$sock" "$@" >"$tmp/$name.log" 2>&1 &
+  local pid=$!
+  _daemons+=("$pid")
+  eval "pid_$name=$pid"
+  wait_for_socket "$sock" "$pid" "$tmp/$name.log"
+}
+
+# wait_for_socket SOCK PID LOG: up to 10 s for the daemon to listen.
+wait_for_socket ()
+{
+  local i
+  for i in $(seq 100); do
+    [ -S "$1" ] && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; fail "sgblkd exited at start-up"; }
+    sleep 0.1
+  done
+  cat "$3" >&2
+  fail "sgblkd did not listen on $1 within 10 s"
+}
+
+# stop_sgblkd NAME [SIGNAL]: signal the daemon (TERM by default), wait for
+# it, and fail unless it exits 0 within 30 s.
+stop_sgblkd ()
+{
+  local name=$1 sig=${2:-TERM} pid i
+  eval "pid=\$pid_$name"
+  kill -"$sig" "$pid"
+  for i in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && fail "sgblkd ($name) still running 30 s after SIG$sig"
+  local status=0
+  wait "$pid" || status=$?
+  [ "$status" -eq 0 ] || { cat "$tmp/$name.log" >&2; fail "sgblkd ($name) exited with status $status after SIG$sig"; }
+}
+
+# random_file PATH SIZE_MIB: incompressible test data.
+random_file () { head -c "$(( $2 * 1024 * 1024 ))" /dev/urandom >"$1"; }
+
+# start_sgblkd_tcp NAME [ARGS...]: like start_sgblkd, on a free TCP port
+# of 127.0.0.1; sets $port and $url (nbd://127.0.0.1:PORT).
+start_sgblkd_tcp ()
+{
+  local name=$1; shift
+  local try pid i
+  for try in $(seq 10); do
+    port=$(shuf -i 20000-60000 -n 1)
+    "$SGBLKD" -f -p "$port" -b 127.0.0.1 "$@" >"$tmp/$name.log" 2>&1 &
+    pid=$!
+    _daemons+=("$pid")
+    for i in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      grep -q "listening on 127.0.0.1:$port" "$tmp/$name.log" && {
+        eval "pid_$name=$pid"; url="nbd://127.0.0.1:$port"; return 0; }
+      sleep 0.1
+    done
+    grep -q "Address already in use" "$tmp/$name.log" || break
+  done
+  cat "$tmp/$name.log" >&2
+  fail "sgblkd did not listen on TCP"
+}

@@ -1,0 +1,271 @@
+/* Command-line parsing: every usage error gives one clear line and the
+ * parser refuses it; good command lines give the documented defaults. */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static char errbuf[4096];
+
+/* Parse a NULL-terminated list of words; returns cli_parse's result and
+ * leaves what it printed in errbuf. */
+static int
+parse (struct cli_options *o, ...)
+{
+  char *argv[32];
+  int argc = 0;
+  va_list ap;
+  FILE *err = fmemopen (errbuf, sizeof errbuf, "w");
+
+  assert_non_null (err);
+  argv[argc++] = (char *) "sgblkd";
+  va_start (ap, o);
+  for (char *w; (w = va_arg (ap, char *)) != NULL; )
+    argv[argc++] = w;
+  va_end (ap);
+  argv[argc] = NULL;
+  memset (errbuf, 0, sizeof errbuf);
+  int r = cli_parse (argc, argv, o, err);
+  fclose (err);
+  return r;
+}
+
+static void
+assert_usage_error (const char *needle)
+{
+  assert_non_null (strstr (errbuf, needle));
+  /* One line of error plus the hint line. */
+  assert_non_null (strstr (errbuf, "Try 'sgblkd --help'"));
+}
+
+static void
+no_arguments_give_a_1g_memory_disk_on_tcp_localhost (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, NULL), 0);
+  assert_null (o.file);
+  assert_int_equal (o.size, 1ull << 30);
+  assert_int_equal (o.port, 10809);
+  assert_string_equal (o.bind, "127.0.0.1");
+  assert_string_equal (o.export_name, "");
+  assert_int_equal (o.block_size, 512);
+  assert_false (o.read_only);
+  assert_false (o.foreground);
+}
+
+static void
+unix_socket_alone_opens_no_tcp_port (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "-U", "/tmp/s", "--size", "64M", NULL), 0);
+  assert_int_equal (o.nunix, 1);
+  assert_string_equal (o.unix_paths[0], "/tmp/s");
+  assert_int_equal (o.port, -1);
+  assert_int_equal (o.size, 64ull << 20);
+}
+
+static void
+unix_and_tcp_can_be_given_together (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "-U", "/tmp/s", "-p", "10900", "-b", "::1", NULL), 0);
+  assert_int_equal (o.nunix, 1);
+  assert_int_equal (o.port, 10900);
+  assert_string_equal (o.bind, "::1");
+}
+
+static void
+size_suffixes_are_powers_of_1024 (void **state)
+{
+  uint64_t v;
+
+  assert_int_equal (cli_parse_size ("4096", &v), 0); assert_int_equal (v, 4096);
+  assert_int_equal (cli_parse_size ("8K", &v), 0);   assert_int_equal (v, 8192);
+  assert_int_equal (cli_parse_size ("3m", &v), 0);   assert_int_equal (v, 3ull << 20);
+  assert_int_equal (cli_parse_size ("2G", &v), 0);   assert_int_equal (v, 2ull << 30);
+  assert_int_equal (cli_parse_size ("2GiB", &v), 0); assert_int_equal (v, 2ull << 30);
+  assert_int_equal (cli_parse_size ("1T", &v), 0);   assert_int_equal (v, 1ull << 40);
+  assert_int_equal (cli_parse_size ("", &v), -1);
+  assert_int_equal (cli_parse_size ("-1G", &v), -1);
+  assert_int_equal (cli_parse_size ("1X", &v), -1);
+  assert_int_equal (cli_parse_size ("1Gx", &v), -1);
+  assert_int_equal (cli_parse_size ("99999999999T", &v), -1);
+}
+
+static void
+zero_size_is_refused (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "--size", "0", NULL), -1);
+  assert_usage_error ("size must not be zero");
+}
+
+static void
+unparsable_size_is_refused (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "-s", "lots", NULL), -1);
+  assert_usage_error ("invalid size 'lots'");
+}
+
+static void
+size_not_a_multiple_of_the_block_size_is_refused (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "-s", "1000", NULL), -1);
+  assert_usage_error ("not a multiple of the block size 512");
+  assert_int_equal (parse (&o, "-s", "6K", "-B", "4096", NULL), -1);
+  assert_usage_error ("not a multiple of the block size 4096");
+  assert_int_equal (parse (&o, "-s", "8K", "-B", "4096", NULL), 0);
+}
+
+static void
+block_size_other_than_512_or_4096_is_refused (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "-B", "1024", NULL), -1);
+  assert_usage_error ("invalid block size '1024'");
+}
+
+static void
+unknown_options_are_named (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "--frobnicate", NULL), -1);
+  assert_usage_error ("unknown option '--frobnicate'");
+  assert_int_equal (parse (&o, "-x", NULL), -1);
+  assert_usage_error ("unknown option '-x'");
+}
+
+static void
+missing_option_argument_is_named (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "--unix", NULL), -1);
+  assert_usage_error ("needs an argument");
+  assert_int_equal (parse (&o, "-p", NULL), -1);
+  assert_usage_error ("needs an argument");
+}
+
+static void
+bad_port_and_thread_counts_are_refused (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "-p", "0", NULL), -1);
+  assert_usage_error ("invalid port '0'");
+  assert_int_equal (parse (&o, "-p", "70000", NULL), -1);
+  assert_usage_error ("invalid port '70000'");
+  assert_int_equal (parse (&o, "-t", "0", NULL), -1);
+  assert_usage_error ("invalid thread count '0'");
+}
+
+static void
+size_with_file_needs_create (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "-s", "1G", "disk.img", NULL), -1);
+  assert_usage_error ("only sets the size for --create");
+  assert_int_equal (parse (&o, "--create", "disk.img", NULL), -1);
+  assert_usage_error ("--create needs --size");
+  assert_int_equal (parse (&o, "--create", "-s", "1G", "disk.img", NULL), 0);
+  assert_true (o.create);
+  assert_string_equal (o.file, "disk.img");
+}
+
+static void
+two_files_are_refused (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "a.img", "b.img", NULL), -1);
+  assert_usage_error ("unexpected argument 'b.img'");
+}
+
+static void
+memory_only_options_with_a_file_are_refused (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "--mem-limit", "1G", "a.img", NULL), -1);
+  assert_usage_error ("--mem-limit applies to the in-memory disk");
+  assert_int_equal (parse (&o, "--direct", NULL), -1);
+  assert_usage_error ("--direct needs FILE");
+}
+
+static void
+help_and_version_stop_parsing (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "--help", NULL), 0);
+  assert_true (o.help);
+  assert_int_equal (parse (&o, "-V", NULL), 0);
+  assert_true (o.version);
+}
+
+static void
+help_text_lists_every_long_option (void **state)
+{
+  static const char *const opts[] = {
+    "--size", "--create", "--direct", "--mem-limit", "--read-only",
+    "--block-size", "--unix", "--port", "--bind", "--export-name",
+    "--threads", "--foreground", "--pidfile", "--verbose", "--version",
+    "--help",
+  };
+  char buf[8192] = "";
+  FILE *f = fmemopen (buf, sizeof buf - 1, "w");
+
+  cli_usage (f);
+  fclose (f);
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    struct cli_options o;
+    assert_non_null (strstr (buf, opts[i]));
+    /* ... and the parser knows it. */
+    (void) parse (&o, opts[i], "4096", NULL);
+    assert_null (strstr (errbuf, "unknown option"));
+  }
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (no_arguments_give_a_1g_memory_disk_on_tcp_localhost),
+    cmocka_unit_test (unix_socket_alone_opens_no_tcp_port),
+    cmocka_unit_test (unix_and_tcp_can_be_given_together),
+    cmocka_unit_test (size_suffixes_are_powers_of_1024),
+    cmocka_unit_test (zero_size_is_refused),
+    cmocka_unit_test (unparsable_size_is_refused),
+    cmocka_unit_test (size_not_a_multiple_of_the_block_size_is_refused),
+    cmocka_unit_test (block_size_other_than_512_or_4096_is_refused),
+    cmocka_unit_test (unknown_options_are_named),
+    cmocka_unit_test (missing_option_argument_is_named),
+    cmocka_unit_test (bad_port_and_thread_counts_are_refused),
+    cmocka_unit_test (size_with_file_needs_create),
+    cmocka_unit_test (two_files_are_refused),
+    cmocka_unit_test (memory_only_options_with_a_file_are_refused),
+    cmocka_unit_test (help_and_version_stop_parsing),
+    cmocka_unit_test (help_text_lists_every_long_option),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
