@@ -60,7 +60,7 @@ struct store_ops {
 
 struct store {
   const struct store_ops *ops;
-  uint64_t size;      /* bytes, a multiple of 4096 */
+  uint64_t size;      /* bytes, a multiple of 512 (callers check) */
   unsigned caps;      /* STORE_CAP_* */
 };
 
