@@ -157,6 +157,8 @@ uint32_t scsi_lu_block_size (const struct scsi_lu *lu);
 struct store *scsi_lu_store (const struct scsi_lu *lu);
 /* While stopping, media access commands fail NOT READY (2/04/xx). */
 void scsi_lu_set_stopping (struct scsi_lu *lu, bool stopping);
+/* D_SENSE: report every error in descriptor format (fixed by default). */
+void scsi_lu_set_descriptor_sense (struct scsi_lu *lu, bool on);
 void scsi_lu_get_stats (struct scsi_lu *lu, struct scsi_lu_stats *st);
 
 /* Execute one command; returns its status (cmd->status).  Media errors

@@ -1,1 +1,286 @@
-/* placeholder: being written */
+/* The fixed newstyle handshake.
+ *
+ * The server greets, the client answers with its flags, then sends
+ * options until one of them (EXPORT_NAME, or GO with a good export) moves
+ * the connection to transmission.  Every option is length-checked before
+ * its payload is trusted; a payload over OPT_MAX bytes, a bad magic or a
+ * short read ends the connection with one log line.  The socket has a
+ * receive timeout meanwhile, so a silent client cannot hold it forever.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+
+#define OPT_MAX 65536u
+#define META_CONTEXT_ID 1u
+#define BASE_ALLOCATION "base:allocation"
+
+static int
+send_reply (struct nbd_conn *c, uint32_t opt, uint32_t type,
+            const void *data, uint32_t len)
+{
+  uint8_t h[20];
+
+  wr64 (h, NBD_REP_MAGIC);
+  wr32 (h + 8, opt);
+  wr32 (h + 12, type);
+  wr32 (h + 16, len);
+  struct iovec iov[2] = { { h, sizeof h }, { (void *) data, len } };
+  return nbd_writev_full (c->fd, iov, len ? 2 : 1);
+}
+
+static struct nbd_export *
+find_export (struct nbd_conn *c, const char *name, size_t len)
+{
+  for (unsigned i = 0; i < c->srv->cfg.nexports; i++) {
+    struct nbd_export *e = &c->srv->exports[i];
+    if (strlen (e->name) == len && memcmp (e->name, name, len) == 0)
+      return e;
+  }
+  return NULL;
+}
+
+static int
+send_info_export (struct nbd_conn *c, uint32_t opt, struct nbd_export *e)
+{
+  uint8_t d[12];
+
+  wr16 (d, NBD_INFO_EXPORT);
+  wr64 (d + 2, scsi_lu_nblocks (e->lu) * scsi_lu_block_size (e->lu));
+  wr16 (d + 10, nbd_export_tflags (e));
+  return send_reply (c, opt, NBD_REP_INFO, d, sizeof d);
+}
+
+/* NBD_OPT_INFO and NBD_OPT_GO.  Returns 1 to start transmission (GO on a
+ * known export), 0 to go on negotiating, -1 to close. */
+static int
+opt_info_go (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
+{
+  uint32_t nlen;
+  uint16_t nreq;
+  struct nbd_export *e;
+  bool want_name = false, want_desc = false;
+
+  if (len < 6 || (nlen = rd32 (p)) > len - 6 ||
+      (nreq = rd16 (p + 4 + nlen), len != 6 + nlen + 2u * nreq))
+    return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0) == -1 ? -1 : 0;
+  for (unsigned i = 0; i < nreq; i++) {
+    uint16_t t = rd16 (p + 6 + nlen + 2 * i);
+    if (t == NBD_INFO_NAME) want_name = true;
+    if (t == NBD_INFO_DESCRIPTION) want_desc = true;
+  }
+  e = find_export (c, (const char *) p + 4, nlen);
+  if (e == NULL) {
+    static const char msg[] = "no such export";
+    return send_reply (c, opt, NBD_REP_ERR_UNKNOWN, msg, sizeof msg - 1) == -1 ? -1 : 0;
+  }
+  if (want_name) {
+    size_t n = strlen (e->name);
+    uint8_t d[2 + 4096];
+    wr16 (d, NBD_INFO_NAME);
+    memcpy (d + 2, e->name, n);
+    if (send_reply (c, opt, NBD_REP_INFO, d, (uint32_t) (2 + n)) == -1)
+      return -1;
+  }
+  if (want_desc && e->description) {
+    size_t n = strlen (e->description);
+    uint8_t d[2 + 4096];
+    if (n > 4096) n = 4096;
+    wr16 (d, NBD_INFO_DESCRIPTION);
+    memcpy (d + 2, e->description, n);
+    if (send_reply (c, opt, NBD_REP_INFO, d, (uint32_t) (2 + n)) == -1)
+      return -1;
+  }
+  /* Block sizes are always sent: the minimum protects the client from
+   * read-modify-write, the maximum bounds READ and WRITE payloads. */
+  uint8_t bs[14];
+  wr16 (bs, NBD_INFO_BLOCK_SIZE);
+  wr32 (bs + 2, scsi_lu_block_size (e->lu));
+  wr32 (bs + 6, 4096);
+  wr32 (bs + 10, NBD_MAX_PAYLOAD);
+  if (send_reply (c, opt, NBD_REP_INFO, bs, sizeof bs) == -1 ||
+      send_info_export (c, opt, e) == -1 ||
+      send_reply (c, opt, NBD_REP_ACK, NULL, 0) == -1)
+    return -1;
+  if (opt == NBD_OPT_GO) {
+    c->exp = e;
+    return 1;
+  }
+  return 0;
+}
+
+/* LIST_META_CONTEXT and SET_META_CONTEXT: only base:allocation exists. */
+static int
+opt_meta_context (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
+{
+  uint32_t nlen, nq, pos;
+  bool match = false;
+
+  if (opt == NBD_OPT_SET_META_CONTEXT && !c->structured)
+    return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+  if (len < 8 || (nlen = rd32 (p)) > len - 8)
+    return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+  nq = rd32 (p + 4 + nlen);
+  pos = 8 + nlen;
+  for (uint32_t i = 0; i < nq; i++) {
+    uint32_t qlen;
+    if (len - pos < 4 || (qlen = rd32 (p + pos)) > len - pos - 4)
+      return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+    const char *q = (const char *) p + pos + 4;
+    if ((qlen == strlen (BASE_ALLOCATION) && memcmp (q, BASE_ALLOCATION, qlen) == 0) ||
+        (opt == NBD_OPT_LIST_META_CONTEXT && qlen == 5 && memcmp (q, "base:", 5) == 0))
+      match = true;
+    pos += 4 + qlen;
+  }
+  if (pos != len)
+    return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+  if (find_export (c, (const char *) p + 4, nlen) == NULL)
+    return send_reply (c, opt, NBD_REP_ERR_UNKNOWN, NULL, 0);
+  if (nq == 0 && opt == NBD_OPT_LIST_META_CONTEXT)
+    match = true;                       /* an empty query lists everything */
+  if (opt == NBD_OPT_SET_META_CONTEXT)
+    c->base_allocation = match;
+  if (match) {
+    uint8_t d[4 + sizeof BASE_ALLOCATION];
+    wr32 (d, META_CONTEXT_ID);
+    memcpy (d + 4, BASE_ALLOCATION, strlen (BASE_ALLOCATION));
+    if (send_reply (c, opt, NBD_REP_META_CONTEXT, d,
+                    (uint32_t) (4 + strlen (BASE_ALLOCATION))) == -1)
+      return -1;
+  }
+  return send_reply (c, opt, NBD_REP_ACK, NULL, 0);
+}
+
+static int
+fail (struct nbd_conn *c, const char *what)
+{
+  log_warn ("%s: handshake failed: %s", c->peer, what);
+  NSTAT_INC (c->srv, handshake_failures);
+  return -1;
+}
+
+int
+nbd_handshake (struct nbd_conn *c)
+{
+  uint8_t g[18], cf[4], oh[16];
+  uint8_t *payload = NULL;
+  int r = -1;
+
+  wr64 (g, NBD_MAGIC);
+  wr64 (g + 8, NBD_IHAVEOPT);
+  wr16 (g + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  if (nbd_write_full (c->fd, g, sizeof g) == -1)
+    return fail (c, "cannot send the greeting");
+  if (nbd_read_full (c, cf, 4) == -1)
+    return fail (c, "no client flags");
+  uint32_t cflags = rd32 (cf);
+  if (!(cflags & NBD_FLAG_C_FIXED_NEWSTYLE))
+    return fail (c, "client does not speak fixed newstyle");
+  if (cflags & ~(uint32_t) (NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES))
+    return fail (c, "unknown client flags");
+  c->no_zeroes = (cflags & NBD_FLAG_C_NO_ZEROES) != 0;
+
+  payload = malloc (OPT_MAX);
+  if (payload == NULL)
+    return fail (c, "out of memory");
+  for (;;) {
+    if (nbd_read_full (c, oh, sizeof oh) == -1) {
+      fail (c, "connection lost during option negotiation");
+      goto out;
+    }
+    if (rd64 (oh) != NBD_IHAVEOPT) {
+      fail (c, "bad option magic");
+      goto out;
+    }
+    uint32_t opt = rd32 (oh + 8), len = rd32 (oh + 12);
+    if (len > OPT_MAX) {
+      fail (c, "option payload too large");
+      goto out;
+    }
+    if (nbd_read_full (c, payload, len) == -1) {
+      fail (c, "option payload truncated");
+      goto out;
+    }
+    if (atomic_load (&c->srv->stopping)) {
+      send_reply (c, opt, NBD_REP_ERR_SHUTDOWN, NULL, 0);
+      goto out;
+    }
+    int s = 0;
+    switch (opt) {
+    case NBD_OPT_EXPORT_NAME: {
+      struct nbd_export *e = find_export (c, (const char *) payload, len);
+      if (e == NULL) {
+        fail (c, "unknown export name");
+        goto out;
+      }
+      uint8_t d[10 + 124] = { 0 };
+      wr64 (d, scsi_lu_nblocks (e->lu) * scsi_lu_block_size (e->lu));
+      wr16 (d + 8, nbd_export_tflags (e));
+      if (nbd_write_full (c->fd, d, c->no_zeroes ? 10 : sizeof d) == -1)
+        goto out;
+      c->exp = e;
+      r = 0;
+      goto out;
+    }
+    case NBD_OPT_ABORT:
+      send_reply (c, opt, NBD_REP_ACK, NULL, 0);
+      goto out;
+    case NBD_OPT_LIST:
+      if (len != 0) {
+        s = send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+        break;
+      }
+      for (unsigned i = 0; i < c->srv->cfg.nexports && s == 0; i++) {
+        const char *name = c->srv->exports[i].name;
+        uint8_t d[4 + 4096];
+        size_t n = strlen (name);
+        wr32 (d, (uint32_t) n);
+        memcpy (d + 4, name, n);
+        s = send_reply (c, opt, NBD_REP_SERVER, d, (uint32_t) (4 + n));
+      }
+      if (s == 0)
+        s = send_reply (c, opt, NBD_REP_ACK, NULL, 0);
+      break;
+    case NBD_OPT_STARTTLS: {
+      static const char msg[] = "TLS is not available on this server";
+      s = send_reply (c, opt, NBD_REP_ERR_POLICY, msg, sizeof msg - 1);
+      break;
+    }
+    case NBD_OPT_INFO:
+    case NBD_OPT_GO:
+      s = opt_info_go (c, opt, payload, len);
+      if (s == 1) {
+        r = 0;
+        goto out;
+      }
+      break;
+    case NBD_OPT_STRUCTURED_REPLY:
+      if (len != 0)
+        s = send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+      else {
+        c->structured = true;
+        s = send_reply (c, opt, NBD_REP_ACK, NULL, 0);
+      }
+      break;
+    case NBD_OPT_LIST_META_CONTEXT:
+    case NBD_OPT_SET_META_CONTEXT:
+      s = opt_meta_context (c, opt, payload, len);
+      break;
+    default:
+      s = send_reply (c, opt, NBD_REP_ERR_UNSUP, NULL, 0);
+      break;
+    }
+    if (s == -1) {
+      fail (c, "cannot send an option reply");
+      goto out;
+    }
+  }
+ out:
+  free (payload);
+  return r;
+}

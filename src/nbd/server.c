@@ -1,1 +1,431 @@
-/* placeholder: being written */
+/* The NBD server: listening sockets, the acceptor thread, the worker pool
+ * and the list of connections.
+ *
+ * The worker queue is a FIFO of jobs under one mutex; a worker takes one
+ * job at a time and runs it to completion, reply included, so replies go
+ * out in completion order and a slow request holds up only its worker.
+ * Stopping is one-way: stop accepting, mark stopping (requests read from
+ * now on get ESHUTDOWN), shut the read side of every connection so its
+ * reader ends and runs its cleanup, wait for the connections to go, then
+ * let the workers drain the queue and exit.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "log.h"
+
+struct nbd_server *
+nbd_server_create (const struct nbd_server_config *cfg)
+{
+  struct nbd_server *s;
+
+  if (cfg == NULL || cfg->nexports == 0 || cfg->exports == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  s = calloc (1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->cfg = *cfg;
+  s->exports = cfg->exports;
+  if (s->cfg.threads == 0) {
+    long n = sysconf (_SC_NPROCESSORS_ONLN);
+    s->cfg.threads = n > 0 ? (unsigned) n : 1;
+  }
+  s->rmw_locks = calloc (cfg->nexports, sizeof *s->rmw_locks);
+  if (s->rmw_locks == NULL || pipe2 (s->stop_pipe, O_CLOEXEC) == -1) {
+    free (s->rmw_locks);
+    free (s);
+    return NULL;
+  }
+  for (unsigned i = 0; i < cfg->nexports; i++)
+    pthread_rwlock_init (&s->rmw_locks[i], NULL);
+  pthread_mutex_init (&s->qlock, NULL);
+  pthread_cond_init (&s->qcond, NULL);
+  pthread_mutex_init (&s->clock, NULL);
+  pthread_cond_init (&s->ccond, NULL);
+  return s;
+}
+
+pthread_rwlock_t *
+nbd_export_rmw_lock (struct nbd_server *s, const struct nbd_export *e)
+{
+  return &s->rmw_locks[e - s->exports];
+}
+
+static int
+add_listener (struct nbd_server *s, int fd, const char *unix_path)
+{
+  if (s->nlisten == sizeof s->listen_fds / sizeof s->listen_fds[0]) {
+    close (fd);
+    errno = EMFILE;
+    return -1;
+  }
+  s->listen_fds[s->nlisten] = fd;
+  s->unix_paths[s->nlisten] = unix_path ? strdup (unix_path) : NULL;
+  s->nlisten++;
+  return 0;
+}
+
+int
+nbd_server_listen_unix (struct nbd_server *s, const char *path)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  int fd;
+
+  if (strlen (path) >= sizeof sa.sun_path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy (sa.sun_path, path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    return -1;
+  if (bind (fd, (struct sockaddr *) &sa, sizeof sa) == -1) {
+    int e = errno;
+    struct stat st;
+    if (e != EADDRINUSE || stat (path, &st) == -1 || !S_ISSOCK (st.st_mode)) {
+      close (fd);
+      errno = e;
+      return -1;
+    }
+    /* The path exists: is somebody listening there? */
+    int probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int live = probe >= 0 && connect (probe, (struct sockaddr *) &sa, sizeof sa) == 0;
+    if (probe >= 0)
+      close (probe);
+    if (live) {
+      close (fd);
+      errno = EADDRINUSE;               /* never take over a live server's socket */
+      return -1;
+    }
+    unlink (path);                      /* stale, from a server that died */
+    if (bind (fd, (struct sockaddr *) &sa, sizeof sa) == -1) {
+      e = errno;
+      close (fd);
+      errno = e;
+      return -1;
+    }
+  }
+  if (listen (fd, 128) == -1) {
+    int e = errno;
+    close (fd);
+    unlink (path);
+    errno = e;
+    return -1;
+  }
+  return add_listener (s, fd, path);
+}
+
+int
+nbd_server_listen_tcp (struct nbd_server *s, const char *addr, int port)
+{
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                            .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+  struct addrinfo *res, *ai;
+  char portstr[16];
+  int fd = -1, e = EADDRNOTAVAIL, r;
+
+  snprintf (portstr, sizeof portstr, "%d", port);
+  r = getaddrinfo (addr, portstr, &hints, &res);
+  if (r != 0) {
+    errno = r == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
+    return -1;
+  }
+  for (ai = res; ai; ai = ai->ai_next) {
+    int one = 1;
+    fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd == -1) {
+      e = errno;
+      continue;
+    }
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind (fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen (fd, 128) == 0)
+      break;
+    e = errno;
+    close (fd);
+    fd = -1;
+  }
+  freeaddrinfo (res);
+  if (fd == -1) {
+    errno = e;
+    return -1;
+  }
+  return add_listener (s, fd, NULL);
+}
+
+int
+nbd_server_add_connection (struct nbd_server *s, int fd)
+{
+  struct nbd_conn *c;
+  pthread_t t;
+  pthread_attr_t attr;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+
+  if (atomic_load (&s->stopping)) {
+    close (fd);
+    errno = ESHUTDOWN;
+    return -1;
+  }
+  c = calloc (1, sizeof *c);
+  if (c == NULL || (c->rx = malloc (NBD_RXBUF)) == NULL) {
+    free (c);
+    close (fd);
+    errno = ENOMEM;
+    return -1;
+  }
+  c->srv = s;
+  c->fd = fd;
+  c->state = NBD_CONN_HANDSHAKE;
+  pthread_mutex_init (&c->send_lock, NULL);
+  pthread_mutex_init (&c->lock, NULL);
+  pthread_cond_init (&c->cond, NULL);
+  for (int i = NBD_JOBS_PER_CONN - 1; i >= 0; i--) {
+    c->jobs[i].next = c->free_jobs;
+    c->free_jobs = &c->jobs[i];
+  }
+  strcpy (c->peer, "unknown peer");
+  if (getpeername (fd, (struct sockaddr *) &ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+      char host[INET6_ADDRSTRLEN], serv[8];
+      int one = 1;
+      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (getnameinfo ((struct sockaddr *) &ss, sl, host, sizeof host, serv,
+                       sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf (c->peer, sizeof c->peer, "%s:%s", host, serv);
+    }
+    else
+      snprintf (c->peer, sizeof c->peer, "unix client fd %d", fd);
+  }
+
+  pthread_mutex_lock (&s->clock);
+  c->next_conn = s->conns;
+  s->conns = c;
+  s->nconns++;
+  pthread_mutex_unlock (&s->clock);
+  NSTAT_INC (s, connections_total);
+  log_debug ("%s: connected", c->peer);
+
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create (&t, &attr, nbd_conn_thread, c) != 0) {
+    pthread_attr_destroy (&attr);
+    pthread_mutex_lock (&s->clock);
+    for (struct nbd_conn **pp = &s->conns; *pp; pp = &(*pp)->next_conn)
+      if (*pp == c) { *pp = c->next_conn; break; }
+    s->nconns--;
+    pthread_mutex_unlock (&s->clock);
+    close (fd);
+    free (c->rx);
+    free (c);
+    errno = EAGAIN;
+    return -1;
+  }
+  pthread_attr_destroy (&attr);
+  return 0;
+}
+
+void
+nbd_queue_job (struct nbd_server *s, struct nbd_job *j)
+{
+  j->next = NULL;
+  pthread_mutex_lock (&s->qlock);
+  if (s->qtail)
+    s->qtail->next = j;
+  else
+    s->qhead = j;
+  s->qtail = j;
+  pthread_cond_signal (&s->qcond);
+  pthread_mutex_unlock (&s->qlock);
+}
+
+static void *
+worker (void *arg)
+{
+  struct nbd_server *s = arg;
+
+  pthread_mutex_lock (&s->qlock);
+  for (;;) {
+    struct nbd_job *j = s->qhead;
+    if (j == NULL) {
+      if (s->workers_exit)
+        break;
+      pthread_cond_wait (&s->qcond, &s->qlock);
+      continue;
+    }
+    s->qhead = j->next;
+    if (s->qhead == NULL)
+      s->qtail = NULL;
+    pthread_mutex_unlock (&s->qlock);
+    nbd_job_run (j);
+    pthread_mutex_lock (&s->qlock);
+  }
+  pthread_mutex_unlock (&s->qlock);
+  return NULL;
+}
+
+static void *
+acceptor (void *arg)
+{
+  struct nbd_server *s = arg;
+  struct pollfd pfd[9];
+  unsigned n = s->nlisten;
+
+  for (unsigned i = 0; i < n; i++)
+    pfd[i] = (struct pollfd) { .fd = s->listen_fds[i], .events = POLLIN };
+  pfd[n] = (struct pollfd) { .fd = s->stop_pipe[0], .events = POLLIN };
+  for (;;) {
+    if (poll (pfd, n + 1, -1) == -1) {
+      if (errno == EINTR)
+        continue;
+      log_error ("accept loop: poll: %m");
+      return NULL;
+    }
+    if (pfd[n].revents)
+      return NULL;
+    for (unsigned i = 0; i < n; i++) {
+      if (!(pfd[i].revents & POLLIN))
+        continue;
+      int fd = accept4 (pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
+      if (fd == -1) {
+        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+          log_warn ("accept: %m");
+          /* Out of descriptors: back off rather than spin. */
+          struct timespec ts = { 0, 100000000 };
+          nanosleep (&ts, NULL);
+        }
+        continue;
+      }
+      if (nbd_server_add_connection (s, fd) == -1)
+        log_warn ("cannot serve a new connection: %m");
+    }
+  }
+}
+
+int
+nbd_server_start (struct nbd_server *s)
+{
+  if (s->started)
+    return 0;
+  s->workers = calloc (s->cfg.threads, sizeof *s->workers);
+  if (s->workers == NULL)
+    return -1;
+  for (unsigned i = 0; i < s->cfg.threads; i++) {
+    if (pthread_create (&s->workers[i], NULL, worker, s) != 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+    s->nworkers++;
+  }
+  if (s->nlisten > 0) {
+    if (pthread_create (&s->acceptor, NULL, acceptor, s) != 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+    s->acceptor_started = true;
+  }
+  s->started = true;
+  return 0;
+}
+
+int
+nbd_server_stop (struct nbd_server *s)
+{
+  if (s->stopped)
+    return 0;
+  atomic_store (&s->stopping, true);
+  if (s->acceptor_started) {
+    char b = 1;
+    if (write (s->stop_pipe[1], &b, 1) != 1)
+      log_error ("cannot wake the accept loop: %m");
+    pthread_join (s->acceptor, NULL);
+    s->acceptor_started = false;
+  }
+  /* Stop every reader; each runs its own cleanup. */
+  pthread_mutex_lock (&s->clock);
+  for (struct nbd_conn *c = s->conns; c; c = c->next_conn)
+    shutdown (c->fd, SHUT_RD);
+  while (s->nconns > 0) {
+    unsigned before = s->nconns;
+    struct timespec dl;
+    clock_gettime (CLOCK_REALTIME, &dl);
+    dl.tv_sec += NBD_HANDSHAKE_TIMEOUT + NBD_CLEANUP_TIMEOUT;
+    int r = 0;
+    while (s->nconns == before && r != ETIMEDOUT)
+      r = pthread_cond_timedwait (&s->ccond, &s->clock, &dl);
+    if (r == ETIMEDOUT) {
+      log_error ("stop: %u connections did not finish; exiting without them", s->nconns);
+      break;
+    }
+  }
+  pthread_mutex_unlock (&s->clock);
+  /* Workers finish what is queued, then exit. */
+  pthread_mutex_lock (&s->qlock);
+  s->workers_exit = true;
+  pthread_cond_broadcast (&s->qcond);
+  pthread_mutex_unlock (&s->qlock);
+  for (unsigned i = 0; i < s->nworkers; i++)
+    pthread_join (s->workers[i], NULL);
+  s->nworkers = 0;
+  s->stopped = true;
+  return 0;
+}
+
+void
+nbd_server_get_stats (struct nbd_server *s, struct nbd_server_stats *st)
+{
+  st->connections_total = s->st.connections_total;
+  pthread_mutex_lock (&s->clock);
+  st->connections_open = s->nconns;
+  pthread_mutex_unlock (&s->clock);
+  st->requests = s->st.requests;
+  st->errors = s->st.errors;
+  st->bytes_read = s->st.bytes_read;
+  st->bytes_written = s->st.bytes_written;
+  st->handshake_failures = s->st.handshake_failures;
+  st->cleanup_stuck = s->st.cleanup_stuck;
+}
+
+void
+nbd_server_destroy (struct nbd_server *s)
+{
+  if (s == NULL)
+    return;
+  if (!s->stopped)
+    nbd_server_stop (s);
+  for (unsigned i = 0; i < s->nlisten; i++) {
+    close (s->listen_fds[i]);
+    if (s->unix_paths[i]) {
+      unlink (s->unix_paths[i]);
+      free (s->unix_paths[i]);
+    }
+  }
+  close (s->stop_pipe[0]);
+  close (s->stop_pipe[1]);
+  for (unsigned i = 0; i < s->cfg.nexports; i++)
+    pthread_rwlock_destroy (&s->rmw_locks[i]);
+  free (s->rmw_locks);
+  free (s->workers);
+  pthread_mutex_destroy (&s->qlock);
+  pthread_cond_destroy (&s->qcond);
+  pthread_mutex_destroy (&s->clock);
+  pthread_cond_destroy (&s->ccond);
+  free (s);
+}
