@@ -54,6 +54,17 @@ open_store (const struct cli_options *o)
     return s;
   }
 
+  /* --create makes a missing file; an existing one of another size is
+   * somebody's data, and is never resized. */
+  struct stat sb;
+  if (o->create && stat (o->file, &sb) == 0 && S_ISREG (sb.st_mode) &&
+      (uint64_t) sb.st_size != o->size) {
+    log_error ("%s: exists with size %" PRIu64 ", not the --size %" PRIu64
+               " given with --create; refusing to resize it",
+               o->file, (uint64_t) sb.st_size, o->size);
+    return NULL;
+  }
+
   unsigned flags = 0;
   if (o->read_only) flags |= STORE_FILE_READ_ONLY;
   if (o->create) flags |= STORE_FILE_CREATE;

@@ -20,7 +20,7 @@ out=$(io -c 'discard 2112k 64k' -c 'write -z 2176k 64k' -c 'write -z -u 2240k 64
          -c 'read -P 0xab 0 1M')
 echo "$out"
 ! echo "$out" | grep -q 'Pattern verification failed' || fail "pattern mismatch after discard/zero"
-echo "$out" | grep -q 'discarded 65536/65536 bytes' || fail "discard did not complete"
+echo "$out" | grep -q 'discard 65536/65536 bytes' || fail "discard did not complete"
 
 # The unaligned write qemu makes for a sub-sector write is served exactly.
 out=$(io -c 'write -P 0x77 3M 4k' -c 'write -P 0x55 3145729 100' \
