@@ -33,6 +33,7 @@ struct store;
 #define STORE_CAP_FAST_ZERO  0x4u  /* zero is cheaper than writing zeroes */
 #define STORE_CAP_EXTENTS    0x8u  /* extent() reports real holes */
 #define STORE_CAP_READ_ONLY  0x10u /* opened read-only */
+#define STORE_CAP_MEMORY     0x20u /* answers from memory, never waits on I/O */
 
 struct store_stats {
   uint64_t bytes_allocated;   /* memory or disk space in use for data */

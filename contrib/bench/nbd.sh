@@ -37,7 +37,7 @@ run ()
 {
   fio --name=b --ioengine=nbd --uri="$(uri "$1")" --rw="$2" --bs="$3" \
       --iodepth=16 --numjobs=1 --size="$size" --time_based \
-      --runtime="$runtime" --output-format=json >"$tmp/out.json"
+      --runtime="$runtime" --output-format=json --output="$tmp/out.json" >/dev/null
   local dir=read
   case $2 in *write*) dir=write ;; esac
   jq -r ".jobs[0].$dir | \"\(.iops) \(.bw_bytes)\"" "$tmp/out.json"
@@ -66,6 +66,6 @@ for w in "randread 4k iops" "randwrite 4k iops" "write 1M bw"; do
   if [ "$3" = iops ]; then
     printf '| %s %s QD16 | %.0f IOPS | %.0f IOPS | %.2fx |\n' "$1" "$2" "$a" "$b" "$(echo "$a / $b" | bc -l)"
   else
-    printf '| %s %s QD16 | %.2f GB/s | %.2f GB/s | %.2fx |\n' "$1" "$2" "$(echo "$a / 1e9" | bc -l)" "$(echo "$b / 1e9" | bc -l)" "$(echo "$a / $b" | bc -l)"
+    printf '| %s %s QD16 | %.2f GB/s | %.2f GB/s | %.2fx |\n' "$1" "$2" "$(echo "$a / 1000000000" | bc -l)" "$(echo "$b / 1000000000" | bc -l)" "$(echo "$a / $b" | bc -l)"
   fi
 done

@@ -166,6 +166,8 @@ nbd_get_vec (struct nbd_conn *c, size_t len)
   return v;
 }
 
+#define INLINE_MAX (64u * 1024)
+
 static uint16_t
 allowed_flags (uint16_t type)
 {
@@ -290,6 +292,8 @@ nbd_job_finish (struct nbd_job *j)
 static void
 transmission (struct nbd_conn *c)
 {
+  bool memory_store = (scsi_lu_store (c->exp->lu)->caps & STORE_CAP_MEMORY) != 0;
+
   for (;;) {
     if (rx_fill (c, NBD_REQUEST_SIZE) == -1) {
       if (c->rx_end != c->rx_start)
@@ -326,7 +330,18 @@ transmission (struct nbd_conn *c)
       release_job (c, j);
       return;
     }
-    nbd_queue_job (c->srv, j);
+    /* Run a small read or write in this thread rather than wake a worker
+     * for it (a handoff costs more than the work) when the store answers
+     * from memory, or when nothing more is buffered so this thread would
+     * only sleep in recv.  Anything that may block long (flush, trims, big
+     * transfers, a disk store with more requests waiting) goes to the
+     * pool, so those still overlap. */
+    if (j->length <= INLINE_MAX &&
+        (j->type == NBD_CMD_READ || j->type == NBD_CMD_WRITE) &&
+        (memory_store || c->rx_start == c->rx_end))
+      nbd_job_run (j);
+    else
+      nbd_queue_job (c->srv, j);
   }
 }
 

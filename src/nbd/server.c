@@ -29,6 +29,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "sync.h"
 
 struct nbd_server *
 nbd_server_create (const struct nbd_server_config *cfg)
@@ -56,7 +57,7 @@ nbd_server_create (const struct nbd_server_config *cfg)
   }
   for (unsigned i = 0; i < cfg->nexports; i++)
     pthread_rwlock_init (&s->rmw_locks[i], NULL);
-  pthread_mutex_init (&s->qlock, NULL);
+  sync_mutex_init_adaptive (&s->qlock);
   pthread_cond_init (&s->qcond, NULL);
   pthread_mutex_init (&s->clock, NULL);
   pthread_cond_init (&s->ccond, NULL);
@@ -194,8 +195,8 @@ nbd_server_add_connection (struct nbd_server *s, int fd)
   c->srv = s;
   c->fd = fd;
   c->state = NBD_CONN_HANDSHAKE;
-  pthread_mutex_init (&c->send_lock, NULL);
-  pthread_mutex_init (&c->lock, NULL);
+  sync_mutex_init_adaptive (&c->send_lock);
+  sync_mutex_init_adaptive (&c->lock);
   pthread_cond_init (&c->cond, NULL);
   for (int i = NBD_JOBS_PER_CONN - 1; i >= 0; i--) {
     c->jobs[i].next = c->free_jobs;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "sync.h"
 
 struct scsi_cmd_pool {
   pthread_mutex_t lock;
@@ -63,7 +64,7 @@ scsi_cmd_pool_create (const struct scsi_cmd_pool_config *cfg)
     return NULL;
   p->reserve_size = cfg && cfg->reserve ? cfg->reserve : 16;
   p->max_cached = cfg && cfg->max_cached ? cfg->max_cached : 256;
-  pthread_mutex_init (&p->lock, NULL);
+  sync_mutex_init_adaptive (&p->lock);
   pthread_cond_init (&p->returned, NULL);
   for (unsigned i = 0; i < p->reserve_size; i++) {
     struct scsi_cmd *c = new_object ();

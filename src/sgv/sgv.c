@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "sgv.h"
+#include "sync.h"
 
 #define NR_ORDERS (SGV_MAX_ORDER + 1)
 #define DEFAULT_CACHE_LIMIT (64u * 1024 * 1024)
@@ -246,7 +247,7 @@ sgv_pool_create (const struct sgv_pool_config *cfg)
 
   if (p == NULL)
     return NULL;
-  r = pthread_mutex_init (&p->lock, NULL);
+  r = sync_mutex_init_adaptive (&p->lock);
   if (r != 0) {
     free (p);
     errno = r;

@@ -603,6 +603,7 @@ store_memory_create (uint64_t size, uint64_t mem_limit)
   m->limit_pages = mem_limit / PAGE_SIZE;
   m->s.ops = &mem_ops;
   m->s.size = size;
-  m->s.caps = STORE_CAP_TRIM | STORE_CAP_FAST_ZERO | STORE_CAP_EXTENTS;
+  m->s.caps = STORE_CAP_TRIM | STORE_CAP_FAST_ZERO | STORE_CAP_EXTENTS |
+              STORE_CAP_MEMORY;
   return &m->s;
 }

@@ -1,0 +1,26 @@
+/* sync: the one locking helper the modules share.
+ *
+ * The hot locks of the data path (worker queue, pools, a connection's
+ * send lock) are held for a few instructions, so they spin briefly before
+ * sleeping: on a small machine that saves a futex round trip and a context
+ * switch on most contention.
+ */
+#ifndef SGBLK_SYNC_H
+#define SGBLK_SYNC_H
+
+#include <pthread.h>
+
+static inline int
+sync_mutex_init_adaptive (pthread_mutex_t *m)
+{
+  pthread_mutexattr_t a;
+  int r;
+
+  pthread_mutexattr_init (&a);
+  pthread_mutexattr_settype (&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+  r = pthread_mutex_init (m, &a);
+  pthread_mutexattr_destroy (&a);
+  return r;
+}
+
+#endif
