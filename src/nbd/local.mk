@@ -11,14 +11,14 @@ if HAVE_CMOCKA
 check_PROGRAMS += tests/test-nbd-handshake-malformed
 TESTS += tests/test-nbd-handshake-malformed
 VALGRIND_TESTS += tests/test-nbd-handshake-malformed
-tests_test_nbd_handshake_malformed_SOURCES = tests/test-nbd-handshake-malformed.c
+tests_test_nbd_handshake_malformed_SOURCES = tests/test-nbd-handshake-malformed.c tests/nbd-test-client.h
 tests_test_nbd_handshake_malformed_CFLAGS = $(TEST_CFLAGS)
 tests_test_nbd_handshake_malformed_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/test-nbd-requests
 TESTS += tests/test-nbd-requests
 VALGRIND_TESTS += tests/test-nbd-requests
-tests_test_nbd_requests_SOURCES = tests/test-nbd-requests.c
+tests_test_nbd_requests_SOURCES = tests/test-nbd-requests.c tests/nbd-test-client.h
 tests_test_nbd_requests_CFLAGS = $(TEST_CFLAGS)
 tests_test_nbd_requests_LDADD = $(TEST_LDADD)
 
