@@ -68,6 +68,22 @@ in_range (struct scsi_lu *lu, struct scsi_cmd *c, uint64_t lba, uint64_t n)
   return true;
 }
 
+/* Decode a READ/WRITE/VERIFY-family CDB and check its range and size.
+ * Returns false when the command is already complete: failed, or a
+ * transfer of zero blocks (GOOD, nothing to do). */
+static bool
+decode_transfer (struct scsi_lu *lu, struct scsi_cmd *c, struct rw *rw)
+{
+  decode_rw (c->cdb, rw);
+  if (!in_range (lu, c, rw->lba, rw->n) || rw->n == 0)
+    return false;
+  if (((size_t) rw->n << lu->bs_shift) > SCSI_MAX_XFER_BYTES) {
+    scsi_fail_field (lu, c, rw->len_byte, -1);
+    return false;
+  }
+  return true;
+}
+
 /* The iovec covering the first len bytes of the command's buffer; NULL
  * (and the command failed) if the buffer is too short. */
 static const struct iovec *
@@ -98,16 +114,9 @@ sbc_read (struct scsi_lu *lu, struct scsi_cmd *c)
   struct rw rw;
   int cnt;
 
-  decode_rw (c->cdb, &rw);
-  if (!in_range (lu, c, rw.lba, rw.n))
-    return;
-  if (rw.n == 0)
+  if (!decode_transfer (lu, c, &rw))
     return;
   size_t len = (size_t) rw.n << lu->bs_shift;
-  if (len > SCSI_MAX_XFER_BYTES) {
-    scsi_fail_field (lu, c, rw.len_byte, -1);
-    return;
-  }
   iov = buf_iov (lu, c, 0, len, tmp, &cnt, rw.len_byte);
   if (iov == NULL)
     return;
@@ -148,13 +157,8 @@ sbc_write (struct scsi_lu *lu, struct scsi_cmd *c)
 {
   struct rw rw;
 
-  decode_rw (c->cdb, &rw);
-  if (!in_range (lu, c, rw.lba, rw.n) || rw.n == 0)
+  if (!decode_transfer (lu, c, &rw))
     return;
-  if (((size_t) rw.n << lu->bs_shift) > SCSI_MAX_XFER_BYTES) {
-    scsi_fail_field (lu, c, rw.len_byte, -1);
-    return;
-  }
   write_blocks (lu, c, rw.lba, rw.n, 0, rw.fua, rw.len_byte);
 }
 
@@ -219,17 +223,12 @@ sbc_verify (struct scsi_lu *lu, struct scsi_cmd *c)
   struct rw rw;
   unsigned bytchk = (c->cdb[1] >> 1) & 3;
 
-  decode_rw (c->cdb, &rw);
   if (bytchk == 2 || bytchk == 3) {
     scsi_fail_field (lu, c, 1, 2);
     return;
   }
-  if (!in_range (lu, c, rw.lba, rw.n) || rw.n == 0)
+  if (!decode_transfer (lu, c, &rw))
     return;
-  if (((size_t) rw.n << lu->bs_shift) > SCSI_MAX_XFER_BYTES) {
-    scsi_fail_field (lu, c, rw.len_byte, -1);
-    return;
-  }
   if (bytchk && !check_data_out (lu, c, (size_t) rw.n << lu->bs_shift, rw.len_byte))
     return;
   compare_medium (lu, c, rw.lba, rw.n, 0, bytchk == 1);
@@ -240,13 +239,8 @@ sbc_write_verify (struct scsi_lu *lu, struct scsi_cmd *c)
 {
   struct rw rw;
 
-  decode_rw (c->cdb, &rw);
-  if (!in_range (lu, c, rw.lba, rw.n) || rw.n == 0)
+  if (!decode_transfer (lu, c, &rw))
     return;
-  if (((size_t) rw.n << lu->bs_shift) > SCSI_MAX_XFER_BYTES) {
-    scsi_fail_field (lu, c, rw.len_byte, -1);
-    return;
-  }
   if (!write_blocks (lu, c, rw.lba, rw.n, 0, true, rw.len_byte))
     return;
   compare_medium (lu, c, rw.lba, rw.n, 0, true);
