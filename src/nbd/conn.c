@@ -295,6 +295,9 @@ transmission (struct nbd_conn *c)
   bool memory_store = (scsi_lu_store (c->exp->lu)->caps & STORE_CAP_MEMORY) != 0;
 
   for (;;) {
+    /* About to wait for the client: first give it the replies held. */
+    if (c->rx_end - c->rx_start < NBD_REQUEST_SIZE)
+      nbd_flush_replies (c);
     if (rx_fill (c, NBD_REQUEST_SIZE) == -1) {
       if (c->rx_end != c->rx_start)
         log_warn ("%s: connection lost in the middle of a request header", c->peer);
@@ -319,6 +322,7 @@ transmission (struct nbd_conn *c)
     }
     struct nbd_job *j = get_job (c);
     j->conn = c;
+    j->batch_reply = false;
     if (parse_request (c, j, hdr) == -1) {
       log_warn ("%s: connection lost in the middle of a request payload", c->peer);
       atomic_store (&c->dead, true);
@@ -338,8 +342,10 @@ transmission (struct nbd_conn *c)
      * pool, so those still overlap. */
     if (j->length <= INLINE_MAX &&
         (j->type == NBD_CMD_READ || j->type == NBD_CMD_WRITE) &&
-        (memory_store || c->rx_start == c->rx_end))
+        (memory_store || c->rx_start == c->rx_end)) {
+      j->batch_reply = true;
       nbd_job_run (j);
+    }
     else
       nbd_queue_job (c->srv, j);
   }
@@ -352,6 +358,7 @@ cleanup (struct nbd_conn *c)
   bool stuck = false;
 
   c->state = NBD_CONN_DRAINING;
+  nbd_flush_replies (c);               /* replies held for a batch go out first */
   /* (2) Every request in flight completes or is aborted. */
   pthread_mutex_lock (&c->lock);
   while (c->inflight > 0) {

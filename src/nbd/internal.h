@@ -40,6 +40,7 @@ struct nbd_job {
   struct scsi_cmd *cmd;          /* taken when queued */
   struct sgv_vec *vec;           /* the payload or the read data */
   int error;                     /* host errno decided by the reader, 0 = run it */
+  bool batch_reply;              /* run by the reader: small replies may wait in txb */
   struct iovec iov[NBD_MAX_REPLY_IOV];
 };
 
@@ -68,6 +69,10 @@ struct nbd_conn {
   size_t rx_start, rx_end;
 
   pthread_mutex_t send_lock;     /* one reply on the wire at a time */
+  /* Small replies of requests the reader ran itself, sent together when
+   * the reader has nothing more buffered (one sendmsg, not one each). */
+  uint8_t txb[4096];
+  size_t txlen;
 
   pthread_mutex_t lock;          /* jobs free list and in-flight count */
   pthread_cond_t cond;
@@ -119,6 +124,7 @@ int nbd_handshake (struct nbd_conn *c);
 int nbd_read_full (struct nbd_conn *c, void *buf, size_t n);
 int nbd_write_full (int fd, const void *buf, size_t n);
 int nbd_writev_full (int fd, struct iovec *iov, int cnt);
+void nbd_flush_replies (struct nbd_conn *c);
 void *nbd_conn_thread (void *arg);
 /* A vector for len bytes, counted against the connection; waits out a
  * moment of memory shortage.  NULL only while stopping. */

@@ -49,18 +49,48 @@ nbd_export_tflags (const struct nbd_export *e)
 /* ---- Replies ---- */
 
 static void
+send_locked (struct nbd_conn *c, struct iovec *iov, int cnt)
+{
+  if (nbd_writev_full (c->fd, iov, cnt) == -1) {
+    atomic_store (&c->dead, true);
+    shutdown (c->fd, SHUT_RDWR);        /* wake the reader: the peer is gone */
+  }
+}
+
+static void
 send_iov (struct nbd_job *j, struct iovec *iov, int cnt)
 {
   struct nbd_conn *c = j->conn;
 
   if (atomic_load_explicit (&c->dead, memory_order_relaxed))
     return;
-  pthread_mutex_lock (&c->send_lock);
-  if (nbd_writev_full (c->fd, iov, cnt) == -1) {
-    atomic_store (&c->dead, true);
-    shutdown (c->fd, SHUT_RDWR);        /* wake the reader: the peer is gone */
+  /* A small reply of a request the reader ran waits for its fellows;
+   * only the reader touches txb, so it needs no lock. */
+  if (j->batch_reply && cnt == 1 && iov[0].iov_len <= sizeof c->txb) {
+    if (c->txlen + iov[0].iov_len > sizeof c->txb)
+      nbd_flush_replies (c);
+    memcpy (c->txb + c->txlen, iov[0].iov_base, iov[0].iov_len);
+    c->txlen += iov[0].iov_len;
+    return;
   }
+  pthread_mutex_lock (&c->send_lock);
+  send_locked (c, iov, cnt);
   pthread_mutex_unlock (&c->send_lock);
+}
+
+void
+nbd_flush_replies (struct nbd_conn *c)
+{
+  struct iovec iov = { c->txb, c->txlen };
+
+  if (c->txlen == 0)
+    return;
+  if (!atomic_load_explicit (&c->dead, memory_order_relaxed)) {
+    pthread_mutex_lock (&c->send_lock);
+    send_locked (c, &iov, 1);
+    pthread_mutex_unlock (&c->send_lock);
+  }
+  c->txlen = 0;
 }
 
 static void
