@@ -27,6 +27,9 @@ struct cli_options {
   int verbose;
   bool direct;                 /* O_DIRECT on the file store */
   uint64_t mem_limit;          /* 0 = none */
+  uint64_t cache_size;         /* file store cache memory; default 256M */
+  const char *cache_mode;      /* "writeback", "writethrough", "off" */
+  uint32_t cache_block;        /* cache block bytes, 4K..64K, power of two */
   bool help, version;
 };
 

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "cli.h"
 #include "log.h"
 #include "nbd.h"
@@ -41,13 +42,21 @@ struct daemon_state {
   bool pidfile_written;
 };
 
+/* The in-memory disk is the compressed block map with nothing behind it;
+ * a file gets the map as a cache in front of it (unless --cache-mode off). */
 static struct store *
 open_store (const struct cli_options *o)
 {
-  struct store *s;
+  struct cache_config cc = {
+    .block_size = o->cache_block,
+    .mode = CACHE_MODE_WRITEBACK,
+  };
+  struct store *s, *file;
 
   if (o->file == NULL) {
-    s = store_memory_create (o->size, o->mem_limit);
+    cc.size = o->size;
+    cc.mem_limit = o->mem_limit;
+    s = cache_create (&cc);
     if (s == NULL)
       log_error ("cannot create an in-memory disk of %" PRIu64 " bytes: %m",
                  o->size);
@@ -69,22 +78,30 @@ open_store (const struct cli_options *o)
   if (o->read_only) flags |= STORE_FILE_READ_ONLY;
   if (o->create) flags |= STORE_FILE_CREATE;
   if (o->direct) flags |= STORE_FILE_DIRECT;
-  s = store_file_open (o->file, flags, o->size);
-  if (s == NULL) {
+  file = store_file_open (o->file, flags, o->size);
+  if (file == NULL) {
     int e = errno;
     if (e == EACCES && !o->read_only)
       log_error ("%s: cannot open for writing: %s (use --read-only to serve it read-only)",
                  o->file, strerror (e));
+    else if (e == EINVAL && o->direct)
+      log_error ("%s: cannot open with O_DIRECT (the filesystem may not support it; drop --direct)",
+                 o->file);
+    else if (e == EINVAL)
+      log_error ("%s: not a regular file or block device, or empty", o->file);
     else
       log_error ("%s: %s", o->file, strerror (e));
     return NULL;
   }
-  if (o->create && s->size != o->size) {
-    log_error ("%s: exists with size %" PRIu64 ", not the --size %" PRIu64
-               " given with --create; refusing to resize it",
-               o->file, s->size, o->size);
-    store_close (s);
-    return NULL;
+  if (cache_mode_parse (o->cache_mode, &cc.mode) == -1)
+    abort ();                   /* cli_parse checked it */
+  cc.backing = file;
+  cc.mem_limit = o->cache_size;
+  s = cache_create (&cc);
+  if (s == NULL) {
+    log_error ("%s: cannot create a cache of %" PRIu64 " bytes: %m",
+               o->file, o->cache_size);
+    store_close (file);
   }
   return s;
 }
@@ -102,6 +119,19 @@ log_stats (struct daemon_state *d)
   scsi_cmd_pool_get_stats (d->cmds, &cp);
   scsi_lu_get_stats (d->lu, &lu);
   store_get_stats (d->store, &st);
+  struct cache_stats cs;
+  if (cache_get_stats (d->store, &cs) == 0)
+    log_info ("cache %s, %" PRIu32 "-byte blocks: original %" PRIu64
+              " B compressed %" PRIu64 " B memory used %" PRIu64
+              " B (limit %" PRIu64 ") same-filled %" PRIu64 " raw %" PRIu64
+              " hits %" PRIu64 " misses %" PRIu64 " dirty %" PRIu64
+              " written back %" PRIu64 " evicted %" PRIu64
+              " writer waits %" PRIu64 " compacted %" PRIu64,
+              d->opt.file ? cache_mode_name (cs.mode) : "in-memory",
+              cs.block_size, cs.orig_bytes,
+              cs.compr_bytes, cs.mem_used, cs.mem_limit, cs.same_blocks,
+              cs.huge_blocks, cs.hits, cs.misses, cs.dirty_blocks,
+              cs.written_back, cs.evicted, cs.writer_waits, cs.compactions);
   nbd_server_get_stats (d->srv, &ns);
   log_info ("nbd: connections open %" PRIu64 " total %" PRIu64
             " requests %" PRIu64 " errors %" PRIu64 " read %" PRIu64
@@ -227,7 +257,9 @@ setup (struct daemon_state *d)
     .sgv = d->sgv,
     .block_size = o->block_size,
     .read_only = o->read_only,
-    .write_cache = (d->store->caps & STORE_CAP_PERSISTENT) != 0,
+    /* WCE: a volatile cache sits between acknowledgement and the medium. */
+    .write_cache = (d->store->caps & STORE_CAP_PERSISTENT) != 0 &&
+                   strcmp (o->cache_mode, "writethrough") != 0,
     .serial = NULL,
   };
   d->lu = scsi_lu_create (&lc);
@@ -304,6 +336,7 @@ main (int argc, char **argv)
   sigset_t sigs;
   int ready_fd = -1;
   int status = CLI_EXIT_RUNTIME;
+  unsigned ticks = 0;
 
   if (cli_parse (argc, argv, &d.opt, stderr) == -1)
     return CLI_EXIT_USAGE;
@@ -372,8 +405,12 @@ main (int argc, char **argv)
     }
     if (sig == SIGUSR1)
       log_stats (&d);
-    else if (sig == -1 && errno == EAGAIN)
+    else if (sig == -1 && errno == EAGAIN) {
       sgv_pool_trim (d.sgv);
+      /* Every ten seconds, give back the memory of sparse arena chunks. */
+      if (++ticks % 10 == 0)
+        cache_compact (d.store);
+    }
   }
   status = CLI_EXIT_OK;
 

@@ -213,6 +213,31 @@ memory_only_options_with_a_file_are_refused (void **state)
 }
 
 static void
+cache_options_are_checked (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "a.img", NULL), 0);
+  assert_int_equal (o.cache_size, 256ull << 20);
+  assert_string_equal (o.cache_mode, "writeback");
+  assert_int_equal (o.cache_block, 4096);
+  assert_int_equal (parse (&o, "--cache-size", "64M", "--cache-mode", "writethrough",
+                           "--cache-block", "64K", "a.img", NULL), 0);
+  assert_int_equal (o.cache_size, 64ull << 20);
+  assert_string_equal (o.cache_mode, "writethrough");
+  assert_int_equal (o.cache_block, 65536);
+  assert_int_equal (parse (&o, "--cache-mode", "sometimes", "a.img", NULL), -1);
+  assert_usage_error ("invalid cache mode 'sometimes'");
+  assert_int_equal (parse (&o, "--cache-block", "12K", NULL), -1);
+  assert_usage_error ("invalid cache block '12K'");
+  assert_int_equal (parse (&o, "--cache-block", "128K", NULL), -1);
+  assert_usage_error ("invalid cache block '128K'");
+  assert_int_equal (parse (&o, "--cache-size", "1G", NULL), -1);
+  assert_usage_error ("need FILE");
+  assert_int_equal (parse (&o, "--cache-block", "16K", "--size", "1G", NULL), 0);
+}
+
+static void
 help_and_version_stop_parsing (void **state)
 {
   struct cli_options o;
@@ -229,6 +254,7 @@ help_text_lists_every_long_option (void **state)
   static const char *const opts[] = {
     "--size", "--create", "--direct", "--mem-limit", "--read-only",
     "--block-size", "--unix", "--port", "--bind", "--export-name",
+    "--cache-size", "--cache-mode", "--cache-block",
     "--threads", "--foreground", "--pidfile", "--verbose", "--version",
     "--help",
   };
@@ -264,6 +290,7 @@ main (void)
     cmocka_unit_test (size_with_file_needs_create),
     cmocka_unit_test (two_files_are_refused),
     cmocka_unit_test (memory_only_options_with_a_file_are_refused),
+    cmocka_unit_test (cache_options_are_checked),
     cmocka_unit_test (help_and_version_stop_parsing),
     cmocka_unit_test (help_text_lists_every_long_option),
   };

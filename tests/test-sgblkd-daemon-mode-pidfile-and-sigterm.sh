@@ -25,7 +25,7 @@ start_sgblkd fg --size 8M
 nbdinfo "$uri" >/dev/null
 kill -USR1 "$pid_fg"
 for i in $(seq 50); do grep -q 'cmd pool:' "$tmp/fg.log" && break; sleep 0.1; done
-for what in 'nbd:' 'scsi:' 'cmd pool:' 'sgv pool:' 'store memory:'; do
+for what in 'nbd:' 'scsi:' 'cmd pool:' 'sgv pool:' 'store cache:' 'cache in-memory'; do
   grep -q "$what" "$tmp/fg.log" || fail "SIGUSR1 did not log '$what'"
 done
 stop_sgblkd fg INT

@@ -21,6 +21,9 @@ enum {
   OPT_CREATE = 0x100,
   OPT_DIRECT,
   OPT_MEM_LIMIT,
+  OPT_CACHE_SIZE,
+  OPT_CACHE_MODE,
+  OPT_CACHE_BLOCK,
 };
 
 static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -36,6 +39,9 @@ static const struct option long_opts[] = {
   { "threads",     required_argument, NULL, 't' },
   { "direct",      no_argument,       NULL, OPT_DIRECT },
   { "mem-limit",   required_argument, NULL, OPT_MEM_LIMIT },
+  { "cache-size",  required_argument, NULL, OPT_CACHE_SIZE },
+  { "cache-mode",  required_argument, NULL, OPT_CACHE_MODE },
+  { "cache-block", required_argument, NULL, OPT_CACHE_BLOCK },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -59,6 +65,9 @@ cli_usage (FILE *f)
 "      --create            create FILE with --size if it does not exist\n"
 "      --direct            open FILE with O_DIRECT\n"
 "      --mem-limit SIZE    cap the memory an in-memory disk may use\n"
+"      --cache-size SIZE   memory for FILE's compressed cache (default 256M)\n"
+"      --cache-mode MODE   writeback, writethrough or off (default writeback)\n"
+"      --cache-block SIZE  cache block, 4K to 64K, a power of two (default 4K)\n"
 "  -r, --read-only         refuse writes (NBD EPERM, SCSI write protect)\n"
 "  -B, --block-size N      logical block size, 512 or 4096 (default 512)\n"
 "\n"
@@ -148,6 +157,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
   const char *size_arg = NULL;
   unsigned long v;
   bool bind_given = false;
+  bool cache_size_given = false, cache_mode_given = false;
   int c;
 
   memset (o, 0, sizeof *o);
@@ -155,6 +165,9 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
   o->bind = "127.0.0.1";
   o->export_name = "";
   o->block_size = 512;
+  o->cache_size = UINT64_C (256) << 20;
+  o->cache_mode = "writeback";
+  o->cache_block = 4096;
 
   optind = 0;           /* 0 resets GNU getopt fully, so tests may call twice */
   opterr = 0;           /* we word the errors ourselves */
@@ -203,6 +216,26 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       if (cli_parse_size (optarg, &o->mem_limit) == -1 || o->mem_limit == 0)
         USAGE ("invalid memory limit '%s'", optarg);
       break;
+    case OPT_CACHE_SIZE:
+      if (cli_parse_size (optarg, &o->cache_size) == -1 || o->cache_size == 0)
+        USAGE ("invalid cache size '%s'", optarg);
+      cache_size_given = true;
+      break;
+    case OPT_CACHE_MODE:
+      if (strcmp (optarg, "writeback") && strcmp (optarg, "writethrough") &&
+          strcmp (optarg, "off"))
+        USAGE ("invalid cache mode '%s' (writeback, writethrough or off)", optarg);
+      o->cache_mode = optarg;
+      cache_mode_given = true;
+      break;
+    case OPT_CACHE_BLOCK: {
+      uint64_t b;
+      if (cli_parse_size (optarg, &b) == -1 || b < 4096 || b > 65536 ||
+          (b & (b - 1)) != 0)
+        USAGE ("invalid cache block '%s' (4K, 8K, 16K, 32K or 64K)", optarg);
+      o->cache_block = (uint32_t) b;
+      break;
+    }
     case 'f': o->foreground = true; break;
     case 'P': o->pidfile = optarg; break;
     case 'v': o->verbose++; break;
@@ -234,13 +267,15 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
     if (o->create && !size_arg)
       USAGE ("--create needs --size");
     if (o->mem_limit)
-      USAGE ("--mem-limit applies to the in-memory disk, not to FILE");
+      USAGE ("--mem-limit applies to the in-memory disk, not to FILE (use --cache-size)");
   }
   else {
     if (o->create)
       USAGE ("--create needs FILE");
     if (o->direct)
       USAGE ("--direct needs FILE");
+    if (cache_size_given || cache_mode_given)
+      USAGE ("--cache-size and --cache-mode need FILE (the in-memory disk is the cache)");
     if (!size_arg)
       o->size = DEFAULT_MEMORY_SIZE;
   }

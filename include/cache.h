@@ -1,0 +1,75 @@
+/* cache: the lz4-compressed block map.
+ *
+ * One cache block is one logical page (4 KiB by default, any power of two
+ * up to 64 KiB).  Each block has a small metadata entry: a handle to its
+ * compressed object, the compressed size and the flags SAME (same-filled:
+ * the fill word is the whole payload, nothing allocated), HUGE
+ * (incompressible: stored raw), DIRTY and a reference bit for eviction.
+ * Compressed objects live in size classes at most 64 bytes apart carved
+ * from large mmap'd arenas, never in per-object malloc'd memory.
+ *
+ * The map is itself a struct store, so the layers above do not know it is
+ * there.  With no backing store it *is* the in-memory disk (a userspace
+ * zram): mem_limit caps it and a full map fails writes with ENOSPC.  With
+ * a backing store it is a write-back (or write-through) cache in front of
+ * it: dirty blocks are written back in LBA order, adjacent blocks
+ * coalesced, by a flusher thread when dirty data passes a high watermark
+ * and synchronously by store_flush; clean blocks are evicted when the
+ * cache is full; a cache full of dirty blocks makes writers wait for the
+ * flusher, it never drops data.
+ */
+#ifndef SGBLK_CACHE_H
+#define SGBLK_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+enum cache_mode {
+  CACHE_MODE_WRITEBACK,     /* writes complete in the cache; flush writes back */
+  CACHE_MODE_WRITETHROUGH,  /* writes reach the backing store before completing */
+  CACHE_MODE_OFF,           /* no cache: cache_create returns the backing store */
+};
+
+#define CACHE_MIN_BLOCK 4096u
+#define CACHE_MAX_BLOCK 65536u
+
+struct cache_config {
+  uint64_t size;            /* bytes; ignored (taken from backing) with a backing store */
+  struct store *backing;    /* NULL: the map is the memory store; owned by the cache after create */
+  uint32_t block_size;      /* power of two, CACHE_MIN_BLOCK..CACHE_MAX_BLOCK; 0 = 4096 */
+  uint64_t mem_limit;       /* bytes of memory for compressed data; 0 = unlimited (memory) or 256 MiB (backing) */
+  enum cache_mode mode;
+  unsigned dirty_high_pct;  /* flusher starts above this % of mem_limit dirty; 0 = 50 */
+};
+
+struct cache_stats {
+  uint64_t orig_bytes;      /* logical bytes held (blocks present x block size) */
+  uint64_t compr_bytes;     /* sum of compressed object sizes */
+  uint64_t mem_used;        /* memory used: arena bytes in use + metadata table */
+  uint64_t mem_limit;
+  uint64_t same_blocks;     /* same-filled blocks (no memory) */
+  uint64_t huge_blocks;     /* incompressible blocks stored raw */
+  uint64_t hits, misses;
+  uint64_t dirty_blocks;
+  uint64_t written_back;    /* blocks written to the backing store */
+  uint64_t evicted;         /* clean blocks dropped to make room */
+  uint64_t writer_waits;    /* writes that waited for the flusher */
+  uint64_t compactions;     /* objects moved by compaction */
+  uint32_t block_size;
+  enum cache_mode mode;
+};
+
+/* NULL with errno (EINVAL for a bad block size or size, ENOMEM).  With
+ * CACHE_MODE_OFF and a backing store, returns the backing store itself. */
+struct store *cache_create (const struct cache_config *cfg);
+/* -1 with EINVAL if s is not a cache. */
+int cache_get_stats (struct store *s, struct cache_stats *st);
+/* Move objects out of sparse arena chunks; returns the bytes released. */
+uint64_t cache_compact (struct store *s);
+/* "writeback", "writethrough", "off" <-> enum; -1/EINVAL if unknown. */
+int cache_mode_parse (const char *name, enum cache_mode *mode);
+const char *cache_mode_name (enum cache_mode mode);
+
+#endif

@@ -1,0 +1,249 @@
+/* Write-back and eviction of the block map (backing mode).
+ *
+ * Write-back scans the map in LBA order and sends each run of adjacent
+ * dirty blocks as one request: a pwritev of the decompressed blocks, or
+ * one zero request for a run of zero blocks (trims and zeroes).  A block
+ * is marked clean only if it was not rewritten while its run was on the
+ * way, so a concurrent write is never lost.  A failed request leaves its
+ * blocks dirty and is reported.
+ *
+ * The flusher thread runs write-back once a second while anything is
+ * dirty, at once when memory passes the high watermark, and when a writer
+ * finds no clean block to evict (it then waits for the flusher's
+ * progress: data is never dropped to make room).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lz4.h>
+
+#include "internal.h"
+
+static bool
+is_zero_block (const struct cmeta *m)
+{
+  return (m->flags & CM_SAME) && m->handle == 0;
+}
+
+int
+cache_writeback (struct cache *k)
+{
+  uint32_t max = CACHE_WB_BYTES >> k->shift;
+  uint64_t handles[CACHE_WB_BYTES / CACHE_MIN_BLOCK];
+  uint32_t flags[CACHE_WB_BYTES / CACHE_MIN_BLOCK];
+
+  if (max == 0)
+    max = 1;
+  for (uint64_t b = 0; b < k->nblocks; ) {
+    if (!(k->meta[b].flags & CM_DIRTY)) {
+      b++;
+      continue;
+    }
+    /* Gather a run of dirty blocks of one kind (data or zero). */
+    uint32_t n = 0;
+    int zero = -1;
+    while (n < max && b + n < k->nblocks) {
+      uint64_t x = b + n;
+      pthread_mutex_t *l = &k->stripes[x % CACHE_NSTRIPES];
+      pthread_mutex_lock (l);
+      struct cmeta m = k->meta[x];
+      bool ok = (m.flags & CM_DIRTY) && (zero == -1 || zero == is_zero_block (&m));
+      if (ok) {
+        if (zero == -1)
+          zero = is_zero_block (&m);
+        if (!zero) {                  /* decompress into the write-back buffer */
+          uint8_t *dst = k->wbuf + ((size_t) n << k->shift);
+          if (m.flags & CM_SAME)
+            for (uint32_t i = 0; i < k->bs; i += 8)
+              memcpy (dst + i, &m.handle, 8);
+          else if (m.flags & CM_HUGE)
+            memcpy (dst, zpool_map (k->zp, m.handle), k->bs);
+          else
+            LZ4_decompress_safe (zpool_map (k->zp, m.handle), (char *) dst,
+                                 (int) m.csize, (int) k->bs);
+        }
+        handles[n] = m.handle;
+        flags[n] = m.flags;
+      }
+      pthread_mutex_unlock (l);
+      if (!ok)
+        break;
+      n++;
+    }
+    if (n == 0) {                     /* cleaned meanwhile */
+      b++;
+      continue;
+    }
+    uint64_t off = b << k->shift;
+    uint64_t len = (uint64_t) n << k->shift;
+    if (off + len > k->s.size)
+      len = k->s.size - off;
+    int r;
+    if (zero)
+      r = store_zero (k->backing, off, len, STORE_MAY_TRIM);
+    else {
+      struct iovec iov = { k->wbuf, len };
+      r = store_pwrite (k->backing, &iov, 1, off, 0);
+    }
+    if (r == -1)
+      return -1;
+    for (uint32_t i = 0; i < n; i++) {
+      uint64_t x = b + i;
+      pthread_mutex_t *l = &k->stripes[x % CACHE_NSTRIPES];
+      pthread_mutex_lock (l);
+      struct cmeta *m = &k->meta[x];
+      if (m->handle == handles[i] && m->flags == flags[i] && (m->flags & CM_DIRTY)) {
+        m->flags &= ~(uint32_t) CM_DIRTY;
+        atomic_fetch_sub (&k->st.dirty_blocks, 1);
+      }
+      pthread_mutex_unlock (l);
+    }
+    atomic_fetch_add (&k->st.written_back, n);
+    b += n;
+  }
+  return 0;
+}
+
+unsigned
+cache_evict (struct cache *k)
+{
+  unsigned freed = 0;
+
+  for (uint64_t step = 0; step < 2 * k->nblocks && freed < 32; step++) {
+    uint64_t b = atomic_fetch_add (&k->hand, 1) % k->nblocks;
+    struct cmeta *m = &k->meta[b];
+    if ((m->flags & (CM_PRESENT | CM_DIRTY | CM_SAME)) != CM_PRESENT)
+      continue;                        /* a quick look; checked again locked */
+    pthread_mutex_t *l = &k->stripes[b % CACHE_NSTRIPES];
+    if (pthread_mutex_trylock (l) != 0)
+      continue;
+    if ((m->flags & (CM_PRESENT | CM_DIRTY | CM_SAME)) == CM_PRESENT) {
+      if (m->flags & CM_REF)
+        m->flags &= ~(uint32_t) CM_REF;  /* second chance */
+      else {
+        zpool_free (k->zp, m->handle);
+        atomic_fetch_sub (&k->st.compr_bytes, m->csize);
+        if (m->flags & CM_HUGE)
+          atomic_fetch_sub (&k->st.huge_blocks, 1);
+        atomic_fetch_sub (&k->st.present, 1);
+        memset (m, 0, sizeof *m);
+        atomic_fetch_add (&k->st.evicted, 1);
+        freed++;
+      }
+    }
+    pthread_mutex_unlock (l);
+  }
+  return freed;
+}
+
+int
+cache_make_room (struct cache *k)
+{
+  if (cache_evict (k) > 0)
+    return 0;
+
+  /* Everything is dirty: wait for the flusher to write some back. */
+  atomic_fetch_add (&k->st.writer_waits, 1);
+  pthread_mutex_lock (&k->flock);
+  uint64_t before = k->st.written_back;
+  k->kicked = true;
+  pthread_cond_signal (&k->fcond);
+  struct timespec dl;
+  clock_gettime (CLOCK_REALTIME, &dl);
+  dl.tv_sec += 1;
+  while (k->st.written_back == before && k->wb_error == 0 &&
+         pthread_cond_timedwait (&k->progress, &k->flock, &dl) != ETIMEDOUT)
+    ;
+  int err = k->wb_error;
+  pthread_mutex_unlock (&k->flock);
+  if (err) {
+    errno = err;                       /* the backing store is failing */
+    return -1;
+  }
+  return 0;
+}
+
+void
+cache_flusher_kick (struct cache *k, bool urgent)
+{
+  if (k->backing == NULL)
+    return;
+  if (!urgent && zpool_mem_used (k->zp) < k->dirty_high)
+    return;
+  pthread_mutex_lock (&k->flock);
+  k->kicked = true;
+  pthread_cond_signal (&k->fcond);
+  pthread_mutex_unlock (&k->flock);
+}
+
+static void *
+flusher (void *arg)
+{
+  struct cache *k = arg;
+
+  pthread_mutex_lock (&k->flock);
+  while (!k->stopping) {
+    if (!k->kicked) {
+      struct timespec dl;
+      clock_gettime (CLOCK_REALTIME, &dl);
+      dl.tv_sec += 1;
+      pthread_cond_timedwait (&k->fcond, &k->flock, &dl);
+    }
+    k->kicked = false;
+    if (k->stopping)
+      break;
+    pthread_mutex_unlock (&k->flock);
+    int err = 0;
+    if (k->st.dirty_blocks > 0) {
+      pthread_mutex_lock (&k->wb_lock);
+      if (cache_writeback (k) == -1)
+        err = errno ? errno : EIO;
+      pthread_mutex_unlock (&k->wb_lock);
+    }
+    zpool_compact (k->zp);
+    pthread_mutex_lock (&k->flock);
+    k->wb_error = err;
+    pthread_cond_broadcast (&k->progress);
+  }
+  pthread_mutex_unlock (&k->flock);
+  return NULL;
+}
+
+int
+cache_flusher_start (struct cache *k)
+{
+  k->wbuf = aligned_alloc (4096, CACHE_WB_BYTES);
+  if (k->wbuf == NULL)
+    return -1;
+  pthread_mutex_init (&k->flock, NULL);
+  pthread_cond_init (&k->fcond, NULL);
+  pthread_cond_init (&k->progress, NULL);
+  if (pthread_create (&k->flusher, NULL, flusher, k) != 0) {
+    free (k->wbuf);
+    errno = EAGAIN;
+    return -1;
+  }
+  k->flusher_running = true;
+  return 0;
+}
+
+void
+cache_flusher_stop (struct cache *k)
+{
+  if (!k->flusher_running)
+    return;
+  pthread_mutex_lock (&k->flock);
+  k->stopping = true;
+  pthread_cond_signal (&k->fcond);
+  pthread_mutex_unlock (&k->flock);
+  pthread_join (k->flusher, NULL);
+  k->flusher_running = false;
+  pthread_cond_destroy (&k->fcond);
+  pthread_cond_destroy (&k->progress);
+  pthread_mutex_destroy (&k->flock);
+  free (k->wbuf);
+}

@@ -1,0 +1,99 @@
+/* Private to the cache: the object pool (zpool.c) and the block map. */
+#ifndef SGBLK_CACHE_INTERNAL_H
+#define SGBLK_CACHE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- zpool: compressed objects in size classes carved from arenas ---- */
+
+struct zpool;
+
+/* Moving an object during compaction: the pool has copied it to new_h;
+ * the callback repoints the owner (block index) from old_h to new_h and
+ * returns true, or returns false if it cannot do so now (busy block). */
+typedef bool (*zpool_relocate_fn) (void *opaque, uint32_t owner,
+                                   uint64_t old_h, uint64_t new_h);
+
+struct zpool *zpool_create (uint32_t block_size, uint64_t mem_limit,
+                            uint64_t max_bytes, zpool_relocate_fn relocate,
+                            void *opaque);
+void zpool_destroy (struct zpool *zp);
+/* An object of size bytes (1..block_size) for block 'owner'; 0 with errno
+ * ENOSPC past the memory limit, ENOMEM if the system has none. */
+uint64_t zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner);
+void zpool_free (struct zpool *zp, uint64_t h);
+void *zpool_map (struct zpool *zp, uint64_t h);
+/* The object size a request of size bytes really takes. */
+uint32_t zpool_class_size (const struct zpool *zp, uint32_t size);
+uint64_t zpool_mem_used (const struct zpool *zp);
+/* Move objects out of sparse chunks; returns the bytes released. */
+uint64_t zpool_compact (struct zpool *zp);
+uint64_t zpool_moved (const struct zpool *zp);
+
+
+/* ---- the block map ---- */
+
+#include "cache.h"
+#include "store.h"
+
+#define CACHE_NSTRIPES 1024
+#define CACHE_WB_BYTES (1u << 20)       /* one write-back request at most */
+
+/* Block flags. */
+#define CM_PRESENT 0x1   /* the map holds the block */
+#define CM_SAME    0x2   /* handle is the fill word; no object */
+#define CM_HUGE    0x4   /* stored raw */
+#define CM_DIRTY   0x8   /* newer than the backing store */
+#define CM_REF     0x10  /* used since the CLOCK hand last passed */
+
+struct cmeta {
+  uint64_t handle;
+  uint32_t csize;
+  uint32_t flags;
+};
+
+struct cache {
+  struct store s;                  /* first: a cache is a store */
+  struct store *backing;
+  uint32_t bs, zp_threshold;
+  unsigned shift;
+  uint64_t nblocks;
+  enum cache_mode mode;
+  uint64_t mem_limit, dirty_high, meta_bytes;
+  struct cmeta *meta;
+  struct zpool *zp;
+  pthread_mutex_t stripes[CACHE_NSTRIPES];
+  pthread_mutex_t wb_lock;         /* one write-back at a time, in LBA order */
+  uint8_t *wbuf;                   /* CACHE_WB_BYTES, under wb_lock */
+  atomic_uint_fast64_t hand;       /* CLOCK */
+  atomic_uint_fast64_t direct_writes; /* writes that went straight to the backing store */
+
+  /* Flusher thread (backing mode). */
+  pthread_t flusher;
+  bool flusher_running;
+  pthread_mutex_t flock;
+  pthread_cond_t fcond;            /* wakes the flusher */
+  pthread_cond_t progress;         /* wakes writers waiting for room */
+  bool kicked, stopping;
+  int wb_error;                    /* errno of the last failed write-back, 0 if none */
+
+  struct {
+    atomic_uint_fast64_t present, compr_bytes, same_blocks, huge_blocks;
+    atomic_uint_fast64_t hits, misses, dirty_blocks, written_back, evicted;
+    atomic_uint_fast64_t writer_waits;
+  } st;
+};
+
+int cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty);
+/* flusher.c */
+int cache_writeback (struct cache *k);          /* wb_lock held */
+unsigned cache_evict (struct cache *k);         /* no lock held; blocks freed */
+int cache_make_room (struct cache *k);          /* evict, or wait for write-back */
+int cache_flusher_start (struct cache *k);
+void cache_flusher_stop (struct cache *k);
+void cache_flusher_kick (struct cache *k, bool urgent);
+
+#endif

@@ -1,0 +1,669 @@
+/* The compressed block map: a struct store over an optional backing store.
+ *
+ * meta[] has one 16-byte entry per cache block: the object handle (or, for
+ * a SAME block, its fill word), the compressed size and the flags below.
+ * An entry changes only under its block's stripe lock (block % NSTRIPES),
+ * so two threads never serialize on one lock for blocks in other stripes.
+ * Objects are immutable: a write stores a new object and frees the old,
+ * so a reader under the block lock always sees a whole object.
+ *
+ * Memory mode (no backing store): absent blocks read as zeroes and a block
+ * written with zeroes becomes absent, so zeroing and trimming free memory.
+ * A write that would pass mem_limit fails with ENOSPC and leaves the old
+ * data intact.
+ *
+ * Backing mode: a block is clean (same as the backing store) or DIRTY.
+ * Trims and zeroes become dirty SAME blocks of fill word 0, written back
+ * as one zero request per run; that keeps them ordered with writes without
+ * a second path to the backing store.  Write-back runs in LBA order with
+ * adjacent dirty blocks coalesced (flusher.c).  Clean blocks are evicted by
+ * a CLOCK hand (REF set on each hit, cleared on the first pass); when
+ * nothing clean is left, writers wait for the flusher.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <lz4.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "internal.h"
+
+static _Thread_local LZ4_stream_t lz4_state;
+static _Thread_local uint8_t bounce[CACHE_MAX_BLOCK] __attribute__ ((aligned (4096)));
+static _Thread_local uint8_t packed[CACHE_MAX_BLOCK];
+
+static const struct store_ops cache_ops;
+
+static inline pthread_mutex_t *
+stripe (struct cache *k, uint64_t b)
+{
+  return &k->stripes[b % CACHE_NSTRIPES];
+}
+
+/* Bytes of block b (the last one may be short). */
+static inline uint32_t
+block_len (const struct cache *k, uint64_t b)
+{
+  uint64_t start = b << k->shift;
+  return k->s.size - start < k->bs ? (uint32_t) (k->s.size - start) : k->bs;
+}
+
+/* ---- iovec cursor ---- */
+
+struct cursor {
+  const struct iovec *iov;
+  int cnt, i;
+  size_t off;                    /* within iov[i] */
+};
+
+static inline void
+cur_norm (struct cursor *c)
+{
+  while (c->i < c->cnt && c->off == c->iov[c->i].iov_len) {
+    c->i++;
+    c->off = 0;
+  }
+}
+
+/* n bytes at the cursor if they lie in one segment, else NULL. */
+static inline uint8_t *
+cur_direct (struct cursor *c, size_t n)
+{
+  cur_norm (c);
+  if (c->i < c->cnt && c->iov[c->i].iov_len - c->off >= n)
+    return (uint8_t *) c->iov[c->i].iov_base + c->off;
+  return NULL;
+}
+
+static void
+cur_io (struct cursor *c, uint8_t *buf, size_t n, bool to_iov)
+{
+  while (n > 0) {
+    cur_norm (c);
+    size_t m = c->iov[c->i].iov_len - c->off;
+    if (m > n)
+      m = n;
+    uint8_t *p = (uint8_t *) c->iov[c->i].iov_base + c->off;
+    if (to_iov) memcpy (p, buf, m); else memcpy (buf, p, m);
+    buf += m;
+    c->off += m;
+    n -= m;
+  }
+}
+
+static inline void
+cur_skip (struct cursor *c, size_t n)
+{
+  while (n > 0) {
+    cur_norm (c);
+    size_t m = c->iov[c->i].iov_len - c->off;
+    if (m > n)
+      m = n;
+    c->off += m;
+    n -= m;
+  }
+}
+
+/* ---- one block ---- */
+
+/* The block's data into out (bs bytes).  Lock held.  False if absent. */
+static bool
+load (struct cache *k, uint64_t b, uint8_t *out)
+{
+  struct cmeta *m = &k->meta[b];
+
+  if (!(m->flags & CM_PRESENT))
+    return false;
+  if (m->flags & CM_SAME) {
+    for (uint32_t i = 0; i < k->bs; i += 8)
+      memcpy (out + i, &m->handle, 8);
+  }
+  else if (m->flags & CM_HUGE)
+    memcpy (out, zpool_map (k->zp, m->handle), k->bs);
+  else
+    LZ4_decompress_safe (zpool_map (k->zp, m->handle), (char *) out,
+                         (int) m->csize, (int) k->bs);
+  return true;
+}
+
+/* Forget block b's object and stats.  Lock held. */
+static void
+drop (struct cache *k, uint64_t b)
+{
+  struct cmeta *m = &k->meta[b];
+
+  if (!(m->flags & CM_PRESENT))
+    return;
+  if (m->flags & CM_SAME)
+    atomic_fetch_sub (&k->st.same_blocks, 1);
+  else {
+    zpool_free (k->zp, m->handle);
+    atomic_fetch_sub (&k->st.compr_bytes, m->csize);
+    if (m->flags & CM_HUGE)
+      atomic_fetch_sub (&k->st.huge_blocks, 1);
+  }
+  if (m->flags & CM_DIRTY)
+    atomic_fetch_sub (&k->st.dirty_blocks, 1);
+  atomic_fetch_sub (&k->st.present, 1);
+  memset (m, 0, sizeof *m);
+}
+
+static bool
+same_word (const uint8_t *p, uint32_t n, uint64_t *word)
+{
+  uint64_t w;
+  memcpy (&w, p, 8);
+  for (uint32_t i = 8; i < n; i += 8)
+    if (memcmp (p + i, &w, 8) != 0)
+      return false;
+  *word = w;
+  return true;
+}
+
+/* Store bs bytes of data as block b, replacing what was there.  Lock held.
+ * -1/ENOSPC leaves the old contents intact. */
+int
+cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
+{
+  struct cmeta n = { .flags = CM_PRESENT | (dirty ? CM_DIRTY : 0) | CM_REF };
+  uint64_t word;
+
+  if (same_word (data, k->bs, &word)) {
+    if (word == 0 && k->backing == NULL) {      /* a hole costs nothing */
+      drop (k, b);
+      return 0;
+    }
+    n.flags |= CM_SAME;
+    n.handle = word;
+  }
+  else {
+    const uint8_t *src = data;
+    int r = LZ4_compress_fast_extState (&lz4_state, (const char *) data, (char *) packed,
+                                        (int) k->bs, (int) k->zp_threshold, 1);
+    if (r > 0) {
+      n.csize = (uint32_t) r;
+      src = packed;
+    }
+    else {                                       /* incompressible: raw */
+      n.csize = k->bs;
+      n.flags |= CM_HUGE;
+    }
+    n.handle = zpool_alloc (k->zp, n.csize, (uint32_t) b);
+    if (n.handle == 0)
+      return -1;
+    memcpy (zpool_map (k->zp, n.handle), src, n.csize);
+  }
+  drop (k, b);
+  k->meta[b] = n;
+  atomic_fetch_add (&k->st.present, 1);
+  if (n.flags & CM_SAME)
+    atomic_fetch_add (&k->st.same_blocks, 1);
+  else {
+    atomic_fetch_add (&k->st.compr_bytes, n.csize);
+    if (n.flags & CM_HUGE)
+      atomic_fetch_add (&k->st.huge_blocks, 1);
+  }
+  if (dirty)
+    atomic_fetch_add (&k->st.dirty_blocks, 1);
+  return 0;
+}
+
+/* Store with room made as needed (backing mode evicts and waits). */
+static int
+store_with_room (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
+{
+  for (;;) {
+    if (cache_store_block (k, b, data, dirty) == 0)
+      return 0;
+    if (errno != ENOSPC || k->backing == NULL)
+      return -1;
+    pthread_mutex_unlock (stripe (k, b));
+    int r = cache_make_room (k);
+    pthread_mutex_lock (stripe (k, b));
+    if (r == -1)
+      return -1;
+  }
+}
+
+/* Read block b from the backing store into out (bs bytes, zero-padded). */
+static int
+backing_read (struct cache *k, uint64_t b, uint8_t *out)
+{
+  uint32_t len = block_len (k, b);
+  struct iovec iov = { out, len };
+
+  if (len < k->bs)
+    memset (out + len, 0, k->bs - len);
+  return store_pread (k->backing, &iov, 1, b << k->shift);
+}
+
+/* ---- store operations ---- */
+
+static int
+cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
+{
+  struct cache *k = (struct cache *) s;
+  struct cursor c = { iov, cnt, 0, 0 };
+  uint64_t len = 0;
+
+  for (int i = 0; i < cnt; i++)
+    len += iov[i].iov_len;
+  while (len > 0) {
+    uint64_t b = off >> k->shift;
+    uint32_t in = (uint32_t) (off & (k->bs - 1));
+    uint32_t n = k->bs - in < len ? k->bs - in : (uint32_t) len;
+    /* Decompress straight into the caller's pages when the whole block
+     * lies in one segment. */
+    uint8_t *direct = in == 0 && n == k->bs ? cur_direct (&c, n) : NULL;
+    uint8_t *buf = direct ? direct : bounce;
+    pthread_mutex_t *l = stripe (k, b);
+
+    pthread_mutex_lock (l);
+    if (load (k, b, buf)) {
+      k->meta[b].flags |= CM_REF;
+      atomic_fetch_add_explicit (&k->st.hits, 1, memory_order_relaxed);
+    }
+    else if (k->backing == NULL)
+      memset (buf, 0, k->bs);
+    else {
+      atomic_fetch_add_explicit (&k->st.misses, 1, memory_order_relaxed);
+      if (backing_read (k, b, buf) == -1) {
+        int e = errno;
+        pthread_mutex_unlock (l);
+        errno = e;
+        return -1;
+      }
+      /* Keep a clean copy, evicting older clean blocks for it, but never
+       * wait for write-back just to cache a read. */
+      if (cache_store_block (k, b, buf, false) == -1 && errno == ENOSPC) {
+        uint64_t gen = atomic_load (&k->direct_writes);
+        pthread_mutex_unlock (l);
+        cache_evict (k);
+        pthread_mutex_lock (l);
+        /* Unless the block came back meanwhile, or a write went straight
+         * to the backing store (buf may be older than it now). */
+        if (!(k->meta[b].flags & CM_PRESENT) && gen == atomic_load (&k->direct_writes))
+          cache_store_block (k, b, buf, false);   /* still no room: uncached */
+      }
+    }
+    pthread_mutex_unlock (l);
+    if (direct)
+      cur_skip (&c, n);
+    else
+      cur_io (&c, bounce + in, n, true);
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* Write (data != NULL, from the cursor) or zero (data NULL) the range. */
+static int
+update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len, bool dirty)
+{
+  while (len > 0) {
+    uint64_t b = off >> k->shift;
+    uint32_t in = (uint32_t) (off & (k->bs - 1));
+    uint32_t n = k->bs - in < len ? k->bs - in : (uint32_t) len;
+    bool whole = in == 0 && (n == k->bs || n == block_len (k, b));
+    pthread_mutex_t *l = stripe (k, b);
+    const uint8_t *src;
+    int r = 0;
+
+    pthread_mutex_lock (l);
+    if (c && whole && n == k->bs && (src = cur_direct (c, n)) != NULL)
+      cur_skip (c, n);                    /* compress straight from the pages */
+    else {
+      if (!whole && !load (k, b, bounce)) {
+        if (k->backing == NULL)
+          memset (bounce, 0, k->bs);
+        else if (backing_read (k, b, bounce) == -1)
+          r = -1;
+      }
+      if (whole)
+        memset (bounce + n, 0, k->bs - n);
+      if (c)
+        cur_io (c, bounce + in, n, false);
+      else
+        memset (bounce + in, 0, n);
+      src = bounce;
+    }
+    if (r == 0)
+      r = store_with_room (k, b, src, dirty);
+    int e = errno;
+    pthread_mutex_unlock (l);
+    if (r == -1) {
+      errno = e;
+      return -1;
+    }
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* After a write went to the backing store directly: refresh or drop the
+ * cached copies of the range, clean. */
+static int
+refresh_clean (struct cache *k, const struct iovec *iov, int cnt, uint64_t off, uint64_t len)
+{
+  struct cursor c = { iov, cnt, 0, 0 };
+
+  while (len > 0) {
+    uint64_t b = off >> k->shift;
+    uint32_t in = (uint32_t) (off & (k->bs - 1));
+    uint32_t n = k->bs - in < len ? k->bs - in : (uint32_t) len;
+    pthread_mutex_lock (stripe (k, b));
+    if (in == 0 && n == k->bs) {
+      cur_io (&c, bounce, n, false);
+      if (cache_store_block (k, b, bounce, false) == -1)
+        drop (k, b);                      /* no room: the backing store has it */
+    }
+    else {
+      cur_skip (&c, n);
+      drop (k, b);
+    }
+    pthread_mutex_unlock (stripe (k, b));
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+static int
+cache_pwrite (struct store *s, const struct iovec *iov, int cnt, uint64_t off,
+              unsigned flags)
+{
+  struct cache *k = (struct cache *) s;
+  struct cursor c = { iov, cnt, 0, 0 };
+  uint64_t len = 0;
+
+  for (int i = 0; i < cnt; i++)
+    len += iov[i].iov_len;
+  if (k->backing && (k->mode == CACHE_MODE_WRITETHROUGH || (flags & STORE_FUA))) {
+    /* Durable before the reply: straight to the backing store, then the
+     * cache keeps clean copies. */
+    pthread_mutex_lock (&k->wb_lock);     /* not interleaved with a write-back */
+    atomic_fetch_add (&k->direct_writes, 1);
+    int r = cache_writeback (k);          /* older dirty data first, in order */
+    if (r == 0)
+      r = store_pwrite (k->backing, iov, cnt, off,
+                        k->mode == CACHE_MODE_WRITETHROUGH ? STORE_FUA : flags);
+    if (r == 0)
+      refresh_clean (k, iov, cnt, off, len);
+    int e = errno;
+    pthread_mutex_unlock (&k->wb_lock);
+    errno = e;
+    return r;
+  }
+  if (update (k, &c, off, len, k->backing != NULL) == -1)
+    return -1;
+  cache_flusher_kick (k, false);
+  return 0;
+}
+
+static int
+cache_zero (struct store *s, uint64_t off, uint64_t len, unsigned flags)
+{
+  struct cache *k = (struct cache *) s;
+
+  if (k->backing && k->mode == CACHE_MODE_WRITETHROUGH) {
+    pthread_mutex_lock (&k->wb_lock);
+    atomic_fetch_add (&k->direct_writes, 1);
+    int r = cache_writeback (k);
+    if (r == 0)
+      r = store_zero (k->backing, off, len, flags & ~STORE_FAST_ZERO);
+    if (r == 0) {
+      for (uint64_t b = off >> k->shift; b <= (off + len - 1) >> k->shift; b++) {
+        pthread_mutex_lock (stripe (k, b));
+        drop (k, b);
+        pthread_mutex_unlock (stripe (k, b));
+      }
+    }
+    int e = errno;
+    pthread_mutex_unlock (&k->wb_lock);
+    errno = e;
+    return r;
+  }
+  return update (k, NULL, off, len, k->backing != NULL);
+}
+
+static int
+cache_trim (struct store *s, uint64_t off, uint64_t len)
+{
+  return cache_zero (s, off, len, STORE_MAY_TRIM);
+}
+
+static int
+cache_flush (struct store *s)
+{
+  struct cache *k = (struct cache *) s;
+
+  if (k->backing == NULL)
+    return 0;
+  pthread_mutex_lock (&k->wb_lock);
+  int r = cache_writeback (k);
+  if (r == 0)
+    r = store_flush (k->backing);
+  int e = errno;
+  pthread_mutex_unlock (&k->wb_lock);
+  errno = e;
+  return r;
+}
+
+static int
+cache_extent (struct store *s, uint64_t off, uint64_t len, uint64_t *ext_len,
+              bool *allocated)
+{
+  struct cache *k = (struct cache *) s;
+  uint64_t b = off >> k->shift, end = off + len;
+  uint64_t last = (end - 1) >> k->shift;
+
+  /* Runs of blocks of one kind; entries are read without the lock, which
+   * is as good as any answer about data that is changing. */
+  if (k->backing == NULL) {
+    bool present = k->meta[b].flags & CM_PRESENT;
+    while (b < last && ((k->meta[b + 1].flags & CM_PRESENT) != 0) == present)
+      b++;
+    uint64_t e = (b + 1) << k->shift;
+    *ext_len = (e < end ? e : end) - off;
+    *allocated = present;
+    return 0;
+  }
+  if (k->meta[b].flags & CM_DIRTY) {       /* data not yet written back */
+    while (b < last && (k->meta[b + 1].flags & CM_DIRTY))
+      b++;
+    uint64_t e = (b + 1) << k->shift;
+    *ext_len = (e < end ? e : end) - off;
+    *allocated = true;
+    return 0;
+  }
+  while (b < last && !(k->meta[b + 1].flags & CM_DIRTY))
+    b++;
+  uint64_t e = (b + 1) << k->shift;
+  return store_extent (k->backing, off, (e < end ? e : end) - off, ext_len, allocated);
+}
+
+static void
+fill_stats (struct cache *k, struct cache_stats *st)
+{
+  memset (st, 0, sizeof *st);
+  st->orig_bytes = (uint64_t) k->st.present << k->shift;
+  st->compr_bytes = k->st.compr_bytes;
+  st->mem_used = zpool_mem_used (k->zp) + k->meta_bytes;
+  st->mem_limit = k->mem_limit;
+  st->same_blocks = k->st.same_blocks;
+  st->huge_blocks = k->st.huge_blocks;
+  st->hits = k->st.hits;
+  st->misses = k->st.misses;
+  st->dirty_blocks = k->st.dirty_blocks;
+  st->written_back = k->st.written_back;
+  st->evicted = k->st.evicted;
+  st->writer_waits = k->st.writer_waits;
+  st->compactions = zpool_moved (k->zp);
+  st->block_size = k->bs;
+  st->mode = k->mode;
+}
+
+static void
+cache_store_stats (struct store *s, struct store_stats *st)
+{
+  struct cache *k = (struct cache *) s;
+  struct cache_stats cs;
+
+  if (k->backing)
+    store_get_stats (k->backing, st);
+  else
+    memset (st, 0, sizeof *st);
+  fill_stats (k, &cs);
+  st->bytes_allocated = cs.mem_used;
+}
+
+static void
+cache_close (struct store *s)
+{
+  struct cache *k = (struct cache *) s;
+
+  if (k->backing) {
+    cache_flush (s);                      /* best effort: the caller flushed already */
+    cache_flusher_stop (k);
+    store_close (k->backing);
+  }
+  zpool_destroy (k->zp);
+  for (int i = 0; i < CACHE_NSTRIPES; i++)
+    pthread_mutex_destroy (&k->stripes[i]);
+  pthread_mutex_destroy (&k->wb_lock);
+  free (k->meta);
+  free (k);
+}
+
+static const struct store_ops cache_ops = {
+  .name = "cache",
+  .pread = cache_pread,
+  .pwrite = cache_pwrite,
+  .flush = cache_flush,
+  .trim = cache_trim,
+  .zero = cache_zero,
+  .extent = cache_extent,
+  .stats = cache_store_stats,
+  .close = cache_close,
+};
+
+/* Compaction moves an object: repoint its block if we can lock it now. */
+static bool
+relocate (void *opaque, uint32_t owner, uint64_t old_h, uint64_t new_h)
+{
+  struct cache *k = opaque;
+  pthread_mutex_t *l = stripe (k, owner);
+
+  if (pthread_mutex_trylock (l) != 0)
+    return false;
+  bool ok = k->meta[owner].handle == old_h &&
+            (k->meta[owner].flags & (CM_PRESENT | CM_SAME)) == CM_PRESENT;
+  if (ok)
+    k->meta[owner].handle = new_h;
+  pthread_mutex_unlock (l);
+  return ok;
+}
+
+struct store *
+cache_create (const struct cache_config *cfg)
+{
+  struct cache *k;
+  uint32_t bs = cfg->block_size ? cfg->block_size : CACHE_MIN_BLOCK;
+  uint64_t size = cfg->backing ? cfg->backing->size : cfg->size;
+
+  if (bs < CACHE_MIN_BLOCK || bs > CACHE_MAX_BLOCK || (bs & (bs - 1)) || size == 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (cfg->backing && cfg->mode == CACHE_MODE_OFF)
+    return cfg->backing;
+  k = calloc (1, sizeof *k);
+  if (k == NULL)
+    return NULL;
+  k->s.ops = &cache_ops;
+  k->s.size = size;
+  k->backing = cfg->backing;
+  k->bs = bs;
+  k->shift = (unsigned) __builtin_ctz (bs);
+  k->nblocks = (size + bs - 1) >> k->shift;
+  k->mode = cfg->backing ? cfg->mode : CACHE_MODE_WRITEBACK;
+  k->mem_limit = cfg->mem_limit ? cfg->mem_limit :
+                 cfg->backing ? (UINT64_C (256) << 20) : 0;
+  k->dirty_high = k->mem_limit / 100 * (cfg->dirty_high_pct ? cfg->dirty_high_pct : 50);
+  k->zp_threshold = bs * 3 / 4;
+  k->meta_bytes = k->nblocks * sizeof *k->meta;
+  k->meta = calloc (k->nblocks, sizeof *k->meta);
+  /* The limit counts chunk memory; the table is fixed overhead. */
+  k->zp = zpool_create (bs, k->mem_limit, k->mem_limit ? k->mem_limit : size,
+                        relocate, k);
+  if (k->meta == NULL || k->zp == NULL) {
+    zpool_destroy (k->zp);
+    free (k->meta);
+    free (k);
+    errno = ENOMEM;
+    return NULL;
+  }
+  for (int i = 0; i < CACHE_NSTRIPES; i++)
+    pthread_mutex_init (&k->stripes[i], NULL);
+  pthread_mutex_init (&k->wb_lock, NULL);
+  if (cfg->backing) {
+    k->s.caps = cfg->backing->caps & ~STORE_CAP_MEMORY;
+    if (cache_flusher_start (k) == -1) {
+      int e = errno;
+      zpool_destroy (k->zp);
+      free (k->meta);
+      free (k);
+      errno = e;
+      return NULL;
+    }
+  }
+  else
+    k->s.caps = STORE_CAP_TRIM | STORE_CAP_FAST_ZERO | STORE_CAP_EXTENTS | STORE_CAP_MEMORY;
+  return &k->s;
+}
+
+int
+cache_get_stats (struct store *s, struct cache_stats *st)
+{
+  if (s == NULL || s->ops != &cache_ops) {
+    errno = EINVAL;
+    return -1;
+  }
+  fill_stats ((struct cache *) s, st);
+  return 0;
+}
+
+uint64_t
+cache_compact (struct store *s)
+{
+  if (s == NULL || s->ops != &cache_ops)
+    return 0;
+  return zpool_compact (((struct cache *) s)->zp);
+}
+
+int
+cache_mode_parse (const char *name, enum cache_mode *mode)
+{
+  static const char *const names[] = { "writeback", "writethrough", "off" };
+  for (int i = 0; i < 3; i++)
+    if (strcmp (name, names[i]) == 0) {
+      *mode = (enum cache_mode) i;
+      return 0;
+    }
+  errno = EINVAL;
+  return -1;
+}
+
+const char *
+cache_mode_name (enum cache_mode mode)
+{
+  switch (mode) {
+  case CACHE_MODE_WRITEBACK:    return "writeback";
+  case CACHE_MODE_WRITETHROUGH: return "writethrough";
+  default:                      return "off";
+  }
+}

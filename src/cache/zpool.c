@@ -1,0 +1,392 @@
+/* zpool: compressed objects in size classes carved from mmap'd arenas.
+ *
+ * Classes are 'step' bytes apart (16 for 4 KiB blocks, never more than
+ * 64) from step up to the raw threshold (3/4 of a block), plus one raw
+ * class of a whole block for incompressible data.  Power-of-two classes
+ * would waste a quarter of memory on average; these waste at most
+ * step - 1 bytes an object.
+ *
+ * A class owns chunks of one to four pages more than its slot needs
+ * (whichever leaves the smallest tail), each cut into equal slots: small
+ * chunks keep the memory of a half-used chunk per class small.  A chunk is on its class's
+ * partial list while it has a free slot, on the full list otherwise, and
+ * goes back to the pool (memory returned with MADV_DONTNEED) as soon as it
+ * is empty.  Chunk memory is bumped out of 64 MiB arenas mapped with
+ * MAP_NORESERVE; released chunk memory, kept on a list per page count
+ * linked through its first bytes, is reused before new arena space.
+ *
+ * A handle is (chunk id + 1) << 20 | slot; 0 is never a handle.  Each
+ * slot records its owner (a block index) so that compaction can move the
+ * objects of sparse chunks into fuller ones and tell the owner.
+ *
+ * Locks: one per class (slots, lists), then chunk_lock (ids, arenas,
+ * chunk memory); never the other way round.  mem_used counts chunk bytes.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "sync.h"
+
+#define ARENA_BYTES (64u << 20)
+#define MAX_ARENAS 16384
+#define NONE UINT32_MAX
+#define SLOT_BITS 20
+#define PAGE 4096u
+#define MAX_CHUNK_PAGES 20                /* 64 KiB raw blocks need 16 */
+
+struct zchunk {
+  uint8_t *base;
+  uint32_t id, cls, nobj, nused, fresh;  /* fresh: slots never handed out start here */
+  uint32_t free_head;
+  uint32_t bytes;
+  struct zchunk *prev, *next;
+  uint32_t owner[];                      /* NONE for a free slot */
+};
+
+struct zclass {
+  pthread_mutex_t lock;
+  uint32_t size, nobj, bytes;
+  struct zchunk *partial, *full;
+};
+
+struct zpool {
+  uint32_t bs, step, threshold, nclasses;
+  struct zclass *cls;
+  pthread_mutex_t chunk_lock;
+  struct zchunk **table;
+  uint32_t table_len, next_id, *free_ids, nfree_ids;
+  uint8_t *arenas[MAX_ARENAS];
+  uint32_t narenas;
+  size_t arena_off, arena_len;
+  uint8_t *free_mem[MAX_CHUNK_PAGES + 1]; /* released chunk memory, by pages */
+  atomic_uint_fast64_t mem_used, moved;
+  uint64_t mem_limit;
+  zpool_relocate_fn relocate;
+  void *opaque;
+};
+
+struct zpool *
+zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
+              zpool_relocate_fn relocate, void *opaque)
+{
+  struct zpool *zp = calloc (1, sizeof *zp);
+
+  if (zp == NULL)
+    return NULL;
+  zp->bs = bs;
+  zp->step = bs / 256 < 16 ? 16 : bs / 256 > 64 ? 64 : bs / 256;
+  zp->threshold = bs * 3 / 4 / zp->step * zp->step;
+  zp->nclasses = zp->threshold / zp->step + 1;         /* + the raw class */
+  zp->mem_limit = mem_limit;
+  zp->relocate = relocate;
+  zp->opaque = opaque;
+  zp->cls = calloc (zp->nclasses, sizeof *zp->cls);
+  /* Enough chunk ids for max_bytes of raw data plus a partial chunk per
+   * class, however the data compresses. */
+  zp->table_len = (uint32_t) (max_bytes / PAGE) + zp->nclasses * 2 + 64;
+  zp->table = calloc (zp->table_len, sizeof *zp->table);
+  zp->free_ids = calloc (zp->table_len, sizeof *zp->free_ids);
+  if (zp->cls == NULL || zp->table == NULL || zp->free_ids == NULL) {
+    zpool_destroy (zp);
+    errno = ENOMEM;
+    return NULL;
+  }
+  for (uint32_t i = 0; i < zp->nclasses; i++) {
+    struct zclass *c = &zp->cls[i];
+    c->size = i + 1 < zp->nclasses ? (i + 1) * zp->step : bs;
+    /* The chunk size that leaves the smallest tail. */
+    uint32_t best = 0, first = (c->size + PAGE - 1) / PAGE;
+    for (uint32_t k = first; k < first + 4 && k <= MAX_CHUNK_PAGES; k++) {
+      uint32_t cb = k * PAGE;
+      if (best == 0 || (uint64_t) (cb % c->size) * best < (uint64_t) (best % c->size) * cb)
+        best = cb;
+    }
+    c->bytes = best;
+    c->nobj = best / c->size;
+    sync_mutex_init_adaptive (&c->lock);
+  }
+  pthread_mutex_init (&zp->chunk_lock, NULL);
+  return zp;
+}
+
+void
+zpool_destroy (struct zpool *zp)
+{
+  if (zp == NULL)
+    return;
+  if (zp->cls && zp->table)
+    for (uint32_t i = 0; i < zp->table_len; i++)
+      free (zp->table[i]);
+  if (zp->cls)
+    for (uint32_t i = 0; i < zp->nclasses; i++)
+      pthread_mutex_destroy (&zp->cls[i].lock);
+  for (uint32_t i = 0; i < zp->narenas; i++)
+    munmap (zp->arenas[i], ARENA_BYTES);
+  free (zp->free_ids);
+  free (zp->table);
+  free (zp->cls);
+  free (zp);
+}
+
+static uint32_t
+class_of (const struct zpool *zp, uint32_t size)
+{
+  if (size > zp->threshold)
+    return zp->nclasses - 1;
+  return (size + zp->step - 1) / zp->step - 1 + (size == 0);
+}
+
+uint32_t
+zpool_class_size (const struct zpool *zp, uint32_t size)
+{
+  return zp->cls[class_of (zp, size)].size;
+}
+
+uint64_t zpool_mem_used (const struct zpool *zp) { return zp->mem_used; }
+uint64_t zpool_moved (const struct zpool *zp) { return zp->moved; }
+
+/* Chunk memory of 'bytes': reused, or bumped from an arena.  chunk_lock held. */
+static uint8_t *
+chunk_memory (struct zpool *zp, uint32_t bytes)
+{
+  uint32_t k = bytes / PAGE;
+  if (zp->free_mem[k]) {
+    uint8_t *p = zp->free_mem[k];
+    memcpy (&zp->free_mem[k], p, sizeof p);
+    return p;
+  }
+  if (zp->narenas == 0 || zp->arena_off + bytes > zp->arena_len) {
+    if (zp->narenas == MAX_ARENAS)
+      return NULL;
+    void *a = mmap (NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (a == MAP_FAILED)
+      return NULL;
+    zp->arenas[zp->narenas++] = a;
+    zp->arena_off = 0;
+    zp->arena_len = ARENA_BYTES;
+  }
+  uint8_t *p = zp->arenas[zp->narenas - 1] + zp->arena_off;
+  zp->arena_off += bytes;
+  return p;
+}
+
+/* A new chunk for class c; class lock held.  NULL with errno. */
+static struct zchunk *
+new_chunk (struct zpool *zp, uint32_t ci)
+{
+  struct zclass *c = &zp->cls[ci];
+  struct zchunk *ch;
+
+  if (zp->mem_limit && zp->mem_used + c->bytes > zp->mem_limit) {
+    errno = ENOSPC;
+    return NULL;
+  }
+  ch = malloc (sizeof *ch + c->nobj * sizeof (uint32_t));
+  if (ch == NULL)
+    return NULL;
+  pthread_mutex_lock (&zp->chunk_lock);
+  uint32_t id = zp->nfree_ids ? zp->free_ids[--zp->nfree_ids] :
+                zp->next_id < zp->table_len ? zp->next_id++ : NONE;
+  uint8_t *mem = id == NONE ? NULL : chunk_memory (zp, c->bytes);
+  if (mem == NULL) {
+    if (id != NONE)
+      zp->free_ids[zp->nfree_ids++] = id;
+    pthread_mutex_unlock (&zp->chunk_lock);
+    free (ch);
+    errno = ENOMEM;
+    return NULL;
+  }
+  zp->table[id] = ch;
+  pthread_mutex_unlock (&zp->chunk_lock);
+  *ch = (struct zchunk) { .base = mem, .id = id, .cls = ci, .nobj = c->nobj,
+                          .free_head = NONE, .bytes = c->bytes };
+  for (uint32_t i = 0; i < c->nobj; i++)
+    ch->owner[i] = NONE;
+  atomic_fetch_add (&zp->mem_used, c->bytes);
+  return ch;
+}
+
+static void
+unlink_chunk (struct zchunk **list, struct zchunk *ch)
+{
+  if (ch->prev) ch->prev->next = ch->next; else *list = ch->next;
+  if (ch->next) ch->next->prev = ch->prev;
+  ch->prev = ch->next = NULL;
+}
+
+static void
+push_chunk (struct zchunk **list, struct zchunk *ch)
+{
+  ch->prev = NULL;
+  ch->next = *list;
+  if (*list) (*list)->prev = ch;
+  *list = ch;
+}
+
+/* Give an empty chunk back; class lock held. */
+static void
+release_chunk (struct zpool *zp, struct zchunk *ch)
+{
+  struct zclass *c = &zp->cls[ch->cls];
+
+  unlink_chunk (&c->partial, ch);
+  madvise (ch->base, ch->bytes, MADV_DONTNEED);
+  pthread_mutex_lock (&zp->chunk_lock);
+  uint32_t k = ch->bytes / PAGE;
+  memcpy (ch->base, &zp->free_mem[k], sizeof ch->base);
+  zp->free_mem[k] = ch->base;
+  zp->table[ch->id] = NULL;
+  zp->free_ids[zp->nfree_ids++] = ch->id;
+  pthread_mutex_unlock (&zp->chunk_lock);
+  atomic_fetch_sub (&zp->mem_used, ch->bytes);
+  free (ch);
+}
+
+/* Take a slot of ch; class lock held. */
+static uint32_t
+take_slot (struct zclass *c, struct zchunk *ch, uint32_t owner)
+{
+  uint32_t slot;
+
+  if (ch->free_head != NONE) {
+    slot = ch->free_head;
+    memcpy (&ch->free_head, ch->base + (size_t) slot * c->size, sizeof slot);
+  }
+  else
+    slot = ch->fresh++;
+  ch->owner[slot] = owner;
+  if (++ch->nused == ch->nobj) {
+    unlink_chunk (&c->partial, ch);
+    push_chunk (&c->full, ch);
+  }
+  return slot;
+}
+
+static void
+put_slot (struct zpool *zp, struct zchunk *ch, uint32_t slot)
+{
+  struct zclass *c = &zp->cls[ch->cls];
+
+  ch->owner[slot] = NONE;
+  memcpy (ch->base + (size_t) slot * c->size, &ch->free_head, sizeof slot);
+  ch->free_head = slot;
+  if (ch->nused-- == ch->nobj) {
+    unlink_chunk (&c->full, ch);
+    push_chunk (&c->partial, ch);
+  }
+  if (ch->nused == 0)
+    release_chunk (zp, ch);
+}
+
+static inline uint64_t
+handle (const struct zchunk *ch, uint32_t slot)
+{
+  return (uint64_t) (ch->id + 1) << SLOT_BITS | slot;
+}
+
+uint64_t
+zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner)
+{
+  uint32_t ci = class_of (zp, size);
+  struct zclass *c = &zp->cls[ci];
+  struct zchunk *ch;
+  uint64_t h;
+
+  pthread_mutex_lock (&c->lock);
+  ch = c->partial;
+  if (ch == NULL) {
+    ch = new_chunk (zp, ci);
+    if (ch == NULL) {
+      int e = errno;
+      pthread_mutex_unlock (&c->lock);
+      errno = e;
+      return 0;
+    }
+    push_chunk (&c->partial, ch);
+  }
+  h = handle (ch, take_slot (c, ch, owner));
+  pthread_mutex_unlock (&c->lock);
+  return h;
+}
+
+static struct zchunk *
+chunk_of (const struct zpool *zp, uint64_t h)
+{
+  return zp->table[(h >> SLOT_BITS) - 1];
+}
+
+void
+zpool_free (struct zpool *zp, uint64_t h)
+{
+  struct zchunk *ch = chunk_of (zp, h);
+  struct zclass *c = &zp->cls[ch->cls];
+
+  pthread_mutex_lock (&c->lock);
+  put_slot (zp, ch, (uint32_t) (h & ((1u << SLOT_BITS) - 1)));
+  pthread_mutex_unlock (&c->lock);
+}
+
+void *
+zpool_map (struct zpool *zp, uint64_t h)
+{
+  struct zchunk *ch = chunk_of (zp, h);
+  return ch->base + (size_t) (h & ((1u << SLOT_BITS) - 1)) * zp->cls[ch->cls].size;
+}
+
+/* Empty the sparsest partial chunk of class c into the others, while the
+ * free slots elsewhere can hold it.  Class lock held. */
+static uint64_t
+compact_class (struct zpool *zp, uint32_t ci)
+{
+  struct zclass *c = &zp->cls[ci];
+  uint64_t moved = 0;
+
+  for (;;) {
+    struct zchunk *sparse = NULL;
+    uint64_t room = 0;
+    for (struct zchunk *ch = c->partial; ch; ch = ch->next) {
+      room += ch->nobj - ch->nused;
+      if (sparse == NULL || ch->nused < sparse->nused)
+        sparse = ch;
+    }
+    if (sparse == NULL || room - (sparse->nobj - sparse->nused) < sparse->nused)
+      return moved;
+    for (uint32_t slot = 0; slot < sparse->fresh && sparse->nused > 0; slot++) {
+      uint32_t owner = sparse->owner[slot];
+      if (owner == NONE)
+        continue;
+      struct zchunk *dst = c->partial == sparse ? sparse->next : c->partial;
+      uint32_t ns = take_slot (c, dst, owner);
+      memcpy (dst->base + (size_t) ns * c->size, sparse->base + (size_t) slot * c->size, c->size);
+      if (!zp->relocate (zp->opaque, owner, handle (sparse, slot), handle (dst, ns))) {
+        put_slot (zp, dst, ns);            /* the block is busy: try later */
+        return moved;
+      }
+      moved++;
+      atomic_fetch_add (&zp->moved, 1);
+      bool last = sparse->nused == 1;
+      put_slot (zp, sparse, slot);          /* releases the chunk when empty */
+      if (last)
+        break;
+    }
+  }
+}
+
+uint64_t
+zpool_compact (struct zpool *zp)
+{
+  uint64_t before = zp->mem_used;
+
+  for (uint32_t i = 0; i < zp->nclasses; i++) {
+    pthread_mutex_lock (&zp->cls[i].lock);
+    compact_class (zp, i);
+    pthread_mutex_unlock (&zp->cls[i].lock);
+  }
+  return before > zp->mem_used ? before - zp->mem_used : 0;
+}
