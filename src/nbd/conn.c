@@ -335,14 +335,11 @@ transmission (struct nbd_conn *c)
       return;
     }
     /* Run a small read or write in this thread rather than wake a worker
-     * for it (a handoff costs more than the work) when the store answers
-     * from memory, or when nothing more is buffered so this thread would
-     * only sleep in recv.  Anything that may block long (flush, trims, big
-     * transfers, a disk store with more requests waiting) goes to the
-     * pool, so those still overlap. */
-    if (j->length <= INLINE_MAX &&
-        (j->type == NBD_CMD_READ || j->type == NBD_CMD_WRITE) &&
-        (memory_store || c->rx_start == c->rx_end)) {
+     * for it when the store answers from memory: the handoff would cost
+     * more than the work.  Anything that may wait for a disk goes to the
+     * pool, so that such requests overlap. */
+    if (memory_store && j->length <= INLINE_MAX &&
+        (j->type == NBD_CMD_READ || j->type == NBD_CMD_WRITE)) {
       j->batch_reply = true;
       nbd_job_run (j);
     }

@@ -23,3 +23,12 @@ tests_test_nbd_requests_CFLAGS = $(TEST_CFLAGS)
 tests_test_nbd_requests_LDADD = $(TEST_LDADD)
 
 endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/test-nbd-cleanup-after-a-vanished-client-releases-everything
+TESTS += tests/test-nbd-cleanup-after-a-vanished-client-releases-everything
+VALGRIND_TESTS += tests/test-nbd-cleanup-after-a-vanished-client-releases-everything
+tests_test_nbd_cleanup_after_a_vanished_client_releases_everything_SOURCES = tests/test-nbd-cleanup-after-a-vanished-client-releases-everything.c tests/nbd-test-client.h
+tests_test_nbd_cleanup_after_a_vanished_client_releases_everything_CFLAGS = $(TEST_CFLAGS)
+tests_test_nbd_cleanup_after_a_vanished_client_releases_everything_LDADD = $(TEST_LDADD)
+endif
