@@ -2,6 +2,7 @@
 SHELL_TESTS = \
 	tests/test-cache-disconnect-with-64-writes-in-flight-and-cache-full.sh \
 	tests/test-cache-ext4-image-compresses-in-the-memory-disk.sh \
+	tests/test-cache-mem-limit-full-gives-enospc-and-trim-recovers.sh \
 	tests/test-docs-man-page-help-and-readme-in-step.sh \
 	tests/test-fio-verify-two-connections.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
