@@ -24,9 +24,10 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; echo 1 >"$zram/reset" 2>/dev/nul
 
 # The samples.
 mkdir "$tmp/stage"
-find /usr/include /usr/share/doc -type f -size -1M 2>/dev/null | sort |
-  awk -v max=$((40 * 1024 * 1024)) '{ cmd = "stat -c %s \"" $0 "\""; cmd | getline s; close(cmd); t += s; if (t > max) exit; print }' |
-  cpio -pdm --quiet "$tmp/stage"
+find /usr/include /usr/share/doc -type f -size -1024k -printf '%s %p\n' 2>/dev/null |
+  sort -k2 >"$tmp/all" || true
+awk -v max=$((40 * 1024 * 1024)) '{ t += $1; if (t > max) exit; print $2 }' "$tmp/all" >"$tmp/list"
+cpio -pdm --quiet "$tmp/stage" <"$tmp/list"
 mkfs.ext4 -q -F -d "$tmp/stage" "$tmp/ext4" 64M
 cat /usr/lib/x86_64-linux-gnu/*.so* 2>/dev/null | head -c "$size" >"$tmp/libs" || true
 [ "$(stat -c %s "$tmp/libs")" -eq "$size" ] || { echo "$0: not enough shared libraries" >&2; exit 1; }

@@ -594,7 +594,7 @@ cache_create (const struct cache_config *cfg)
   k->mem_limit = cfg->mem_limit ? cfg->mem_limit :
                  cfg->backing ? (UINT64_C (256) << 20) : 0;
   k->dirty_high = k->mem_limit / 100 * (cfg->dirty_high_pct ? cfg->dirty_high_pct : 50);
-  k->zp_threshold = bs * 3 / 4;
+  k->zp_threshold = CACHE_RAW_THRESHOLD (bs);
   k->meta_bytes = k->nblocks * sizeof *k->meta;
   k->meta = calloc (k->nblocks, sizeof *k->meta);
   /* The limit counts chunk memory; the table is fixed overhead. */

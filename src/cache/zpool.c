@@ -1,12 +1,12 @@
 /* zpool: compressed objects in size classes carved from mmap'd arenas.
  *
  * Classes are 'step' bytes apart (16 for 4 KiB blocks, never more than
- * 64) from step up to the raw threshold (3/4 of a block), plus one raw
+ * 64) from step up to the raw threshold (7/8 of a block), plus one raw
  * class of a whole block for incompressible data.  Power-of-two classes
  * would waste a quarter of memory on average; these waste at most
  * step - 1 bytes an object.
  *
- * A class owns chunks of one to four pages more than its slot needs
+ * A class owns chunks of up to eight pages more than its slot needs
  * (whichever leaves the smallest tail), each cut into equal slots: small
  * chunks keep the memory of a half-used chunk per class small.  A chunk is on its class's
  * partial list while it has a free slot, on the full list otherwise, and
@@ -38,6 +38,7 @@
 #define SLOT_BITS 20
 #define PAGE 4096u
 #define MAX_CHUNK_PAGES 20                /* 64 KiB raw blocks need 16 */
+#define CHUNK_SPAN 8                       /* chunk sizes tried per class, in pages */
 
 struct zchunk {
   uint8_t *base;
@@ -57,6 +58,7 @@ struct zclass {
 struct zpool {
   uint32_t bs, step, threshold, nclasses;
   struct zclass *cls;
+  uint32_t *target;                      /* class an object size really uses */
   pthread_mutex_t chunk_lock;
   struct zchunk **table;
   uint32_t table_len, next_id, *free_ids, nfree_ids;
@@ -80,18 +82,19 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
     return NULL;
   zp->bs = bs;
   zp->step = bs / 256 < 16 ? 16 : bs / 256 > 64 ? 64 : bs / 256;
-  zp->threshold = bs * 3 / 4 / zp->step * zp->step;
+  zp->threshold = CACHE_RAW_THRESHOLD (bs) / zp->step * zp->step;
   zp->nclasses = zp->threshold / zp->step + 1;         /* + the raw class */
   zp->mem_limit = mem_limit;
   zp->relocate = relocate;
   zp->opaque = opaque;
   zp->cls = calloc (zp->nclasses, sizeof *zp->cls);
+  zp->target = calloc (zp->nclasses, sizeof *zp->target);
   /* Enough chunk ids for max_bytes of raw data plus a partial chunk per
    * class, however the data compresses. */
   zp->table_len = (uint32_t) (max_bytes / PAGE) + zp->nclasses * 2 + 64;
   zp->table = calloc (zp->table_len, sizeof *zp->table);
   zp->free_ids = calloc (zp->table_len, sizeof *zp->free_ids);
-  if (zp->cls == NULL || zp->table == NULL || zp->free_ids == NULL) {
+  if (zp->cls == NULL || zp->target == NULL || zp->table == NULL || zp->free_ids == NULL) {
     zpool_destroy (zp);
     errno = ENOMEM;
     return NULL;
@@ -101,7 +104,7 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
     c->size = i + 1 < zp->nclasses ? (i + 1) * zp->step : bs;
     /* The chunk size that leaves the smallest tail. */
     uint32_t best = 0, first = (c->size + PAGE - 1) / PAGE;
-    for (uint32_t k = first; k < first + 4 && k <= MAX_CHUNK_PAGES; k++) {
+    for (uint32_t k = first; k < first + CHUNK_SPAN && k <= MAX_CHUNK_PAGES; k++) {
       uint32_t cb = k * PAGE;
       if (best == 0 || (uint64_t) (cb % c->size) * best < (uint64_t) (best % c->size) * cb)
         best = cb;
@@ -110,6 +113,12 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
     c->nobj = best / c->size;
     sync_mutex_init_adaptive (&c->lock);
   }
+  /* Neighbouring classes that fit as many objects in as many pages are
+   * one class in effect: objects use the largest, which leaves fewer
+   * half-used chunks about (zsmalloc merges its classes the same way). */
+  for (uint32_t i = zp->nclasses; i-- > 0; )
+    zp->target[i] = i + 1 < zp->nclasses && zp->cls[i].nobj == zp->cls[i + 1].nobj &&
+                    zp->cls[i].bytes == zp->cls[i + 1].bytes ? zp->target[i + 1] : i;
   pthread_mutex_init (&zp->chunk_lock, NULL);
   return zp;
 }
@@ -128,6 +137,7 @@ zpool_destroy (struct zpool *zp)
   for (uint32_t i = 0; i < zp->narenas; i++)
     munmap (zp->arenas[i], ARENA_BYTES);
   free (zp->free_ids);
+  free (zp->target);
   free (zp->table);
   free (zp->cls);
   free (zp);
@@ -138,7 +148,7 @@ class_of (const struct zpool *zp, uint32_t size)
 {
   if (size > zp->threshold)
     return zp->nclasses - 1;
-  return (size + zp->step - 1) / zp->step - 1 + (size == 0);
+  return zp->target[(size + zp->step - 1) / zp->step - 1 + (size == 0)];
 }
 
 uint32_t
