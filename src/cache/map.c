@@ -180,8 +180,12 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
   }
   else {
     const uint8_t *src = data;
+    /* A block that was incompressible last time most likely still is:
+     * try it with a high acceleration, which gives up on random data
+     * several times faster and still finds what compresses well. */
+    int accel = (k->meta[b].flags & CM_HUGE) ? 16 : 1;
     int r = LZ4_compress_fast_extState (&lz4_state, (const char *) data, (char *) packed,
-                                        (int) k->bs, (int) k->zp_threshold, 1);
+                                        (int) k->bs, (int) k->zp_threshold, accel);
     if (r > 0) {
       n.csize = (uint32_t) r;
       src = packed;

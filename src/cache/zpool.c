@@ -10,10 +10,12 @@
  * (whichever leaves the smallest tail), each cut into equal slots: small
  * chunks keep the memory of a half-used chunk per class small.  A chunk is on its class's
  * partial list while it has a free slot, on the full list otherwise, and
- * goes back to the pool (memory returned with MADV_DONTNEED) as soon as it
- * is empty.  Chunk memory is bumped out of 64 MiB arenas mapped with
- * MAP_NORESERVE; released chunk memory, kept on a list per page count
- * linked through its first bytes, is reused before new arena space.
+ * goes back to the pool as soon as it is empty (one empty chunk a class
+ * is kept as a spare).  Chunk memory is bumped out of 64 MiB arenas mapped with
+ * MAP_NORESERVE; released chunk memory, kept on a stack per page count,
+ * is reused before new arena space, and given back to the kernel
+ * (MADV_DONTNEED) by zpool_compact, which the daemon runs every few
+ * seconds: churn in between costs no page faults.
  *
  * A handle is (chunk id + 1) << 20 | slot; 0 is never a handle.  Each
  * slot records its owner (a block index) so that compaction can move the
@@ -53,6 +55,15 @@ struct zclass {
   pthread_mutex_t lock;
   uint32_t size, nobj, bytes;
   struct zchunk *partial, *full;
+  struct zchunk *spare;                  /* one empty chunk kept for reuse */
+};
+
+/* A stack of released chunk memory of one size.  The top entries are
+ * still resident, so an allocation right after a release costs no page
+ * fault; zpool_compact gives resident ones back to the kernel. */
+struct freemem {
+  uint8_t **p;
+  uint32_t n, cap, resident;             /* entries [n - resident, n) are resident */
 };
 
 struct zpool {
@@ -65,7 +76,8 @@ struct zpool {
   uint8_t *arenas[MAX_ARENAS];
   uint32_t narenas;
   size_t arena_off, arena_len;
-  uint8_t *free_mem[MAX_CHUNK_PAGES + 1]; /* released chunk memory, by pages */
+  struct freemem free_mem[MAX_CHUNK_PAGES + 1];   /* released chunk memory, by pages */
+  atomic_uint_fast64_t free_resident;    /* bytes of it not yet given back */
   atomic_uint_fast64_t mem_used, moved;
   uint64_t mem_limit;
   zpool_relocate_fn relocate;
@@ -109,6 +121,10 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
       if (best == 0 || (uint64_t) (cb % c->size) * best < (uint64_t) (best % c->size) * cb)
         best = cb;
     }
+    /* Raw blocks fill pages exactly at any chunk size: take the largest,
+     * so that fewer chunks come and go when incompressible data churns. */
+    if (i + 1 == zp->nclasses && bs < 8 * PAGE)
+      best = 8 * PAGE;
     c->bytes = best;
     c->nobj = best / c->size;
     sync_mutex_init_adaptive (&c->lock);
@@ -136,6 +152,8 @@ zpool_destroy (struct zpool *zp)
       pthread_mutex_destroy (&zp->cls[i].lock);
   for (uint32_t i = 0; i < zp->narenas; i++)
     munmap (zp->arenas[i], ARENA_BYTES);
+  for (int i = 0; i <= MAX_CHUNK_PAGES; i++)
+    free (zp->free_mem[i].p);
   free (zp->free_ids);
   free (zp->target);
   free (zp->table);
@@ -157,18 +175,20 @@ zpool_class_size (const struct zpool *zp, uint32_t size)
   return zp->cls[class_of (zp, size)].size;
 }
 
-uint64_t zpool_mem_used (const struct zpool *zp) { return zp->mem_used; }
+uint64_t zpool_mem_used (const struct zpool *zp) { return zp->mem_used + zp->free_resident; }
 uint64_t zpool_moved (const struct zpool *zp) { return zp->moved; }
 
 /* Chunk memory of 'bytes': reused, or bumped from an arena.  chunk_lock held. */
 static uint8_t *
 chunk_memory (struct zpool *zp, uint32_t bytes)
 {
-  uint32_t k = bytes / PAGE;
-  if (zp->free_mem[k]) {
-    uint8_t *p = zp->free_mem[k];
-    memcpy (&zp->free_mem[k], p, sizeof p);
-    return p;
+  struct freemem *f = &zp->free_mem[bytes / PAGE];
+  if (f->n) {
+    if (f->resident) {
+      f->resident--;
+      zp->free_resident -= bytes;
+    }
+    return f->p[--f->n];
   }
   if (zp->narenas == 0 || zp->arena_off + bytes > zp->arena_len) {
     if (zp->narenas == MAX_ARENAS)
@@ -186,6 +206,8 @@ chunk_memory (struct zpool *zp, uint32_t bytes)
   return p;
 }
 
+static void release_chunk (struct zpool *zp, struct zchunk *ch);
+
 /* A new chunk for class c; class lock held.  NULL with errno. */
 static struct zchunk *
 new_chunk (struct zpool *zp, uint32_t ci)
@@ -193,6 +215,24 @@ new_chunk (struct zpool *zp, uint32_t ci)
   struct zclass *c = &zp->cls[ci];
   struct zchunk *ch;
 
+  if (zp->mem_limit && zp->mem_used + c->bytes > zp->mem_limit) {
+    /* Other classes' spare chunks are memory nobody uses: give them
+     * back first (trylock: this class's lock is held). */
+    for (uint32_t j = 0; j < zp->nclasses; j++) {
+      struct zclass *o = &zp->cls[j];
+      if (j == ci || o->spare == NULL || pthread_mutex_trylock (&o->lock) != 0)
+        continue;
+      if (o->spare) {
+        release_chunk (zp, o->spare);
+        o->spare = NULL;
+      }
+      pthread_mutex_unlock (&o->lock);
+    }
+    if (c->spare) {
+      release_chunk (zp, c->spare);
+      c->spare = NULL;
+    }
+  }
   if (zp->mem_limit && zp->mem_used + c->bytes > zp->mem_limit) {
     errno = ENOSPC;
     return NULL;
@@ -239,18 +279,27 @@ push_chunk (struct zchunk **list, struct zchunk *ch)
   *list = ch;
 }
 
-/* Give an empty chunk back; class lock held. */
+/* Give an empty chunk, off every list, back; class lock held. */
 static void
 release_chunk (struct zpool *zp, struct zchunk *ch)
 {
-  struct zclass *c = &zp->cls[ch->cls];
-
-  unlink_chunk (&c->partial, ch);
-  madvise (ch->base, ch->bytes, MADV_DONTNEED);
   pthread_mutex_lock (&zp->chunk_lock);
-  uint32_t k = ch->bytes / PAGE;
-  memcpy (ch->base, &zp->free_mem[k], sizeof ch->base);
-  zp->free_mem[k] = ch->base;
+  struct freemem *f = &zp->free_mem[ch->bytes / PAGE];
+  if (f->n == f->cap) {
+    uint32_t cap = f->cap ? 2 * f->cap : 64;
+    uint8_t **p = realloc (f->p, cap * sizeof *p);
+    if (p) {
+      f->p = p;
+      f->cap = cap;
+    }
+  }
+  if (f->n < f->cap) {
+    f->p[f->n++] = ch->base;
+    f->resident++;
+    zp->free_resident += ch->bytes;
+  }
+  else                                   /* no room to remember it: lose the address space only */
+    madvise (ch->base, ch->bytes, MADV_DONTNEED);
   zp->table[ch->id] = NULL;
   zp->free_ids[zp->nfree_ids++] = ch->id;
   pthread_mutex_unlock (&zp->chunk_lock);
@@ -290,8 +339,15 @@ put_slot (struct zpool *zp, struct zchunk *ch, uint32_t slot)
     unlink_chunk (&c->full, ch);
     push_chunk (&c->partial, ch);
   }
-  if (ch->nused == 0)
-    release_chunk (zp, ch);
+  if (ch->nused == 0) {
+    /* Keep one empty chunk a class: an overwrite frees an object and
+     * allocates another, and should not cost a page fault each time. */
+    unlink_chunk (&c->partial, ch);
+    if (c->spare == NULL)
+      c->spare = ch;
+    else
+      release_chunk (zp, ch);
+  }
 }
 
 static inline uint64_t
@@ -310,6 +366,11 @@ zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner)
 
   pthread_mutex_lock (&c->lock);
   ch = c->partial;
+  if (ch == NULL && c->spare) {
+    ch = c->spare;
+    c->spare = NULL;
+    push_chunk (&c->partial, ch);
+  }
   if (ch == NULL) {
     ch = new_chunk (zp, ci);
     if (ch == NULL) {
@@ -391,12 +452,28 @@ compact_class (struct zpool *zp, uint32_t ci)
 uint64_t
 zpool_compact (struct zpool *zp)
 {
-  uint64_t before = zp->mem_used;
+  uint64_t before = zpool_mem_used (zp);
 
   for (uint32_t i = 0; i < zp->nclasses; i++) {
-    pthread_mutex_lock (&zp->cls[i].lock);
+    struct zclass *c = &zp->cls[i];
+    pthread_mutex_lock (&c->lock);
     compact_class (zp, i);
-    pthread_mutex_unlock (&zp->cls[i].lock);
+    if (c->spare) {                    /* idle memory goes back too */
+      release_chunk (zp, c->spare);
+      c->spare = NULL;
+    }
+    pthread_mutex_unlock (&c->lock);
   }
-  return before > zp->mem_used ? before - zp->mem_used : 0;
+  /* Released chunks still resident go back to the kernel now. */
+  pthread_mutex_lock (&zp->chunk_lock);
+  for (int k = 1; k <= MAX_CHUNK_PAGES; k++) {
+    struct freemem *f = &zp->free_mem[k];
+    for (uint32_t i = f->n - f->resident; i < f->n; i++)
+      madvise (f->p[i], (size_t) k * PAGE, MADV_DONTNEED);
+    f->resident = 0;
+  }
+  zp->free_resident = 0;
+  pthread_mutex_unlock (&zp->chunk_lock);
+  uint64_t after = zpool_mem_used (zp);
+  return before > after ? before - after : 0;
 }
