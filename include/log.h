@@ -16,6 +16,7 @@ enum log_level {
   LOG_LEVEL_DEBUG,   /* per-connection detail, only with -v */
 };
 
+/* verbosity: -1 errors only, 0 up to info, 1 and more debug too. */
 void log_init (const char *ident, bool use_syslog, int verbosity);
 void log_msg (enum log_level level, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));

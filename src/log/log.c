@@ -22,7 +22,8 @@ log_init (const char *ident, bool use_syslog, int verbosity)
 {
   prog = ident;
   to_syslog = use_syslog;
-  max_level = verbosity > 0 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+  max_level = verbosity > 0 ? LOG_LEVEL_DEBUG :
+              verbosity < 0 ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO;
   if (to_syslog)
     openlog (ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
