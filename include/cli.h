@@ -30,6 +30,8 @@ struct cli_options {
   uint64_t cache_size;         /* file store cache memory; default 256M */
   const char *cache_mode;      /* "writeback", "writethrough", "off" */
   uint32_t cache_block;        /* cache block bytes, 4K..64K, power of two */
+  const char *fuse_mount;      /* --fuse: serve the export as a file here */
+  const char *fuse_opts;       /* --fuse-opt: extra mount options */
   bool help, version;
 };
 

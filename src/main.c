@@ -25,6 +25,9 @@
 
 #include "cache.h"
 #include "cli.h"
+#ifdef HAVE_FUSE
+#include "fusefront.h"
+#endif
 #include "log.h"
 #include "nbd.h"
 #include "scsi.h"
@@ -39,6 +42,9 @@ struct daemon_state {
   struct scsi_lu *lu;
   struct nbd_server *srv;
   struct nbd_export export;
+#ifdef HAVE_FUSE
+  struct fuse_front *fuse;
+#endif
   bool pidfile_written;
 };
 
@@ -302,6 +308,32 @@ setup (struct daemon_state *d)
   return 0;
 }
 
+static int
+start_fuse (struct daemon_state *d)
+{
+#ifdef HAVE_FUSE
+  long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
+  d->fuse = fuse_front_start (d->opt.fuse_mount, &d->export,
+                              d->opt.threads ? d->opt.threads : (unsigned) (ncpu > 0 ? ncpu : 1),
+                              d->opt.fuse_opts);
+  if (d->fuse == NULL) {
+    if (errno == ENOTCONN)
+      log_error ("%s: stale FUSE mount of a daemon that died; clear it with: fusermount3 -u %s",
+                 d->opt.fuse_mount, d->opt.fuse_mount);
+    else
+      log_error ("%s: cannot mount: %m", d->opt.fuse_mount);
+    return -1;
+  }
+  log_info ("serving the disk as %s/%s", d->opt.fuse_mount,
+            d->opt.export_name[0] ? d->opt.export_name : "disk");
+  return 0;
+#else
+  log_error ("--fuse: this sgblkd was built without libfuse3");
+  errno = ENOTSUP;
+  return -1;
+#endif
+}
+
 /* Returns -1 if data may not have reached the store (the exit status must
  * say so), 0 otherwise. */
 static int
@@ -309,6 +341,10 @@ teardown (struct daemon_state *d)
 {
   int r = 0;
 
+#ifdef HAVE_FUSE
+  /* FUSE first: its requests in flight finish, then it unmounts. */
+  fuse_front_stop (d->fuse);
+#endif
   if (d->srv) {
     nbd_server_stop (d->srv);
     log_stats (d);
@@ -393,6 +429,8 @@ main (int argc, char **argv)
     log_error ("cannot start the NBD server: %m");
     goto out;
   }
+  if (d.opt.fuse_mount && start_fuse (&d) == -1)
+    goto out;
   tell_parent (&ready_fd, 0);
 
   for (;;) {

@@ -122,3 +122,28 @@ start_sgblkd_tcp ()
   cat "$tmp/$name.log" >&2
   fail "sgblkd did not listen on TCP"
 }
+
+# requires_fuse_and_loop: skip unless this machine can mount FUSE and
+# attach loop devices (root, /dev/fuse, /dev/loop-control).
+requires_fuse_and_loop ()
+{
+  [ "$(id -u)" -eq 0 ] || skip "needs root for FUSE mounts and loop devices"
+  [ -c /dev/fuse ] || skip "no /dev/fuse"
+  [ -e /dev/loop-control ] || skip "no loop devices"
+  requires losetup fusermount3 mkfs.ext4
+}
+
+# fuse_mountpoint: a mount point in $tmp, unmounted at exit whatever happens.
+fuse_mountpoint ()
+{
+  mnt=$tmp/mnt
+  mkdir -p "$mnt"
+  cleanup_fn "mountpoint -q '$mnt' && { fusermount3 -u '$mnt' 2>/dev/null || umount -l '$mnt'; }"
+}
+
+# attach_loop FILE: a loop device on FILE in $loop, detached at exit.
+attach_loop ()
+{
+  loop=$(losetup -f --show "$1")
+  cleanup_fn "losetup -d '$loop' 2>/dev/null"
+}

@@ -5,6 +5,9 @@ SHELL_TESTS = \
 	tests/test-cache-mem-limit-full-gives-enospc-and-trim-recovers.sh \
 	tests/test-docs-man-page-help-and-readme-in-step.sh \
 	tests/test-fio-verify-two-connections.sh \
+	tests/test-fuse-and-nbd-serve-the-same-unit-coherently.sh \
+	tests/test-fuse-file-reads-writes-fsync-punch-and-zero.sh \
+	tests/test-fuse-loop-device-mkfs-mount-fsck-and-restart.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
 	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
 	tests/test-nbd-read-only-export-refuses-writes.sh \

@@ -238,6 +238,21 @@ cache_options_are_checked (void **state)
 }
 
 static void
+fuse_alone_opens_no_tcp_port (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "--fuse", "/mnt/x", "--fuse-opt", "allow_other", NULL), 0);
+  assert_string_equal (o.fuse_mount, "/mnt/x");
+  assert_string_equal (o.fuse_opts, "allow_other");
+  assert_int_equal (o.port, -1);
+  assert_int_equal (parse (&o, "--fuse", "/mnt/x", "-p", "10900", NULL), 0);
+  assert_int_equal (o.port, 10900);
+  assert_int_equal (parse (&o, "--fuse-opt", "ro", NULL), -1);
+  assert_usage_error ("--fuse-opt needs --fuse");
+}
+
+static void
 help_and_version_stop_parsing (void **state)
 {
   struct cli_options o;
@@ -254,7 +269,7 @@ help_text_lists_every_long_option (void **state)
   static const char *const opts[] = {
     "--size", "--create", "--direct", "--mem-limit", "--read-only",
     "--block-size", "--unix", "--port", "--bind", "--export-name",
-    "--cache-size", "--cache-mode", "--cache-block",
+    "--cache-size", "--cache-mode", "--cache-block", "--fuse", "--fuse-opt",
     "--threads", "--foreground", "--pidfile", "--verbose", "--version",
     "--help",
   };
@@ -291,6 +306,7 @@ main (void)
     cmocka_unit_test (two_files_are_refused),
     cmocka_unit_test (memory_only_options_with_a_file_are_refused),
     cmocka_unit_test (cache_options_are_checked),
+    cmocka_unit_test (fuse_alone_opens_no_tcp_port),
     cmocka_unit_test (help_and_version_stop_parsing),
     cmocka_unit_test (help_text_lists_every_long_option),
   };

@@ -24,6 +24,8 @@ enum {
   OPT_CACHE_SIZE,
   OPT_CACHE_MODE,
   OPT_CACHE_BLOCK,
+  OPT_FUSE,
+  OPT_FUSE_OPT,
 };
 
 static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -42,6 +44,8 @@ static const struct option long_opts[] = {
   { "cache-size",  required_argument, NULL, OPT_CACHE_SIZE },
   { "cache-mode",  required_argument, NULL, OPT_CACHE_MODE },
   { "cache-block", required_argument, NULL, OPT_CACHE_BLOCK },
+  { "fuse",        required_argument, NULL, OPT_FUSE },
+  { "fuse-opt",    required_argument, NULL, OPT_FUSE_OPT },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -71,11 +75,14 @@ cli_usage (FILE *f)
 "  -r, --read-only         refuse writes (NBD EPERM, SCSI write protect)\n"
 "  -B, --block-size N      logical block size, 512 or 4096 (default 512)\n"
 "\n"
-"Listening (default: TCP 127.0.0.1:10809):\n"
+"Listening (default: TCP 127.0.0.1:10809, unless only --fuse is given):\n"
 "  -U, --unix PATH         listen on a Unix socket (may be repeated)\n"
 "  -p, --port PORT         listen on TCP port PORT (default 10809)\n"
 "  -b, --bind ADDR         TCP address to bind (default 127.0.0.1)\n"
 "  -e, --export-name NAME  export name (default \"\")\n"
+"      --fuse MOUNTPOINT   also serve the disk as the file MOUNTPOINT/disk\n"
+"                          (MOUNTPOINT/NAME with -e NAME) on a FUSE mount\n"
+"      --fuse-opt OPTS     extra FUSE mount options, e.g. allow_other\n"
 "\n"
 "Daemon:\n"
 "  -t, --threads N         I/O worker threads (default: number of CPUs)\n"
@@ -236,6 +243,12 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       o->cache_block = (uint32_t) b;
       break;
     }
+    case OPT_FUSE:
+      if (*optarg == '\0')
+        USAGE ("empty FUSE mount point");
+      o->fuse_mount = optarg;
+      break;
+    case OPT_FUSE_OPT: o->fuse_opts = optarg; break;
     case 'f': o->foreground = true; break;
     case 'P': o->pidfile = optarg; break;
     case 'v': o->verbose++; break;
@@ -283,8 +296,10 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
     USAGE ("size %" PRIu64 " is not a multiple of the block size %" PRIu32,
            o->size, o->block_size);
 
-  /* TCP unless only Unix sockets were asked for. */
-  if (!o->port_given && (o->nunix == 0 || bind_given))
+  if (o->fuse_opts && !o->fuse_mount)
+    USAGE ("--fuse-opt needs --fuse");
+  /* TCP unless only Unix sockets or only FUSE were asked for. */
+  if (!o->port_given && ((o->nunix == 0 && !o->fuse_mount) || bind_given))
     o->port = 10809;
   return 0;
 }

@@ -1,0 +1,23 @@
+/* fusefront: the FUSE front-end.  Each export is a regular file on a FUSE
+ * mount (the default export is MOUNTPOINT/disk), served by the same SCSI
+ * core, pools and cache as the NBD front-end, so both may serve one unit
+ * at once and see the same data.  (The prefix is fuse_front_ so as not to
+ * tread on libfuse's own fuse_ names.) */
+#ifndef SGBLK_FUSEFRONT_H
+#define SGBLK_FUSEFRONT_H
+
+#include <stdbool.h>
+
+#include "nbd.h"        /* struct nbd_export: the unit, its pools, read-only */
+
+struct fuse_front;
+
+/* Mount 'mountpoint' and serve 'exp' as a file there, with 'threads'
+ * threads.  NULL with errno; a stale mount left by a daemon that died
+ * fails with ENOTCONN (the caller says how to clear it). */
+struct fuse_front *fuse_front_start (const char *mountpoint, struct nbd_export *exp,
+                                     unsigned threads, const char *extra_opts);
+/* Finish the requests in flight and unmount.  Idempotent. */
+void fuse_front_stop (struct fuse_front *ff);
+
+#endif

@@ -1,0 +1,401 @@
+/* The FUSE front-end: an export as a regular file, via libfuse3's
+ * high-level API and its multithreaded loop.
+ *
+ * Every read, write, fsync and fallocate becomes SCSI commands on the
+ * export's unit, with a command from its pool and the data in a vector
+ * from its sgv pool, exactly as an NBD request would.  Requests not
+ * aligned to the logical block size are served by read-modify-write of
+ * the edge blocks under the export's rmw lock taken exclusively; aligned
+ * writes take it shared.
+ *
+ * Page cache policy: direct_io.  The file is a device: a loop device on
+ * top has its own page cache, and caching the same pages again in the
+ * FUSE file would double the memory a swap test needs and hide the
+ * device's own write-back from fsync.
+ */
+#include <config.h>
+
+#define FUSE_USE_VERSION 314
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fusefront.h"
+#include "log.h"
+
+#define CHUNK_BLOCKS_BYTES (1ull << 30)
+
+struct fuse_front {
+  struct fuse *f;
+  struct nbd_export *exp;
+  char *mountpoint;
+  char name[256];               /* file name in the mount */
+  uint64_t size;
+  uint32_t bs;
+  pthread_rwlock_t rmw;
+  pthread_t loop;
+  bool running;
+};
+
+static struct fuse_front *
+front (void)
+{
+  return fuse_get_context ()->private_data;
+}
+
+/* One SCSI command on the unit; returns 0 or -errno. */
+static int
+run (struct fuse_front *ff, const uint8_t *cdb, unsigned len,
+     struct sgv_vec *buf, size_t buf_len)
+{
+  struct scsi_cmd *c = scsi_cmd_get (ff->exp->cmds, true);
+  int err;
+
+  memcpy (c->cdb, cdb, len);
+  c->cdb_len = len;
+  c->buf = buf;
+  c->buf_len = (uint32_t) buf_len;
+  scsi_exec (ff->exp->lu, c);
+  err = scsi_cmd_errno (c);
+  scsi_cmd_put (ff->exp->cmds, c);
+  if (err == EPERM && ff->exp->read_only)
+    err = EROFS;
+  return -err;
+}
+
+static struct sgv_vec *
+get_vec (struct fuse_front *ff, size_t len)
+{
+  struct sgv_vec *v;
+  /* A moment of memory shortage waits; it does not fail the request. */
+  while ((v = sgv_alloc (ff->exp->sgv, len)) == NULL && errno == ENOMEM)
+    usleep (1000);
+  return v;
+}
+
+/* Read or write the blocks covering [off, off+len) through a vector;
+ * data (len bytes) goes out of / into buf.  zero: write zeroes instead. */
+static int
+rw (struct fuse_front *ff, bool write, char *buf, uint64_t off, size_t len, bool zero)
+{
+  uint64_t a = off / ff->bs * ff->bs;
+  uint64_t e = (off + len + ff->bs - 1) / ff->bs * ff->bs;
+  bool aligned = a == off && e == off + len;
+  uint8_t cdb[16];
+  struct sgv_vec *v = get_vec (ff, e - a);
+  int r = 0;
+
+  if (v == NULL)
+    return -errno;
+  if (write)
+    aligned ? pthread_rwlock_rdlock (&ff->rmw) : pthread_rwlock_wrlock (&ff->rmw);
+  if (!write || !aligned)
+    r = run (ff, cdb, scsi_cdb_read16 (cdb, a / ff->bs, (uint32_t) ((e - a) / ff->bs), false),
+             v, e - a);
+  if (r == 0 && write) {
+    if (zero)
+      sgv_zero (v, off - a, len);
+    else
+      sgv_copy_from_buf (v, off - a, buf, len);
+    r = run (ff, cdb, scsi_cdb_write16 (cdb, a / ff->bs, (uint32_t) ((e - a) / ff->bs), false),
+             v, e - a);
+  }
+  if (write)
+    pthread_rwlock_unlock (&ff->rmw);
+  if (r == 0 && !write)
+    sgv_copy_to_buf (v, off - a, buf, len);
+  sgv_free (ff->exp->sgv, v);
+  return r;
+}
+
+static bool
+is_file (struct fuse_front *ff, const char *path)
+{
+  return path[0] == '/' && strcmp (path + 1, ff->name) == 0;
+}
+
+static int
+op_getattr (const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+  struct fuse_front *ff = front ();
+
+  memset (st, 0, sizeof *st);
+  st->st_uid = getuid ();
+  st->st_gid = getgid ();
+  if (strcmp (path, "/") == 0) {
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    return 0;
+  }
+  if (!is_file (ff, path))
+    return -ENOENT;
+  st->st_mode = S_IFREG | (ff->exp->read_only ? 0444 : 0644);
+  st->st_nlink = 1;
+  st->st_size = (off_t) ff->size;
+  st->st_blksize = 4096;
+  st->st_blocks = (blkcnt_t) (ff->size / 512);
+  return 0;
+}
+
+static int
+op_readdir (const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+            struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+  struct fuse_front *ff = front ();
+
+  if (strcmp (path, "/") != 0)
+    return -ENOTDIR;
+  fill (buf, ".", NULL, 0, 0);
+  fill (buf, "..", NULL, 0, 0);
+  fill (buf, ff->name, NULL, 0, 0);
+  return 0;
+}
+
+static int
+op_open (const char *path, struct fuse_file_info *fi)
+{
+  struct fuse_front *ff = front ();
+
+  if (!is_file (ff, path))
+    return -ENOENT;
+  if (ff->exp->read_only && (fi->flags & O_ACCMODE) != O_RDONLY)
+    return -EROFS;
+  fi->direct_io = 1;
+  return 0;
+}
+
+static int
+op_read (const char *path, char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+{
+  struct fuse_front *ff = front ();
+
+  if ((uint64_t) off >= ff->size)
+    return 0;
+  if (len > ff->size - (uint64_t) off)
+    len = ff->size - (uint64_t) off;
+  if (len == 0)
+    return 0;
+  int r = rw (ff, false, buf, (uint64_t) off, len, false);
+  return r < 0 ? r : (int) len;
+}
+
+static int
+op_write (const char *path, const char *buf, size_t len, off_t off,
+          struct fuse_file_info *fi)
+{
+  struct fuse_front *ff = front ();
+
+  if (ff->exp->read_only)
+    return -EROFS;
+  if ((uint64_t) off >= ff->size || len > ff->size - (uint64_t) off)
+    return -ENOSPC;                    /* a device does not grow */
+  if (len == 0)
+    return 0;
+  int r = rw (ff, true, (char *) buf, (uint64_t) off, len, false);
+  return r < 0 ? r : (int) len;
+}
+
+static int
+op_fsync (const char *path, int datasync, struct fuse_file_info *fi)
+{
+  struct fuse_front *ff = front ();
+  uint8_t cdb[16];
+
+  return run (ff, cdb, scsi_cdb_sync_cache16 (cdb, 0, 0), NULL, 0);
+}
+
+/* Zero [off, off+len): the aligned middle with WRITE SAME (UNMAP when
+ * punching), the edges by read-modify-write. */
+static int
+op_fallocate (const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+  struct fuse_front *ff = front ();
+  bool punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+  uint64_t start = (uint64_t) off, end;
+  uint8_t cdb[16];
+  int r = 0;
+
+  if (!punch && mode != FALLOC_FL_ZERO_RANGE && mode != (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE))
+    return -EOPNOTSUPP;
+  if (ff->exp->read_only)
+    return -EROFS;
+  if (off < 0 || len <= 0 || start >= ff->size)
+    return -EINVAL;
+  end = start + (uint64_t) len > ff->size ? ff->size : start + (uint64_t) len;
+  uint64_t a = (start + ff->bs - 1) / ff->bs * ff->bs, e = end / ff->bs * ff->bs;
+  if (a < e) {
+    pthread_rwlock_rdlock (&ff->rmw);
+    for (uint64_t p = a; p < e && r == 0; p += CHUNK_BLOCKS_BYTES) {
+      uint64_t n = e - p < CHUNK_BLOCKS_BYTES ? e - p : CHUNK_BLOCKS_BYTES;
+      r = run (ff, cdb, scsi_cdb_write_same16 (cdb, p / ff->bs, (uint32_t) (n / ff->bs), punch, true),
+               NULL, 0);
+    }
+    pthread_rwlock_unlock (&ff->rmw);
+  }
+  if (r == 0 && a >= e)
+    r = rw (ff, true, NULL, start, end - start, true);
+  else {
+    if (r == 0 && start < a)
+      r = rw (ff, true, NULL, start, a - start, true);
+    if (r == 0 && e < end)
+      r = rw (ff, true, NULL, e, end - e, true);
+  }
+  return r;
+}
+
+static int
+op_statfs (const char *path, struct statvfs *st)
+{
+  struct fuse_front *ff = front ();
+
+  memset (st, 0, sizeof *st);
+  st->f_bsize = st->f_frsize = 4096;
+  st->f_blocks = ff->size / 4096;
+  st->f_files = 2;
+  st->f_namemax = 255;
+  return 0;
+}
+
+/* A device has a fixed size and nothing else to change. */
+static int
+op_truncate (const char *path, off_t size, struct fuse_file_info *fi)
+{
+  return (uint64_t) size == front ()->size ? 0 : -EPERM;
+}
+
+static int
+op_chmod (const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+  return -EPERM;
+}
+
+static int
+op_create (const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+  return -EPERM;
+}
+
+static void *
+op_init (struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+  cfg->direct_io = 1;
+  cfg->kernel_cache = 0;
+  cfg->use_ino = 0;
+  conn->max_write = 1u << 20;
+  conn->max_read = 1u << 20;
+  return fuse_get_context ()->private_data;
+}
+
+static const struct fuse_operations ops = {
+  .init = op_init,
+  .getattr = op_getattr,
+  .readdir = op_readdir,
+  .open = op_open,
+  .read = op_read,
+  .write = op_write,
+  .fsync = op_fsync,
+  .fallocate = op_fallocate,
+  .statfs = op_statfs,
+  .truncate = op_truncate,
+  .chmod = op_chmod,
+  .create = op_create,
+};
+
+static void *
+loop_thread (void *arg)
+{
+  struct fuse_front *ff = arg;
+  struct fuse_loop_config *lc = fuse_loop_cfg_create ();
+
+  fuse_loop_cfg_set_max_threads (lc, 16);
+  fuse_loop_cfg_set_clone_fd (lc, 0);
+  fuse_loop_mt (ff->f, lc);
+  fuse_loop_cfg_destroy (lc);
+  return NULL;
+}
+
+struct fuse_front *
+fuse_front_start (const char *mountpoint, struct nbd_export *exp, unsigned threads,
+                  const char *extra_opts)
+{
+  struct fuse_front *ff = calloc (1, sizeof *ff);
+  struct stat st;
+  char opts[1024];
+
+  if (ff == NULL)
+    return NULL;
+  /* A mount left by a daemon that died answers ENOTCONN. */
+  if (stat (mountpoint, &st) == -1) {
+    int e = errno;
+    free (ff);
+    errno = e;
+    return NULL;
+  }
+  if (!S_ISDIR (st.st_mode)) {
+    free (ff);
+    errno = ENOTDIR;
+    return NULL;
+  }
+  ff->exp = exp;
+  ff->bs = scsi_lu_block_size (exp->lu);
+  ff->size = scsi_lu_nblocks (exp->lu) * ff->bs;
+  snprintf (ff->name, sizeof ff->name, "%s", exp->name[0] ? exp->name : "disk");
+  ff->mountpoint = strdup (mountpoint);
+  pthread_rwlock_init (&ff->rmw, NULL);
+  snprintf (opts, sizeof opts, "fsname=sgblk,subtype=sgblk,max_read=1048576%s%s",
+            extra_opts && *extra_opts ? "," : "", extra_opts ? extra_opts : "");
+  char *argv[] = { (char *) "sgblkd", (char *) "-o", opts, NULL };
+  struct fuse_args args = FUSE_ARGS_INIT (3, argv);
+  ff->f = fuse_new (&args, &ops, sizeof ops, ff);
+  fuse_opt_free_args (&args);
+  if (ff->f == NULL) {
+    free (ff->mountpoint);
+    free (ff);
+    errno = EINVAL;
+    return NULL;
+  }
+  if (fuse_mount (ff->f, mountpoint) != 0) {
+    fuse_destroy (ff->f);
+    free (ff->mountpoint);
+    free (ff);
+    errno = EIO;
+    return NULL;
+  }
+  (void) threads;
+  if (pthread_create (&ff->loop, NULL, loop_thread, ff) != 0) {
+    fuse_unmount (ff->f);
+    fuse_destroy (ff->f);
+    free (ff->mountpoint);
+    free (ff);
+    errno = EAGAIN;
+    return NULL;
+  }
+  ff->running = true;
+  return ff;
+}
+
+void
+fuse_front_stop (struct fuse_front *ff)
+{
+  if (ff == NULL)
+    return;
+  if (ff->running) {
+    fuse_exit (ff->f);
+    fuse_unmount (ff->f);             /* the loop's read then fails: it returns */
+    pthread_join (ff->loop, NULL);
+    ff->running = false;
+  }
+  fuse_destroy (ff->f);
+  pthread_rwlock_destroy (&ff->rmw);
+  free (ff->mountpoint);
+  free (ff);
+}
