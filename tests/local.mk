@@ -8,6 +8,8 @@ SHELL_TESTS = \
 	tests/test-fuse-and-nbd-serve-the-same-unit-coherently.sh \
 	tests/test-fuse-file-reads-writes-fsync-punch-and-zero.sh \
 	tests/test-fuse-loop-device-mkfs-mount-fsck-and-restart.sh \
+	tests/test-fuse-swap-on-the-loop-device-under-a-memory-cgroup.sh \
+	tests/test-fuse-unmount-and-stale-mounts-are-handled.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
 	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
 	tests/test-nbd-read-only-export-refuses-writes.sh \

@@ -53,6 +53,22 @@ for a, b in ((4096, 12288), (100000, 105000), (300001, 377778)):
 assert d[4095] != 0 or d[12288] != 0 or True
 print("holes and zeroes read back as zeroes")
 PY
+# SEEK_DATA and SEEK_HOLE see what is allocated.
+python3 - "$mnt/disk" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+size = os.fstat(fd).st_size
+os.pwrite(fd, b"\x01" * 65536, 8 << 20)           # data at 8 MiB, nothing after
+assert os.lseek(fd, 4 << 20, os.SEEK_DATA) == 8 << 20
+assert os.lseek(fd, 8 << 20, os.SEEK_HOLE) == (8 << 20) + 65536
+assert os.lseek(fd, 5 << 20, os.SEEK_HOLE) == 5 << 20
+try:
+    os.lseek(fd, 9 << 20, os.SEEK_DATA)
+    raise AssertionError("data found past the last data")
+except OSError as e:
+    assert e.errno == 6, e                              # ENXIO
+print("SEEK_DATA/SEEK_HOLE follow the allocation")
+PY
 stop_sgblkd mem
 mountpoint -q "$mnt" && fail "still mounted after SIGTERM"
 

@@ -284,6 +284,49 @@ op_create (const char *path, mode_t mode, struct fuse_file_info *fi)
   return -EPERM;
 }
 
+/* SEEK_DATA and SEEK_HOLE from GET LBA STATUS. */
+static off_t
+op_lseek (const char *path, off_t off, int whence, struct fuse_file_info *fi)
+{
+  struct fuse_front *ff = front ();
+  uint8_t cdb[16], raw[8 + 16 * 32];
+  struct scsi_lba_status d[32];
+  uint64_t pos = (uint64_t) off;
+
+  if (whence != SEEK_DATA && whence != SEEK_HOLE)
+    return -EINVAL;
+  if (off < 0 || pos >= ff->size)
+    return -ENXIO;
+  struct sgv_vec *v = get_vec (ff, sizeof raw);
+  if (v == NULL)
+    return -errno;
+  while (pos < ff->size) {
+    int r = run (ff, cdb, scsi_cdb_get_lba_status (cdb, pos / ff->bs, sizeof raw), v, sizeof raw);
+    if (r < 0) {
+      sgv_free (ff->exp->sgv, v);
+      return r;
+    }
+    sgv_copy_to_buf (v, 0, raw, sizeof raw);
+    int n = scsi_decode_lba_status (raw, sizeof raw, d, 32);
+    if (n <= 0)
+      break;
+    for (int i = 0; i < n; i++) {
+      uint64_t s = d[i].lba * ff->bs, e = s + (uint64_t) d[i].nblocks * ff->bs;
+      bool data = d[i].provisioning == 0;
+      if (e <= pos)
+        continue;
+      if (data == (whence == SEEK_DATA)) {
+        sgv_free (ff->exp->sgv, v);
+        return (off_t) (s > pos ? s : pos);
+      }
+      pos = e;
+    }
+  }
+  sgv_free (ff->exp->sgv, v);
+  /* No more data: ENXIO; a hole: the end of the file counts as one. */
+  return whence == SEEK_DATA ? -ENXIO : (off_t) ff->size;
+}
+
 static void *
 op_init (struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
@@ -308,6 +351,7 @@ static const struct fuse_operations ops = {
   .truncate = op_truncate,
   .chmod = op_chmod,
   .create = op_create,
+  .lseek = op_lseek,
 };
 
 static void *
