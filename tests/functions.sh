@@ -65,6 +65,17 @@ start_sgblkd ()
   _daemons+=("$pid")
   eval "pid_$name=$pid"
   wait_for_socket "$sock" "$pid" "$tmp/$name.log"
+  # The FUSE file appears after the socket: wait for it as well.
+  case " $* " in
+    *" --fuse "*)
+      local i
+      for i in $(seq 100); do
+        grep -q "serving the disk as" "$tmp/$name.log" && return 0
+        kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.log" >&2; fail "sgblkd exited at start-up"; }
+        sleep 0.1
+      done
+      fail "sgblkd did not mount its FUSE file within 10 s" ;;
+  esac
 }
 
 # wait_for_socket SOCK PID LOG: up to 10 s for the daemon to listen.
@@ -145,5 +156,7 @@ fuse_mountpoint ()
 attach_loop ()
 {
   loop=$(losetup -f --show "$1")
-  cleanup_fn "losetup -d '$loop' 2>/dev/null"
+  # Detach at exit only if the device still serves our file: a test that
+  # detached it already must not take another test's device with it.
+  cleanup_fn "losetup -j '$1' -n -O NAME 2>/dev/null | grep -qx '$loop' && losetup -d '$loop'"
 }
