@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # NBD and FUSE on one unit at once: data written with nbdcopy reads back
 # through the file, and data written through the file reads back over NBD.
+# Extra mount options given with --fuse-opt reach the mount.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires_fuse_and_loop
 requires nbdcopy
 
 fuse_mountpoint
-start_sgblkd both --size 32M --fuse "$mnt"
+start_sgblkd both --size 32M --fuse "$mnt" --fuse-opt allow_other
+grep " $mnt fuse.sgblk " /proc/mounts | grep -q allow_other || fail "--fuse-opt allow_other not passed to the mount"
 random_file "$tmp/a" 32
 nbdcopy "$tmp/a" "$uri"
 cmp "$tmp/a" "$mnt/disk" || fail "the file does not show what NBD wrote"
