@@ -32,6 +32,7 @@ struct cli_options {
   uint32_t cache_block;        /* cache block bytes, 4K..64K, power of two */
   const char *fuse_mount;      /* --fuse: serve the export as a file here */
   const char *fuse_opts;       /* --fuse-opt: extra mount options */
+  bool swap;                   /* --swap: safe to swap onto */
   bool help, version;
 };
 

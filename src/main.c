@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +35,12 @@
 #include "scsi.h"
 #include "sgv.h"
 #include "store.h"
+
+/* Linux 5.6's PR_SET_IO_FLUSHER; older headers lack it, and the call
+ * must not silently disappear with them. */
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
 
 struct daemon_state {
   struct cli_options opt;
@@ -308,6 +316,42 @@ setup (struct daemon_state *d)
   return 0;
 }
 
+/* --swap: what a daemon that the kernel swaps onto needs, before any
+ * thread exists (threads inherit the I/O flusher flag).  Locking memory is
+ * essential (a swapped-out daemon deadlocks the swap-in it must serve):
+ * failing it fails start-up.  The rest degrades with a clear warning. */
+static int
+swap_mode (struct daemon_state *d)
+{
+  if (mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
+    log_error ("--swap: cannot lock memory (mlockall): %m; raise RLIMIT_MEMLOCK or run as root");
+    return -1;
+  }
+  bool flusher = true, oom = true;
+  if (prctl (PR_SET_IO_FLUSHER, 1, 0, 0, 0) == -1 && !(flusher = false))
+    log_warn ("--swap: cannot mark the I/O threads as I/O flushers (PR_SET_IO_FLUSHER: %m; "
+              "needs Linux 5.6 and CAP_SYS_RESOURCE): writes may stall in memory reclaim "
+              "while the machine swaps onto this disk");
+  int fd = open ("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if ((fd == -1 || write (fd, "-1000", 5) != 5) && !(oom = false))
+    log_warn ("--swap: cannot set oom_score_adj to -1000: %m; the OOM killer may pick this daemon");
+  if (fd != -1)
+    close (fd);
+  /* Commands and vectors for a full queue of requests exist from the
+   * start, so the I/O path takes them from the pools' caches. */
+  if (scsi_cmd_pool_prefill (d->cmds, 256) == -1 ||
+      sgv_pool_prefill (d->sgv, 0, 256) == -1 ||      /* 4 KiB */
+      sgv_pool_prefill (d->sgv, 5, 16) == -1 ||       /* 128 KiB */
+      sgv_pool_prefill (d->sgv, 8, 8) == -1) {        /* 1 MiB */
+    log_error ("--swap: cannot preallocate the I/O pools: %m");
+    return -1;
+  }
+  log_info ("swap mode: memory locked, pools preallocated%s%s",
+            flusher ? ", I/O threads are I/O flushers" : "",
+            oom ? ", oom_score_adj -1000" : "");
+  return 0;
+}
+
 static int
 start_fuse (struct daemon_state *d)
 {
@@ -425,6 +469,8 @@ main (int argc, char **argv)
     }
     d.pidfile_written = true;
   }
+  if (d.opt.swap && swap_mode (&d) == -1)
+    goto out;
   if (nbd_server_start (d.srv) == -1) {
     log_error ("cannot start the NBD server: %m");
     goto out;
@@ -443,7 +489,9 @@ main (int argc, char **argv)
     }
     if (sig == SIGUSR1)
       log_stats (&d);
-    else if (sig == -1 && errno == EAGAIN) {
+    else if (sig == -1 && errno == EAGAIN && !d.opt.swap) {
+      /* (In swap mode memory stays as preallocated: what is given back
+       * would have to be faulted in again while the machine swaps.) */
       sgv_pool_trim (d.sgv);
       /* Every ten seconds, give back the memory of sparse arena chunks. */
       if (++ticks % 10 == 0)

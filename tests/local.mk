@@ -22,7 +22,8 @@ SHELL_TESTS = \
 	tests/test-qemu-io-patterns-fua-discard-and-write-zeroes.sh \
 	tests/test-sgblkd-daemon-mode-pidfile-and-sigterm.sh \
 	tests/test-sgblkd-runtime-errors-exit-1-usage-errors-exit-2.sh \
-	tests/test-sigterm-with-writes-in-flight-keeps-acknowledged-writes.sh
+	tests/test-sigterm-with-writes-in-flight-keeps-acknowledged-writes.sh \
+	tests/test-swap-mode-locks-memory-and-says-what-it-could-not-do.sh
 
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py

@@ -269,7 +269,7 @@ help_text_lists_every_long_option (void **state)
   static const char *const opts[] = {
     "--size", "--create", "--direct", "--mem-limit", "--read-only",
     "--block-size", "--unix", "--port", "--bind", "--export-name",
-    "--cache-size", "--cache-mode", "--cache-block", "--fuse", "--fuse-opt",
+    "--cache-size", "--cache-mode", "--cache-block", "--fuse", "--fuse-opt", "--swap",
     "--threads", "--foreground", "--pidfile", "--verbose", "--version",
     "--help",
   };

@@ -26,6 +26,7 @@ enum {
   OPT_CACHE_BLOCK,
   OPT_FUSE,
   OPT_FUSE_OPT,
+  OPT_SWAP,
 };
 
 static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -46,6 +47,7 @@ static const struct option long_opts[] = {
   { "cache-block", required_argument, NULL, OPT_CACHE_BLOCK },
   { "fuse",        required_argument, NULL, OPT_FUSE },
   { "fuse-opt",    required_argument, NULL, OPT_FUSE_OPT },
+  { "swap",        no_argument,       NULL, OPT_SWAP },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -86,6 +88,8 @@ cli_usage (FILE *f)
 "\n"
 "Daemon:\n"
 "  -t, --threads N         I/O worker threads (default: number of CPUs)\n"
+"      --swap              safe to swap onto: lock memory, mark I/O threads\n"
+"                          as I/O flushers, never OOM-kill, preallocate pools\n"
 "  -f, --foreground        stay in the foreground, log to stderr\n"
 "  -P, --pidfile PATH      write the daemon's PID to PATH\n"
 "  -v, --verbose           log per-connection detail\n"
@@ -249,6 +253,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       o->fuse_mount = optarg;
       break;
     case OPT_FUSE_OPT: o->fuse_opts = optarg; break;
+    case OPT_SWAP: o->swap = true; break;
     case 'f': o->foreground = true; break;
     case 'P': o->pidfile = optarg; break;
     case 'v': o->verbose++; break;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# --swap locks the daemon's memory (VmLck covers what it has mapped) and
+# preallocates its pools; the I/O-flusher flag and the OOM adjustment are
+# either in effect or refused with a clear warning naming what is missing.
+. "${top_srcdir:-.}/tests/functions.sh"
+requires nbdcopy
+
+start_sgblkd swap --swap --size 64M
+cat "$tmp/swap.log"
+grep -q "swap mode: memory locked, pools preallocated" "$tmp/swap.log" || fail "swap mode not reported"
+lck=$(awk '/^VmLck:/ {print $2}' "/proc/$pid_swap/status")
+rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid_swap/status")
+echo "VmLck $lck kB, VmRSS $rss kB"
+[ "$lck" -gt 8192 ] || fail "memory is not locked"
+adj=$(cat "/proc/$pid_swap/oom_score_adj")
+if grep -q "oom_score_adj -1000" "$tmp/swap.log"; then
+  [ "$adj" -eq -1000 ] || fail "oom_score_adj is $adj"
+else
+  grep -q "cannot set oom_score_adj" "$tmp/swap.log" || fail "no warning for oom_score_adj"
+fi
+grep -q "I/O threads are I/O flushers" "$tmp/swap.log" ||
+  grep -q "PR_SET_IO_FLUSHER.*CAP_SYS_RESOURCE" "$tmp/swap.log" || fail "no word on PR_SET_IO_FLUSHER"
+# It serves as usual, and its memory stays locked while it does.
+random_file "$tmp/in" 32
+nbdcopy "$tmp/in" "$uri"
+nbdcopy "$uri" "$tmp/out"
+cmp "$tmp/in" <(head -c $((32 << 20)) "$tmp/out") || fail "data differs"
+lck2=$(awk '/^VmLck:/ {print $2}' "/proc/$pid_swap/status")
+rss2=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid_swap/status")
+echo "after 32 MiB: VmLck $lck2 kB, VmRSS $rss2 kB"
+[ "$lck2" -ge "$rss2" ] || [ $((rss2 - lck2)) -lt 4096 ] || fail "memory mapped later is not locked"
+stop_sgblkd swap
