@@ -6,6 +6,7 @@
 #
 #   contrib/bench/fuse-swap.sh [ROUNDS]          (root; default 3)
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 
 rounds=${1:-3}
 SGBLKD=${SGBLKD:-$(dirname "$0")/../../sgblkd}
@@ -55,7 +56,6 @@ assert all(pages[i] == hashlib.sha256(b\"%d\" % i).digest() * 128 for i in range
   echo "$end - $start" | bc -l
 }
 
-median () { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 : >"$tmp/sg.t"; : >"$tmp/nf.t"
 for r in $(seq "$rounds"); do
   for s in sg nf; do

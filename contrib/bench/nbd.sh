@@ -9,6 +9,7 @@
 # Prints a Markdown table with the ratio sgblk / nbdkit.  Not part of make
 # check: timings depend on the machine and what else runs on it.
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 
 rounds=${1:-5}
 runtime=${2:-10}
@@ -38,12 +39,9 @@ run ()
   fio --name=b --ioengine=nbd --uri="$(uri "$1")" --rw="$2" --bs="$3" \
       --iodepth=16 --numjobs=1 --size="$size" --time_based \
       --runtime="$runtime" --output-format=json --output="$tmp/out.json" >/dev/null
-  local dir=read
-  case $2 in *write*) dir=write ;; esac
-  jq -r ".jobs[0].$dir | \"\(.iops) \(.bw_bytes)\"" "$tmp/out.json"
+  fio_rate "$tmp/out.json" "$2"
 }
 
-median () { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # Fill both disks so that reads hit allocated data.
 for s in sgblk nbdkit; do
@@ -53,19 +51,4 @@ done
 
 echo "| workload | sgblk | nbdkit memory | ratio |"
 echo "| --- | ---: | ---: | ---: |"
-for w in "randread 4k iops" "randwrite 4k iops" "write 1M bw"; do
-  set -- $w
-  : >"$tmp/sgblk.v"; : >"$tmp/nbdkit.v"
-  for r in $(seq "$rounds"); do
-    for s in sgblk nbdkit; do
-      read -r iops bw < <(run "$s" "$1" "$2")
-      if [ "$3" = iops ]; then echo "$iops"; else echo "$bw"; fi >>"$tmp/$s.v"
-    done
-  done
-  a=$(median <"$tmp/sgblk.v"); b=$(median <"$tmp/nbdkit.v")
-  if [ "$3" = iops ]; then
-    printf '| %s %s QD16 | %.0f IOPS | %.0f IOPS | %.2fx |\n' "$1" "$2" "$a" "$b" "$(echo "$a / $b" | bc -l)"
-  else
-    printf '| %s %s QD16 | %.2f GB/s | %.2f GB/s | %.2fx |\n' "$1" "$2" "$(echo "$a / 1000000000" | bc -l)" "$(echo "$b / 1000000000" | bc -l)" "$(echo "$a / $b" | bc -l)"
-  fi
-done
+bench_rows sgblk nbdkit
