@@ -8,5 +8,5 @@ apt-get install -y -q --no-install-recommends \
   build-essential autoconf automake pkg-config gcc clang libclang-rt-14-dev \
   liblz4-dev libfuse3-dev fuse3 libcmocka-dev \
   libnbd-bin python3-libnbd nbdkit qemu-utils fio \
-  mandoc jq bc cpio valgrind e2fsprogs util-linux procps python3 \
+  mandoc jq bc cpio valgrind e2fsprogs util-linux mount procps python3 \
   ca-certificates >/dev/null
