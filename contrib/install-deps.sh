@@ -9,4 +9,5 @@ apt-get install -y -q --no-install-recommends \
   liblz4-dev libfuse3-dev fuse3 libcmocka-dev \
   libnbd-bin python3-libnbd nbdkit qemu-utils fio \
   mandoc jq bc cpio valgrind e2fsprogs util-linux mount procps python3 \
+  qemu-system-x86 busybox-static nbd-client kmod \
   ca-certificates >/dev/null
