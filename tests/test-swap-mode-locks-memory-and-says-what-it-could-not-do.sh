@@ -6,6 +6,8 @@
 requires nbdcopy
 
 start_sgblkd swap --swap --size 64M
+# The socket is bound before the memory is locked: wait for the summary.
+for i in $(seq 100); do grep -q "swap mode:" "$tmp/swap.log" && break; sleep 0.1; done
 cat "$tmp/swap.log"
 grep -q "swap mode: memory locked, pools preallocated" "$tmp/swap.log" || fail "swap mode not reported"
 lck=$(awk '/^VmLck:/ {print $2}' "/proc/$pid_swap/status")
