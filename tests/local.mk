@@ -11,6 +11,7 @@ SHELL_TESTS = \
 	tests/test-fuse-swap-on-the-loop-device-under-a-memory-cgroup.sh \
 	tests/test-fuse-unmount-and-stale-mounts-are-handled.sh \
 	tests/test-guest-nbd-client-mkfs-fsck-and-second-boot.sh \
+	tests/test-guest-swap-through-nbd0-under-a-memory-cgroup.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
 	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
 	tests/test-nbd-read-only-export-refuses-writes.sh \
@@ -27,4 +28,4 @@ SHELL_TESTS = \
 	tests/test-swap-mode-locks-memory-and-says-what-it-could-not-do.sh
 
 TESTS += $(SHELL_TESTS)
-EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/build-initramfs.sh
+EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh

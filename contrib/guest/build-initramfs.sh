@@ -8,7 +8,11 @@
 set -euo pipefail
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
-[ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ] && [ "$out/initrd.img" -nt "$here/init" ] && exit 0
+fresh=1
+for f in "$here/init" "$here/serial-bridge.c" "$here/hog.c" "$0"; do
+  [ -s "$out/initrd.img" ] && [ "$out/initrd.img" -nt "$f" ] || fresh=0
+done
+[ -s "$out/vmlinuz" ] && [ "$fresh" = 1 ] && exit 0
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -26,6 +30,7 @@ cp /bin/busybox "$root/bin/busybox"
 cp "$here/init" "$root/init"
 chmod +x "$root/init"
 gcc -static -O2 -o "$root/bin/serial-bridge" "$here/serial-bridge.c"
+gcc -static -O2 -o "$root/bin/hog" "$here/hog.c"
 
 # Modules in dependency order (modinfo -F depends).
 order=()
@@ -48,6 +53,9 @@ for b in /usr/sbin/nbd-client /sbin/mke2fs /sbin/e2fsck; do
 done
 ln -s mke2fs "$root/bin/mkfs.ext4"
 
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initrd.img"
-cp "k/boot/vmlinuz-$ver" "$out/vmlinuz"
+# Renamed into place, so that tests building at once never see half a file.
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initrd.img.$$"
+cp "k/boot/vmlinuz-$ver" "$out/vmlinuz.$$"
+mv "$out/vmlinuz.$$" "$out/vmlinuz"
+mv "$out/initrd.img.$$" "$out/initrd.img"
 echo "guest: kernel $ver, modules ${order[*]}"
