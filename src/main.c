@@ -471,6 +471,15 @@ main (int argc, char **argv)
   }
   if (d.opt.swap && swap_mode (&d) == -1)
     goto out;
+#ifdef SGBLK_TEST_HOOKS
+  /* Tests make normal command allocations fail to exercise the reserve
+   * under load (--disable-test-hooks leaves this out). */
+  const char *fail_every = getenv ("SGBLK_TEST_CMD_FAIL_EVERY");
+  if (fail_every && atoi (fail_every) > 0) {
+    scsi_cmd_pool_fail_every (d.cmds, (unsigned) atoi (fail_every));
+    log_warn ("test hook: every %d. command allocation fails", atoi (fail_every));
+  }
+#endif
   if (nbd_server_start (d.srv) == -1) {
     log_error ("cannot start the NBD server: %m");
     goto out;

@@ -2,7 +2,9 @@
 # Swap through the kernel's NBD client: in the qemu guest, /dev/nbd0 on
 # sgblkd's in-memory disk becomes swap, and a hog in a 64 MiB memory
 # cgroup writes and verifies 192 MiB (3 times its limit); the guest's
-# pswpout shows the pages went out through nbd0.
+# pswpout shows the pages went out through nbd0.  Every normal command
+# allocation fails meanwhile: the I/O runs on the reserve, and the
+# fallback counter shows it.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires qemu-system-x86_64 gcc modinfo cpio nbd-client mke2fs apt-get
 [ -x /bin/busybox ] || skip "busybox-static is not installed"
@@ -10,7 +12,7 @@ requires qemu-system-x86_64 gcc modinfo cpio nbd-client mke2fs apt-get
 guest=${top_builddir:-.}/guest
 "$top_srcdir/contrib/guest/build-initramfs.sh" "$guest" || skip "cannot build the guest (no kernel package to download?)"
 
-start_sgblkd mem --size 512M
+SGBLK_TEST_CMD_FAIL_EVERY=1 start_sgblkd mem --size 512M
 timeout 400 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 512 -smp 2 \
   -nographic -no-reboot -nic none -kernel "$guest/vmlinuz" -initrd "$guest/initrd.img" \
   -append "console=ttyS0 quiet panic=-1 sgblk.step=swap" \
@@ -23,4 +25,9 @@ grep -q "hog: 192 MiB, 49152 pages, 0 bad words" "$tmp/boot.log" || fail "the ho
 grep -q "SGBLK-RESULT DONE swap" "$tmp/boot.log" || { tail -n 30 "$tmp/boot.log"; fail "the guest did not finish"; }
 kill -USR1 "$pid_mem"; sleep 0.5
 grep 'cache in-memory' "$tmp/mem.log" | tail -1
+line=$(grep 'cmd pool:' "$tmp/mem.log" | tail -1)
+echo "$line"
+fallbacks=$(echo "$line" | sed -E 's/.*fallbacks ([0-9]+).*/\1/')
+echo "$line" | grep -q 'allocated 0 ' || fail "a command came from the normal path"
+[ "$fallbacks" -gt 1000 ] || fail "the reserve did not carry the swap traffic ($fallbacks fallbacks)"
 stop_sgblkd mem
