@@ -126,7 +126,10 @@ int scsi_cmd_pool_destroy (struct scsi_cmd_pool *p);
 struct scsi_cmd *scsi_cmd_get (struct scsi_cmd_pool *p, bool wait);
 void scsi_cmd_put (struct scsi_cmd_pool *p, struct scsi_cmd *c);
 void scsi_cmd_pool_get_stats (struct scsi_cmd_pool *p, struct scsi_pool_stats *st);
-/* Allocate n normal objects now (swap mode: nothing allocated later). */
+/* Allocate n normal objects now and fix the pool at that size (swap
+ * mode): from then on the normal path only takes cached objects, so
+ * scsi_cmd_get never calls the allocator; past them come the reserve and
+ * then waiting. */
 int scsi_cmd_pool_prefill (struct scsi_cmd_pool *p, unsigned n);
 /* Test hook: every nth normal allocation fails (1 = always, 0 = never). */
 void scsi_cmd_pool_fail_every (struct scsi_cmd_pool *p, unsigned nth);

@@ -9,6 +9,13 @@
  * the daemon) and whenever the cached bytes pass the pool's limit;
  * sgv_pool_flush frees every idle vector synchronously.
  *
+ * A prefilled pool is fixed (swap mode): it never allocates or frees
+ * again until destroyed.  A length with no idle vector of its order takes
+ * the smallest larger idle one; with none, sgv_alloc waits for a free
+ * (backpressure); a length larger than any vector the pool holds fails
+ * with E2BIG.  Trim does nothing, and flush runs the release callback on
+ * the idle vectors but keeps their memory.
+ *
  * Invariant: a cached (idle) vector pins nothing.  Its priv pointer belongs
  * to the user while the vector is allocated; when the vector's memory is
  * finally released (trim, flush, destroy) the pool's release callback runs,
@@ -54,6 +61,7 @@ struct sgv_stats {
   uint64_t flushed;     /* vectors released by sgv_pool_flush */
   uint64_t trimmed;     /* vectors released by trim or the limit */
   uint64_t failed;      /* allocations that failed */
+  uint64_t waits;       /* allocations that waited for a free (fixed pool) */
 };
 
 typedef void (*sgv_release_fn) (struct sgv_vec *v, void *opaque);
@@ -71,7 +79,8 @@ struct sgv_pool *sgv_pool_create (const struct sgv_pool_config *cfg);
  * counted, not freed; returns -1 with EBUSY in that case. */
 int sgv_pool_destroy (struct sgv_pool *p);
 
-/* len 1 .. SGV_PAGE << SGV_MAX_ORDER.  NULL with errno (EINVAL, ENOMEM). */
+/* len 1 .. SGV_PAGE << SGV_MAX_ORDER.  NULL with errno (EINVAL, ENOMEM,
+ * E2BIG past a fixed pool's largest vector). */
 struct sgv_vec *sgv_alloc (struct sgv_pool *p, size_t len);
 void sgv_free (struct sgv_pool *p, struct sgv_vec *v);
 
@@ -81,7 +90,8 @@ size_t sgv_pool_flush (struct sgv_pool *p);
 size_t sgv_pool_trim (struct sgv_pool *p);
 void sgv_pool_get_stats (struct sgv_pool *p, struct sgv_stats *st);
 
-/* Preallocate n vectors of order 'order' into the cache (swap mode). */
+/* Preallocate n vectors of order 'order' into the cache and fix the pool
+ * (swap mode; see above).  Call it for each order before the pool is used. */
 int sgv_pool_prefill (struct sgv_pool *p, int order, unsigned n);
 
 /* Test hook: make every nth allocation of new memory fail (0 = never). */

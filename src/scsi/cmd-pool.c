@@ -12,6 +12,10 @@
  * falls back to the reserve (the lesson of Linux's sense_slab livelock
  * fix).  With the reserve empty too, getters wait for a put: no request
  * ever fails for lack of memory, it waits.
+ *
+ * A prefilled pool is fixed (swap mode): the normal path is the cache
+ * alone, an empty cache counts as a failed normal allocation, and puts
+ * always cache, so after start-up the pool never calls the allocator.
  */
 #include <config.h>
 
@@ -31,6 +35,7 @@ struct scsi_cmd_pool {
   uint64_t fallbacks, waits, alloc_failures;
   unsigned fail_every, fail_count;
   unsigned waiters;
+  bool fixed;                   /* prefilled: never allocate or free again */
 };
 
 static struct scsi_cmd *
@@ -146,7 +151,7 @@ scsi_cmd_get (struct scsi_cmd_pool *p, bool wait)
       p->cached--;
       break;
     }
-    if (!fail) {
+    if (!fail && !p->fixed) {
       pthread_mutex_unlock (&p->lock);
       c = new_object ();
       pthread_mutex_lock (&p->lock);
@@ -193,7 +198,7 @@ scsi_cmd_put (struct scsi_cmd_pool *p, struct scsi_cmd *c)
     p->reserve = c;
     p->reserve_level++;
   }
-  else if (p->cached < p->max_cached) {
+  else if (p->fixed || p->cached < p->max_cached) {
     c->pool_next = p->cache;
     p->cache = c;
     p->cached++;
@@ -232,8 +237,7 @@ scsi_cmd_pool_prefill (struct scsi_cmd_pool *p, unsigned n)
     if (c == NULL)
       return -1;
     pthread_mutex_lock (&p->lock);
-    if (p->max_cached < p->cached + 1)
-      p->max_cached = (unsigned) p->cached + 1;
+    p->fixed = true;
     c->pool_next = p->cache;
     p->cache = c;
     p->cached++;

@@ -24,6 +24,10 @@
  * memory, and the release callback, happen with the lock dropped: victims
  * are unlinked onto a private chain first and released afterwards.  A cache
  * hit makes no allocator call at all.
+ *
+ * A fixed pool (prefilled, see sgv.h) skips the allocator entirely: a miss
+ * takes a larger idle vector (describe() only needs capacity >= len) or
+ * waits on 'returned' for a free.
  */
 #include <config.h>
 
@@ -57,6 +61,10 @@ struct sgv_pool {
   struct sgv_stats st;
   size_t cache_limit;
   uint64_t idle_ns;
+  pthread_cond_t returned;           /* a fixed pool's waiters */
+  unsigned waiters;
+  bool fixed;
+  int fixed_max;                     /* largest order a fixed pool holds */
   unsigned fail_every;               /* test hook: 0 = off */
   uint64_t new_attempts;             /* allocations of new memory tried */
   sgv_release_fn release;
@@ -253,6 +261,7 @@ sgv_pool_create (const struct sgv_pool_config *cfg)
     errno = r;
     return NULL;
   }
+  pthread_cond_init (&p->returned, NULL);
   p->cache_limit = DEFAULT_CACHE_LIMIT;
   p->idle_ns = DEFAULT_IDLE_NS;
   if (cfg) {
@@ -273,6 +282,7 @@ sgv_pool_destroy (struct sgv_pool *p)
 
   if (p == NULL)
     return 0;
+  p->fixed = false;             /* now the memory goes too */
   sgv_pool_flush (p);
   pthread_mutex_lock (&p->lock);
   busy = p->st.in_use;
@@ -283,6 +293,7 @@ sgv_pool_destroy (struct sgv_pool *p)
     errno = EBUSY;
     return -1;
   }
+  pthread_cond_destroy (&p->returned);
   pthread_mutex_destroy (&p->lock);
   free (p);
   return 0;
@@ -315,6 +326,25 @@ sgv_alloc (struct sgv_pool *p, size_t len)
 
   pthread_mutex_lock (&p->lock);
   x = p->order_head[o];
+  if (p->fixed) {
+    if (o > p->fixed_max) {
+      p->st.failed++;
+      pthread_mutex_unlock (&p->lock);
+      errno = E2BIG;
+      return NULL;
+    }
+    /* The smallest idle vector that holds len, or wait for one. */
+    for (;;) {
+      for (int k = o; x == NULL && k <= p->fixed_max; k++)
+        x = p->order_head[k];
+      if (x)
+        break;
+      p->st.waits++;
+      p->waiters++;
+      pthread_cond_wait (&p->returned, &p->lock);
+      p->waiters--;
+    }
+  }
   if (x) {
     unlink_idle (p, x);
     p->st.in_use++;
@@ -367,10 +397,48 @@ sgv_free (struct sgv_pool *p, struct sgv_vec *v)
   v->last_used = now_ns ();
   p->st.in_use--;
   link_idle (p, x);
-  enforce_limit (p, &victims);
+  if (p->fixed) {
+    if (p->waiters)
+      pthread_cond_broadcast (&p->returned);
+  }
+  else
+    enforce_limit (p, &victims);
   pthread_mutex_unlock (&p->lock);
 
   release_chain (p, victims);
+}
+
+/* A fixed pool keeps its memory: flush only drops what idle vectors
+ * pin, running the release callback on each with the lock dropped (they
+ * are off the lists meanwhile, so nobody takes one), then relinks them. */
+static size_t
+flush_fixed (struct sgv_pool *p)
+{
+  struct sgv_vec *idle = NULL;
+  size_t n = 0;
+
+  pthread_mutex_lock (&p->lock);
+  while (p->lru_tail) {
+    struct sgv_vec *v = p->lru_tail;
+    unlink_idle (p, to_vec (v));
+    v->lru_next = idle;
+    idle = v;
+    n++;
+  }
+  pthread_mutex_unlock (&p->lock);
+  for (struct sgv_vec *v = idle; v && p->release; v = v->lru_next)
+    p->release (v, p->release_opaque);
+  pthread_mutex_lock (&p->lock);
+  while (idle) {
+    struct sgv_vec *v = idle;
+    idle = v->lru_next;
+    link_idle (p, to_vec (v));
+    p->st.flushed++;
+  }
+  if (p->waiters)
+    pthread_cond_broadcast (&p->returned);
+  pthread_mutex_unlock (&p->lock);
+  return n;
 }
 
 size_t
@@ -379,6 +447,8 @@ sgv_pool_flush (struct sgv_pool *p)
   struct sgv_vec *victims = NULL;
   size_t n = 0;
 
+  if (p->fixed)
+    return flush_fixed (p);
   pthread_mutex_lock (&p->lock);
   while (p->lru_tail) {
     evict_oldest (p, &victims);
@@ -399,7 +469,7 @@ sgv_pool_trim (struct sgv_pool *p)
 
   pthread_mutex_lock (&p->lock);
   now = now_ns ();
-  while (p->lru_tail && now - p->lru_tail->last_used >= p->idle_ns) {
+  while (!p->fixed && p->lru_tail && now - p->lru_tail->last_used >= p->idle_ns) {
     evict_oldest (p, &victims);
     p->st.trimmed++;
   }
@@ -424,7 +494,6 @@ sgv_pool_prefill (struct sgv_pool *p, int order, unsigned n)
     return -1;
   }
   for (unsigned i = 0; i < n; i++) {
-    struct sgv_vec *victims = NULL;
     struct vec *x;
     bool fail;
 
@@ -436,16 +505,16 @@ sgv_pool_prefill (struct sgv_pool *p, int order, unsigned n)
       errno = ENOMEM;
       return -1;
     }
-    /* Like sgv_free: what passes the cache limit is trimmed again. */
     pthread_mutex_lock (&p->lock);
     x->v.last_used = now_ns ();
     x->v.nents = x->v.total_ents;
     x->v.len = x->v.capacity;
     p->st.allocated++;
+    p->fixed = true;
+    if (order > p->fixed_max)
+      p->fixed_max = order;
     link_idle (p, x);
-    enforce_limit (p, &victims);
     pthread_mutex_unlock (&p->lock);
-    release_chain (p, victims);
   }
   return 0;
 }
