@@ -179,7 +179,7 @@ compare_medium (struct scsi_lu *lu, struct scsi_cmd *c, uint64_t lba,
     return false;
   }
   while (pos < total) {
-    size_t chunk = total - pos < scratch->capacity ? total - pos : scratch->capacity;
+    size_t chunk = total - pos < scratch->len ? total - pos : scratch->len;
     struct iovec iov[MAX_IOV];
     int cnt = sgv_slice (scratch, 0, chunk, iov, MAX_IOV);
     if (cnt < 0 || store_pread (lu->store, iov, cnt,
