@@ -30,7 +30,18 @@ struct nbd_export {
   struct scsi_cmd_pool *cmds;
   struct sgv_pool *sgv;
   bool read_only;
+  /* Largest READ or WRITE payload, told to clients in NBD_INFO_BLOCK_SIZE;
+   * 0 means NBD_MAX_PAYLOAD.  Swap mode lowers it to what its fixed
+   * vectors hold. */
+  uint32_t max_payload;
 };
+
+/* The export's largest payload. */
+static inline uint32_t
+nbd_export_max_payload (const struct nbd_export *e)
+{
+  return e->max_payload ? e->max_payload : NBD_MAX_PAYLOAD;
+}
 
 struct nbd_server_config {
   unsigned threads;          /* workers shared by all connections; 0 = CPUs */

@@ -150,15 +150,20 @@ get_job (struct nbd_conn *c)
 }
 
 /* A vector for len bytes; waits out a moment of memory shortage rather
- * than failing the request. */
+ * than failing the request.  NULL with ESHUTDOWN when the server stops,
+ * or E2BIG when no vector of the pool is that large. */
 struct sgv_vec *
 nbd_get_vec (struct nbd_conn *c, size_t len)
 {
   struct sgv_vec *v;
 
   while ((v = sgv_alloc (c->exp->sgv, len)) == NULL) {
-    if (errno != ENOMEM || atomic_load (&c->srv->stopping))
+    if (errno != ENOMEM)
       return NULL;
+    if (atomic_load (&c->srv->stopping)) {
+      errno = ESHUTDOWN;
+      return NULL;
+    }
     struct timespec ts = { 0, 1000000 };
     nanosleep (&ts, NULL);
   }
@@ -187,6 +192,7 @@ static int
 parse_request (struct nbd_conn *c, struct nbd_job *j, const uint8_t *h)
 {
   uint64_t size = scsi_lu_nblocks (c->exp->lu) * scsi_lu_block_size (c->exp->lu);
+  uint32_t max = nbd_export_max_payload (c->exp);
   bool past_end;
 
   j->flags = rd16 (h + 4);
@@ -202,7 +208,7 @@ parse_request (struct nbd_conn *c, struct nbd_job *j, const uint8_t *h)
   if (j->type == NBD_CMD_WRITE) {
     if (c->exp->read_only)
       j->error = EPERM;
-    else if (j->length == 0 || j->length > NBD_MAX_PAYLOAD)
+    else if (j->length == 0 || j->length > max)
       j->error = EINVAL;
     else if (past_end)
       j->error = ENOSPC;
@@ -232,7 +238,7 @@ parse_request (struct nbd_conn *c, struct nbd_job *j, const uint8_t *h)
   else if (j->type == NBD_CMD_READ) {
     if (j->length == 0)
       j->error = EINVAL;
-    else if (j->length > NBD_MAX_PAYLOAD)
+    else if (j->length > max)
       j->error = (j->flags & NBD_CMD_FLAG_DF) ? EOVERFLOW : EINVAL;
     else if (past_end)
       j->error = EINVAL;

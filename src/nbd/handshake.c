@@ -102,7 +102,7 @@ opt_info_go (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
   wr16 (bs, NBD_INFO_BLOCK_SIZE);
   wr32 (bs + 2, scsi_lu_block_size (e->lu));
   wr32 (bs + 6, 4096);
-  wr32 (bs + 10, NBD_MAX_PAYLOAD);
+  wr32 (bs + 10, nbd_export_max_payload (e));
   if (send_reply (c, opt, NBD_REP_INFO, bs, sizeof bs) == -1 ||
       send_info_export (c, opt, e) == -1 ||
       send_reply (c, opt, NBD_REP_ACK, NULL, 0) == -1)

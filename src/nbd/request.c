@@ -189,6 +189,10 @@ reply_data (struct nbd_job *j, size_t doff)
 
 static struct scsi_lu *lu_of (struct nbd_job *j) { return j->conn->exp->lu; }
 
+/* The answer when nbd_get_vec failed: a request too large for a fixed
+ * pool (an unaligned one near the maximum) is invalid; else we stop. */
+static int vec_error (void) { return errno == E2BIG ? EINVAL : ESHUTDOWN; }
+
 /* Run the CDB already in j->cmd->cdb with buffer buf; returns an errno. */
 static int
 run (struct nbd_job *j, unsigned cdb_len, struct sgv_vec *buf, size_t buf_len)
@@ -251,7 +255,7 @@ rmw (struct nbd_job *j, uint64_t off, uint64_t len, const struct sgv_vec *src, b
   int err;
 
   if (v == NULL)
-    return ESHUTDOWN;
+    return vec_error ();
   err = read_blocks (j, v, a / bs, (uint32_t) ((e - a) / bs));
   if (err == 0) {
     if (src)
@@ -274,7 +278,7 @@ do_read (struct nbd_job *j)
 
   j->vec = nbd_get_vec (j->conn, e - a);
   if (j->vec == NULL)
-    return ESHUTDOWN;
+    return vec_error ();
   err = read_blocks (j, j->vec, a / bs, (uint32_t) ((e - a) / bs));
   if (err)
     return err;
@@ -315,7 +319,7 @@ ranged (struct nbd_job *j, uint64_t lba, uint64_t n)
   if (j->type == NBD_CMD_TRIM) {
     param = nbd_get_vec (j->conn, 64);
     if (param == NULL)
-      return ESHUTDOWN;
+      return vec_error ();
   }
   for (uint64_t done = 0; done < n && err == 0; done += step) {
     uint32_t m = (uint32_t) (n - done < step ? n - done : step);
@@ -397,7 +401,7 @@ do_block_status (struct nbd_job *j)
 
   j->vec = nbd_get_vec (j->conn, alloc);
   if (j->vec == NULL)
-    return ESHUTDOWN;
+    return vec_error ();
   err = run (j, scsi_cdb_get_lba_status (j->cmd->cdb, lba, alloc), j->vec, alloc);
   if (err)
     return err;
