@@ -66,6 +66,10 @@ struct cache_stats {
 struct store *cache_create (const struct cache_config *cfg);
 /* -1 with EINVAL if s is not a cache. */
 int cache_get_stats (struct store *s, struct cache_stats *st);
+/* Map and touch the whole memory limit now; the map never maps or gives
+ * back memory again (swap mode).  -1 with EINVAL if s is not a cache or
+ * has no memory limit. */
+int cache_prealloc (struct store *s);
 /* Move objects out of sparse arena chunks; returns the bytes released. */
 uint64_t cache_compact (struct store *s);
 /* "writeback", "writethrough", "off" <-> enum; -1/EINVAL if unknown. */

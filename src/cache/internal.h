@@ -28,6 +28,9 @@ struct zpool *zpool_create (uint32_t block_size, uint64_t mem_limit,
                             uint64_t max_bytes, zpool_relocate_fn relocate,
                             void *opaque);
 void zpool_destroy (struct zpool *zp);
+/* Map and touch 'bytes' of chunk memory now and fix the pool: from then
+ * on it never maps, unmaps or gives memory back (swap mode). */
+int zpool_prealloc (struct zpool *zp, uint64_t bytes);
 /* An object of size bytes (1..block_size) for block 'owner'; 0 with errno
  * ENOSPC past the memory limit, ENOMEM if the system has none. */
 uint64_t zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner);

@@ -641,6 +641,16 @@ cache_get_stats (struct store *s, struct cache_stats *st)
   return 0;
 }
 
+int
+cache_prealloc (struct store *s)
+{
+  if (s == NULL || s->ops != &cache_ops || ((struct cache *) s)->mem_limit == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return zpool_prealloc (((struct cache *) s)->zp, ((struct cache *) s)->mem_limit);
+}
+
 uint64_t
 cache_compact (struct store *s)
 {

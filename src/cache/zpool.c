@@ -21,6 +21,17 @@
  * slot records its owner (a block index) so that compaction can move the
  * objects of sparse chunks into fuller ones and tell the owner.
  *
+ * Chunk descriptors (struct zchunk with its owner array, a size fixed per
+ * class) are carved from chunk memory too, a page or a few at a time, and
+ * kept on their class's free list when their chunk goes: the pool never
+ * calls malloc after zpool_create, and descriptor memory counts in
+ * mem_used like the objects it describes.
+ *
+ * zpool_prealloc fixes the pool (swap mode): one mapping of the memory
+ * limit, touched at once, and nothing mapped or given back after that.  A
+ * chunk size with no released memory of its own then splits a larger
+ * released run before giving up with ENOSPC.
+ *
  * Locks: one per class (slots, lists), then chunk_lock (ids, arenas,
  * chunk memory); never the other way round.  mem_used counts chunk bytes.
  */
@@ -56,6 +67,8 @@ struct zclass {
   uint32_t size, nobj, bytes;
   struct zchunk *partial, *full;
   struct zchunk *spare;                  /* one empty chunk kept for reuse */
+  struct zchunk *free_desc;              /* unused descriptors, linked by next */
+  uint32_t desc_size, desc_run;          /* a descriptor; memory carved at once */
 };
 
 /* A stack of released chunk memory of one size.  The top entries are
@@ -73,8 +86,9 @@ struct zpool {
   pthread_mutex_t chunk_lock;
   struct zchunk **table;
   uint32_t table_len, next_id, *free_ids, nfree_ids;
-  uint8_t *arenas[MAX_ARENAS];
+  struct { uint8_t *base; size_t len; } arenas[MAX_ARENAS];
   uint32_t narenas;
+  bool fixed;                            /* preallocated: never map or unmap */
   size_t arena_off, arena_len;
   struct freemem free_mem[MAX_CHUNK_PAGES + 1];   /* released chunk memory, by pages */
   atomic_uint_fast64_t free_resident;    /* bytes of it not yet given back */
@@ -127,6 +141,8 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
       best = 8 * PAGE;
     c->bytes = best;
     c->nobj = best / c->size;
+    c->desc_size = (uint32_t) (sizeof (struct zchunk) + c->nobj * sizeof (uint32_t) + 15) / 16 * 16;
+    c->desc_run = (c->desc_size + PAGE - 1) / PAGE * PAGE;
     sync_mutex_init_adaptive (&c->lock);
   }
   /* Neighbouring classes that fit as many objects in as many pages are
@@ -144,14 +160,11 @@ zpool_destroy (struct zpool *zp)
 {
   if (zp == NULL)
     return;
-  if (zp->cls && zp->table)
-    for (uint32_t i = 0; i < zp->table_len; i++)
-      free (zp->table[i]);
   if (zp->cls)
     for (uint32_t i = 0; i < zp->nclasses; i++)
       pthread_mutex_destroy (&zp->cls[i].lock);
   for (uint32_t i = 0; i < zp->narenas; i++)
-    munmap (zp->arenas[i], ARENA_BYTES);
+    munmap (zp->arenas[i].base, zp->arenas[i].len);
   for (int i = 0; i <= MAX_CHUNK_PAGES; i++)
     free (zp->free_mem[i].p);
   free (zp->free_ids);
@@ -178,32 +191,146 @@ zpool_class_size (const struct zpool *zp, uint32_t size)
 uint64_t zpool_mem_used (const struct zpool *zp) { return zp->mem_used + zp->free_resident; }
 uint64_t zpool_moved (const struct zpool *zp) { return zp->moved; }
 
-/* Chunk memory of 'bytes': reused, or bumped from an arena.  chunk_lock held. */
+/* Remember released chunk memory of k pages, resident; chunk_lock held. */
+static void
+push_free (struct zpool *zp, uint8_t *mem, uint32_t k)
+{
+  struct freemem *f = &zp->free_mem[k];
+
+  if (f->n == f->cap && !zp->fixed) {    /* a fixed pool's stacks never fill */
+    uint32_t cap = f->cap ? 2 * f->cap : 64;
+    uint8_t **p = realloc (f->p, cap * sizeof *p);
+    if (p) {
+      f->p = p;
+      f->cap = cap;
+    }
+  }
+  if (f->n < f->cap) {
+    f->p[f->n++] = mem;
+    f->resident++;
+    zp->free_resident += (uint64_t) k * PAGE;
+  }
+  else                                   /* no room to remember it: lose the address space only */
+    madvise (mem, (size_t) k * PAGE, MADV_DONTNEED);
+}
+
+static uint8_t *
+pop_free (struct zpool *zp, uint32_t k)
+{
+  struct freemem *f = &zp->free_mem[k];
+
+  if (f->resident) {
+    f->resident--;
+    zp->free_resident -= (uint64_t) k * PAGE;
+  }
+  return f->p[--f->n];
+}
+
+/* Chunk memory of 'bytes': reused, bumped from an arena, or (fixed pool)
+ * split off a larger released run.  chunk_lock held.  NULL with errno. */
 static uint8_t *
 chunk_memory (struct zpool *zp, uint32_t bytes)
 {
-  struct freemem *f = &zp->free_mem[bytes / PAGE];
-  if (f->n) {
-    if (f->resident) {
-      f->resident--;
-      zp->free_resident -= bytes;
+  uint32_t k = bytes / PAGE;
+
+  if (zp->free_mem[k].n)
+    return pop_free (zp, k);
+  if (zp->narenas && zp->arena_off + bytes <= zp->arena_len) {
+    uint8_t *p = zp->arenas[zp->narenas - 1].base + zp->arena_off;
+    zp->arena_off += bytes;
+    return p;
+  }
+  if (zp->fixed) {
+    for (uint32_t m = k + 1; m <= MAX_CHUNK_PAGES; m++)
+      if (zp->free_mem[m].n) {
+        uint8_t *p = pop_free (zp, m);
+        push_free (zp, p + bytes, m - k);
+        return p;
+      }
+    errno = ENOSPC;
+    return NULL;
+  }
+  if (zp->narenas == MAX_ARENAS) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *a = mmap (NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (a == MAP_FAILED)
+    return NULL;
+  zp->arenas[zp->narenas].base = a;
+  zp->arenas[zp->narenas++].len = ARENA_BYTES;
+  zp->arena_off = bytes;
+  zp->arena_len = ARENA_BYTES;
+  return a;
+}
+
+int
+zpool_prealloc (struct zpool *zp, uint64_t bytes)
+{
+  size_t len = (size_t) ((bytes + PAGE - 1) / PAGE * PAGE);
+  uint64_t pages = len / PAGE;
+
+  if (len == 0 || zp->narenas == MAX_ARENAS) {
+    errno = EINVAL;
+    return -1;
+  }
+  pthread_mutex_lock (&zp->chunk_lock);
+  for (uint32_t i = 0; i < zp->narenas; i++)
+    pages += zp->arenas[i].len / PAGE;
+  /* Released runs of k pages never outnumber pages / k. */
+  for (uint32_t k = 1; k <= MAX_CHUNK_PAGES; k++) {
+    struct freemem *f = &zp->free_mem[k];
+    uint32_t cap = (uint32_t) (pages / k + 1);
+    uint8_t **p = cap > f->cap ? realloc (f->p, cap * sizeof *p) : f->p;
+    if (p == NULL) {
+      pthread_mutex_unlock (&zp->chunk_lock);
+      errno = ENOMEM;
+      return -1;
     }
-    return f->p[--f->n];
+    f->p = p;
+    f->cap = cap > f->cap ? cap : f->cap;
   }
-  if (zp->narenas == 0 || zp->arena_off + bytes > zp->arena_len) {
-    if (zp->narenas == MAX_ARENAS)
-      return NULL;
-    void *a = mmap (NULL, ARENA_BYTES, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (a == MAP_FAILED)
-      return NULL;
-    zp->arenas[zp->narenas++] = a;
-    zp->arena_off = 0;
-    zp->arena_len = ARENA_BYTES;
+  void *a = mmap (NULL, len, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (a == MAP_FAILED) {
+    pthread_mutex_unlock (&zp->chunk_lock);
+    return -1;
   }
-  uint8_t *p = zp->arenas[zp->narenas - 1] + zp->arena_off;
-  zp->arena_off += bytes;
-  return p;
+  /* Touch every page, so that none is faulted in while serving. */
+  memset (a, 0, len);
+  zp->arenas[zp->narenas].base = a;
+  zp->arenas[zp->narenas++].len = len;
+  zp->arena_off = 0;
+  zp->arena_len = len;
+  zp->fixed = true;
+  pthread_mutex_unlock (&zp->chunk_lock);
+  return 0;
+}
+
+/* A descriptor for a new chunk of class c; class lock held.  NULL with
+ * errno (ENOSPC past the limit). */
+static struct zchunk *
+take_desc (struct zpool *zp, struct zclass *c)
+{
+  struct zchunk *d;
+
+  if (c->free_desc == NULL) {
+    pthread_mutex_lock (&zp->chunk_lock);
+    uint8_t *mem = chunk_memory (zp, c->desc_run);
+    pthread_mutex_unlock (&zp->chunk_lock);
+    if (mem == NULL)
+      return NULL;
+    atomic_fetch_add (&zp->mem_used, c->desc_run);
+    for (uint32_t off = 0; off + c->desc_size <= c->desc_run; off += c->desc_size) {
+      d = (struct zchunk *) (mem + off);
+      d->next = c->free_desc;
+      c->free_desc = d;
+    }
+  }
+  d = c->free_desc;
+  c->free_desc = d->next;
+  return d;
 }
 
 static void release_chunk (struct zpool *zp, struct zchunk *ch);
@@ -215,7 +342,8 @@ new_chunk (struct zpool *zp, uint32_t ci)
   struct zclass *c = &zp->cls[ci];
   struct zchunk *ch;
 
-  if (zp->mem_limit && zp->mem_used + c->bytes > zp->mem_limit) {
+  uint64_t need = c->bytes + (c->free_desc ? 0 : c->desc_run);
+  if (zp->mem_limit && zp->mem_used + need > zp->mem_limit) {
     /* Other classes' spare chunks are memory nobody uses: give them
      * back first (trylock: this class's lock is held). */
     for (uint32_t j = 0; j < zp->nclasses; j++) {
@@ -233,11 +361,11 @@ new_chunk (struct zpool *zp, uint32_t ci)
       c->spare = NULL;
     }
   }
-  if (zp->mem_limit && zp->mem_used + c->bytes > zp->mem_limit) {
+  if (zp->mem_limit && zp->mem_used + need > zp->mem_limit) {
     errno = ENOSPC;
     return NULL;
   }
-  ch = malloc (sizeof *ch + c->nobj * sizeof (uint32_t));
+  ch = take_desc (zp, c);
   if (ch == NULL)
     return NULL;
   pthread_mutex_lock (&zp->chunk_lock);
@@ -245,11 +373,13 @@ new_chunk (struct zpool *zp, uint32_t ci)
                 zp->next_id < zp->table_len ? zp->next_id++ : NONE;
   uint8_t *mem = id == NONE ? NULL : chunk_memory (zp, c->bytes);
   if (mem == NULL) {
+    int e = id == NONE ? ENOMEM : errno;
     if (id != NONE)
       zp->free_ids[zp->nfree_ids++] = id;
     pthread_mutex_unlock (&zp->chunk_lock);
-    free (ch);
-    errno = ENOMEM;
+    ch->next = c->free_desc;
+    c->free_desc = ch;
+    errno = e;
     return NULL;
   }
   zp->table[id] = ch;
@@ -283,28 +413,16 @@ push_chunk (struct zchunk **list, struct zchunk *ch)
 static void
 release_chunk (struct zpool *zp, struct zchunk *ch)
 {
+  struct zclass *c = &zp->cls[ch->cls];
+
   pthread_mutex_lock (&zp->chunk_lock);
-  struct freemem *f = &zp->free_mem[ch->bytes / PAGE];
-  if (f->n == f->cap) {
-    uint32_t cap = f->cap ? 2 * f->cap : 64;
-    uint8_t **p = realloc (f->p, cap * sizeof *p);
-    if (p) {
-      f->p = p;
-      f->cap = cap;
-    }
-  }
-  if (f->n < f->cap) {
-    f->p[f->n++] = ch->base;
-    f->resident++;
-    zp->free_resident += ch->bytes;
-  }
-  else                                   /* no room to remember it: lose the address space only */
-    madvise (ch->base, ch->bytes, MADV_DONTNEED);
+  push_free (zp, ch->base, ch->bytes / PAGE);
   zp->table[ch->id] = NULL;
   zp->free_ids[zp->nfree_ids++] = ch->id;
   pthread_mutex_unlock (&zp->chunk_lock);
   atomic_fetch_sub (&zp->mem_used, ch->bytes);
-  free (ch);
+  ch->next = c->free_desc;               /* the class keeps the descriptor */
+  c->free_desc = ch;
 }
 
 /* Take a slot of ch; class lock held. */
@@ -464,15 +582,17 @@ zpool_compact (struct zpool *zp)
     }
     pthread_mutex_unlock (&c->lock);
   }
-  /* Released chunks still resident go back to the kernel now. */
+  /* Released chunks still resident go back to the kernel now, unless
+   * the pool is fixed: its memory stays as preallocated. */
   pthread_mutex_lock (&zp->chunk_lock);
-  for (int k = 1; k <= MAX_CHUNK_PAGES; k++) {
+  for (int k = 1; k <= MAX_CHUNK_PAGES && !zp->fixed; k++) {
     struct freemem *f = &zp->free_mem[k];
     for (uint32_t i = f->n - f->resident; i < f->n; i++)
       madvise (f->p[i], (size_t) k * PAGE, MADV_DONTNEED);
     f->resident = 0;
   }
-  zp->free_resident = 0;
+  if (!zp->fixed)
+    zp->free_resident = 0;
   pthread_mutex_unlock (&zp->chunk_lock);
   uint64_t after = zpool_mem_used (zp);
   return before > after ? before - after : 0;
