@@ -42,6 +42,11 @@
 #define PR_SET_IO_FLUSHER 57
 #endif
 
+/* Swap mode: commands preallocated for this many requests in flight, and
+ * the largest READ or WRITE payload it accepts (told to NBD clients). */
+#define SWAP_QUEUE 256
+#define SWAP_MAX_PAYLOAD (2u << 20)
+
 struct daemon_state {
   struct cli_options opt;
   struct store *store;
@@ -338,15 +343,30 @@ swap_mode (struct daemon_state *d)
   if (fd != -1)
     close (fd);
   /* Commands and vectors for a full queue of requests exist from the
-   * start, so the I/O path takes them from the pools' caches. */
-  if (scsi_cmd_pool_prefill (d->cmds, 256) == -1 ||
-      sgv_pool_prefill (d->sgv, 0, 256) == -1 ||      /* 4 KiB */
-      sgv_pool_prefill (d->sgv, 5, 16) == -1 ||       /* 128 KiB */
-      sgv_pool_prefill (d->sgv, 8, 8) == -1) {        /* 1 MiB */
+   * start and the pools are fixed at that: the I/O path never calls the
+   * allocator.  More vectors than commands in flight (SWAP_QUEUE plus the
+   * reserve), so a request never waits for a vector held by a queued one;
+   * a larger size takes a larger vector when its own are out.  The 4 MiB
+   * ones hold the largest payload (SWAP_MAX_PAYLOAD, above the kernel's
+   * default 1280 KiB max_sectors_kb) with its read-modify-write edges. */
+  if (scsi_cmd_pool_prefill (d->cmds, SWAP_QUEUE) == -1 ||
+      sgv_pool_prefill (d->sgv, 0, SWAP_QUEUE + SWAP_QUEUE / 2) == -1 ||  /* 4 KiB */
+      sgv_pool_prefill (d->sgv, 2, SWAP_QUEUE / 4) == -1 ||       /* 16 KiB */
+      sgv_pool_prefill (d->sgv, 5, SWAP_QUEUE / 4) == -1 ||       /* 128 KiB */
+      sgv_pool_prefill (d->sgv, 10, SWAP_QUEUE / 64) == -1) {     /* 4 MiB */
     log_error ("--swap: cannot preallocate the I/O pools: %m");
     return -1;
   }
-  log_info ("swap mode: memory locked, pools preallocated%s%s",
+  d->export.max_payload = SWAP_MAX_PAYLOAD;
+  /* The block map's memory too (nothing to do with --cache-mode off). */
+  if (cache_prealloc (d->store) == -1 && errno != EINVAL) {
+    log_error ("--swap: cannot preallocate %" PRIu64 " bytes of cache memory: %m",
+               d->opt.file ? d->opt.cache_size : d->opt.mem_limit);
+    return -1;
+  }
+  log_info ("swap mode: memory locked, pools and %" PRIu64 " bytes of %s memory preallocated%s%s",
+            d->opt.file ? d->opt.cache_size : d->opt.mem_limit,
+            d->opt.file ? "cache" : "disk",
             flusher ? ", I/O threads are I/O flushers" : "",
             oom ? ", oom_score_adj -1000" : "");
   return 0;
@@ -440,6 +460,14 @@ main (int argc, char **argv)
   sigaddset (&sigs, SIGHUP);
   pthread_sigmask (SIG_BLOCK, &sigs, NULL);
 
+  /* Swap mode locks the in-memory disk's whole memory at start: without
+   * --mem-limit it may take half the machine's memory, or the disk size
+   * if that is less. */
+  if (d.opt.swap && d.opt.file == NULL && d.opt.mem_limit == 0) {
+    long pages = sysconf (_SC_PHYS_PAGES), psize = sysconf (_SC_PAGESIZE);
+    uint64_t half = pages > 0 && psize > 0 ? (uint64_t) pages * (uint64_t) psize / 2 : d.opt.size;
+    d.opt.mem_limit = d.opt.size < half ? d.opt.size : half;
+  }
   if (setup (&d) == -1)
     goto out;
 
