@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +329,10 @@ setup (struct daemon_state *d)
 static int
 swap_mode (struct daemon_state *d)
 {
+  /* One malloc arena: per-thread arenas would each map (and lock) a heap
+   * of their own for connection set-up, and the I/O path allocates
+   * nothing that contention could slow. */
+  mallopt (M_ARENA_MAX, 1);
   if (mlockall (MCL_CURRENT | MCL_FUTURE) == -1) {
     log_error ("--swap: cannot lock memory (mlockall): %m; raise RLIMIT_MEMLOCK or run as root");
     return -1;
