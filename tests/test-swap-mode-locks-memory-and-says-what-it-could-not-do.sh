@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # --swap locks the daemon's memory (VmLck covers what it has mapped) and
-# preallocates its pools; the I/O-flusher flag and the OOM adjustment are
+# preallocates its pools and the in-memory disk's memory (without
+# --mem-limit, the disk size when that is below half of RAM); the I/O-flusher flag and the OOM adjustment are
 # either in effect or refused with a clear warning naming what is missing.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdcopy
@@ -9,11 +10,12 @@ start_sgblkd swap --swap --size 64M
 # The socket is bound before the memory is locked: wait for the summary.
 for i in $(seq 100); do grep -q "swap mode:" "$tmp/swap.log" && break; sleep 0.1; done
 cat "$tmp/swap.log"
-grep -q "swap mode: memory locked, pools preallocated" "$tmp/swap.log" || fail "swap mode not reported"
+grep -q "swap mode: memory locked, pools and 67108864 bytes of disk memory preallocated" "$tmp/swap.log" ||
+  fail "swap mode not reported, or not with the disk's 64 MiB"
 lck=$(awk '/^VmLck:/ {print $2}' "/proc/$pid_swap/status")
 rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid_swap/status")
 echo "VmLck $lck kB, VmRSS $rss kB"
-[ "$lck" -gt 8192 ] || fail "memory is not locked"
+[ "$lck" -gt $((64 * 1024)) ] || fail "memory is not locked, or the disk's is not preallocated"
 adj=$(cat "/proc/$pid_swap/oom_score_adj")
 if grep -q "oom_score_adj -1000" "$tmp/swap.log"; then
   [ "$adj" -eq -1000 ] || fail "oom_score_adj is $adj"

@@ -90,6 +90,8 @@ cli_usage (FILE *f)
 "  -t, --threads N         I/O worker threads (default: number of CPUs)\n"
 "      --swap              safe to swap onto: lock memory, mark I/O threads\n"
 "                          as I/O flushers, never OOM-kill, preallocate pools\n"
+"                          and cache memory (--mem-limit defaults to half\n"
+"                          of RAM or the disk size); no allocation after start\n"
 "  -f, --foreground        stay in the foreground, log to stderr\n"
 "  -P, --pidfile PATH      write the daemon's PID to PATH\n"
 "  -v, --verbose           log per-connection detail\n"
