@@ -160,3 +160,32 @@ attach_loop ()
   # detached it already must not take another test's device with it.
   cleanup_fn "losetup -j '$1' -n -O NAME 2>/dev/null | grep -qx '$loop' && losetup -d '$loop'"
 }
+
+# The allocator-call counter (tests/alloc-count.c).  requires_alloc_shim
+# sets $alloc_shim; start a daemon NAME under it with
+#   LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-NAME start_sgblkd NAME ...
+# (only the daemon gets them), then put alloc_count_begin NAME and
+# alloc_count_end NAME around the part that must not allocate;
+# alloc_count_end prints the counted calls by caller and sets $alloc_calls.
+requires_alloc_shim ()
+{
+  alloc_shim=${top_builddir:-.}/tests/alloc-count.so
+  [ -f "$alloc_shim" ] || skip "tests/alloc-count.so is not built (make check builds it)"
+  # A sanitizer build must keep its own allocator first in the process.
+  ! ldd "$SGBLKD" | grep -q libasan ||
+    skip "sgblkd is built with ASan, whose allocator the shim cannot stand in front of"
+}
+# alloc_count_start_file NAME: the file whose creation starts the count
+# (for a client that starts it itself, once connected).
+alloc_count_start_file ()
+{
+  grep -q "^loaded pid" "$tmp/alloc-$1.log" || fail "the allocator counter is not loaded in $1"
+  echo "$tmp/alloc-$1.start"
+}
+alloc_count_begin () { touch "$(alloc_count_start_file "$1")"; }
+alloc_count_end ()
+{
+  touch "$tmp/alloc-$1.stop"
+  alloc_calls=$(grep -vc "^loaded pid" "$tmp/alloc-$1.log" || true)
+  grep -v "^loaded pid" "$tmp/alloc-$1.log" | sed "s/ tid [0-9]*//" | sort | uniq -c | sort -rn | head -n 20
+}

@@ -25,7 +25,30 @@ SHELL_TESTS = \
 	tests/test-sgblkd-daemon-mode-pidfile-and-sigterm.sh \
 	tests/test-sgblkd-runtime-errors-exit-1-usage-errors-exit-2.sh \
 	tests/test-sigterm-with-writes-in-flight-keeps-acknowledged-writes.sh \
-	tests/test-swap-mode-locks-memory-and-says-what-it-could-not-do.sh
+	tests/test-swap-mode-locks-memory-and-says-what-it-could-not-do.sh \
+	tests/test-swap-mode-nbd-io-makes-no-allocator-calls.sh
 
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh
+
+# The allocator-call counter that swap-mode tests preload into the daemon
+# (tests/alloc-count.c).  Built without the sanitizers: it must be the
+# first allocator in the process.
+check_DATA = tests/alloc-count.so
+tests/alloc-count.so: tests/alloc-count.c
+	$(AM_V_CC)$(CC) $(WARN_CFLAGS) -O2 -g -shared -fPIC -o $@ $< -ldl
+CLEANFILES += tests/alloc-count.so
+EXTRA_DIST += tests/alloc-count.c
+
+if HAVE_CMOCKA
+# Every allocator call of the modules passes through the test's counter.
+check_PROGRAMS += tests/test-swap-mode-pools-make-no-allocator-calls
+TESTS += tests/test-swap-mode-pools-make-no-allocator-calls
+VALGRIND_TESTS += tests/test-swap-mode-pools-make-no-allocator-calls
+tests_test_swap_mode_pools_make_no_allocator_calls_SOURCES = tests/test-swap-mode-pools-make-no-allocator-calls.c
+tests_test_swap_mode_pools_make_no_allocator_calls_CFLAGS = $(TEST_CFLAGS)
+tests_test_swap_mode_pools_make_no_allocator_calls_LDADD = $(TEST_LDADD)
+tests_test_swap_mode_pools_make_no_allocator_calls_LDFLAGS = $(AM_LDFLAGS) \
+	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
+	-Wl,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=mmap,--wrap=munmap
+endif

@@ -1,0 +1,322 @@
+/* Swap mode's promise, module by module: once the command pool, the
+ * vector pool and the block map are preallocated, serving I/O calls no
+ * allocator at all.  The test links with --wrap for the malloc family and
+ * mmap/munmap, so every such call the modules make passes through a
+ * counter here; it counts only while a test case says so.
+ *
+ * What a fixed pool does instead of allocating is checked too: the
+ * command pool falls back to its reserve and then refuses (or waits);
+ * the vector pool hands out a larger vector, waits for a free, refuses a
+ * length above its largest vector with E2BIG and keeps its memory across
+ * a flush; the block map reuses memory freed by overwrites and trims and
+ * answers ENOSPC, never ENOMEM, when its preallocated memory is full. */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "scsi.h"
+#include "sgv.h"
+#include "store.h"
+
+/* ---- the counter behind --wrap ---- */
+
+static atomic_bool counting;
+static atomic_uint calls;
+
+#define COUNT() do { if (atomic_load (&counting)) atomic_fetch_add (&calls, 1); } while (0)
+
+void *__real_malloc (size_t n);
+void *__real_calloc (size_t n, size_t size);
+void *__real_realloc (void *p, size_t n);
+void __real_free (void *p);
+int __real_posix_memalign (void **p, size_t align, size_t n);
+void *__real_aligned_alloc (size_t align, size_t n);
+void *__real_mmap (void *a, size_t n, int prot, int flags, int fd, off_t off);
+int __real_munmap (void *a, size_t n);
+void *__wrap_malloc (size_t n);
+void *__wrap_calloc (size_t n, size_t size);
+void *__wrap_realloc (void *p, size_t n);
+void __wrap_free (void *p);
+int __wrap_posix_memalign (void **p, size_t align, size_t n);
+void *__wrap_aligned_alloc (size_t align, size_t n);
+void *__wrap_mmap (void *a, size_t n, int prot, int flags, int fd, off_t off);
+int __wrap_munmap (void *a, size_t n);
+
+void *__wrap_malloc (size_t n) { COUNT (); return __real_malloc (n); }
+void *__wrap_calloc (size_t n, size_t size) { COUNT (); return __real_calloc (n, size); }
+void *__wrap_realloc (void *p, size_t n) { COUNT (); return __real_realloc (p, n); }
+void __wrap_free (void *p) { if (p) COUNT (); __real_free (p); }
+int __wrap_posix_memalign (void **p, size_t align, size_t n) { COUNT (); return __real_posix_memalign (p, align, n); }
+void *__wrap_aligned_alloc (size_t align, size_t n) { COUNT (); return __real_aligned_alloc (align, n); }
+void *__wrap_mmap (void *a, size_t n, int prot, int flags, int fd, off_t off) { COUNT (); return __real_mmap (a, n, prot, flags, fd, off); }
+int __wrap_munmap (void *a, size_t n) { COUNT (); return __real_munmap (a, n); }
+
+static void
+count_from_now (void)
+{
+  atomic_store (&calls, 0);
+  atomic_store (&counting, true);
+}
+
+static unsigned
+counted (void)
+{
+  atomic_store (&counting, false);
+  return atomic_load (&calls);
+}
+
+/* The counter itself works: without this the zeros below prove nothing. */
+static void
+the_counter_sees_the_modules_allocate (void **state)
+{
+  count_from_now ();
+  struct sgv_pool *p = sgv_pool_create (NULL);
+  struct sgv_vec *v = sgv_alloc (p, 4096);
+  sgv_free (p, v);
+  sgv_pool_destroy (p);
+  assert_true (counted () >= 4);   /* pool, vector header, data, and frees */
+}
+
+/* ---- command pool ---- */
+
+static void
+a_prefilled_command_pool_uses_cache_then_reserve_then_refuses (void **state)
+{
+  struct scsi_cmd_pool_config cfg = { .reserve = 4 };
+  struct scsi_cmd_pool *p = scsi_cmd_pool_create (&cfg);
+  struct scsi_cmd *c[13];
+  struct scsi_pool_stats st;
+
+  assert_non_null (p);
+  assert_int_equal (scsi_cmd_pool_prefill (p, 8), 0);
+  count_from_now ();
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 12; i++) {
+      c[i] = scsi_cmd_get (p, false);
+      assert_non_null (c[i]);
+      assert_non_null (c[i]->sense);
+    }
+    c[12] = scsi_cmd_get (p, false);
+    assert_null (c[12]);
+    assert_int_equal (errno, EAGAIN);
+    for (int i = 0; i < 12; i++)
+      scsi_cmd_put (p, c[i]);
+  }
+  assert_int_equal (counted (), 0);
+  scsi_cmd_pool_get_stats (p, &st);
+  assert_int_equal (st.allocated, 8);
+  assert_int_equal (st.cached, 8);
+  assert_int_equal (st.fallbacks, 12);
+  assert_int_equal (st.reserve_level, 4);
+  assert_int_equal (scsi_cmd_pool_destroy (p), 0);
+}
+
+/* ---- vector pool ---- */
+
+static unsigned releases;
+static void count_release (struct sgv_vec *v, void *opaque) { releases++; }
+
+struct waiter {
+  struct sgv_pool *p;
+  struct sgv_vec *got;
+  atomic_bool done;
+};
+
+static void *
+wait_for_vector (void *arg)
+{
+  struct waiter *w = arg;
+  w->got = sgv_alloc (w->p, 8192);
+  atomic_store (&w->done, true);
+  return NULL;
+}
+
+static void
+a_prefilled_vector_pool_lends_larger_vectors_and_waits (void **state)
+{
+  struct sgv_pool_config cfg = { .release = count_release };
+  struct sgv_pool *p = sgv_pool_create (&cfg);
+  struct sgv_stats st;
+
+  assert_non_null (p);
+  assert_int_equal (sgv_pool_prefill (p, 0, 2), 0);   /* 4 KiB */
+  assert_int_equal (sgv_pool_prefill (p, 3, 1), 0);   /* 32 KiB */
+  count_from_now ();
+
+  struct sgv_vec *a = sgv_alloc (p, 4096), *b = sgv_alloc (p, 100);
+  assert_non_null (a);
+  assert_non_null (b);
+  assert_int_equal (a->capacity, 4096);
+  /* Its own order is out: the 32 KiB vector serves 4 KiB, described as 4 KiB. */
+  struct sgv_vec *c = sgv_alloc (p, 4096);
+  assert_non_null (c);
+  assert_int_equal (c->capacity, 32768);
+  assert_int_equal (c->len, 4096);
+  assert_int_equal (c->nents, 1);
+  assert_int_equal (c->iov[0].iov_len, 4096);
+  memset (c->iov[0].iov_base, 0xab, 4096);
+
+  /* Longer than anything the pool holds. */
+  assert_null (sgv_alloc (p, 65536));
+  assert_int_equal (errno, E2BIG);
+
+  /* Everything that could hold 8 KiB is out: the allocation waits for a free. */
+  struct waiter w = { .p = p };
+  pthread_t t;
+  assert_int_equal (pthread_create (&t, NULL, wait_for_vector, &w), 0);
+  for (int i = 0; i < 200; i++) {
+    sgv_pool_get_stats (p, &st);
+    if (st.waits)
+      break;
+    usleep (5000);
+  }
+  assert_int_equal (st.waits, 1);
+  assert_false (atomic_load (&w.done));
+  sgv_free (p, a);                    /* too small for 8 KiB: still waiting */
+  usleep (20000);
+  assert_false (atomic_load (&w.done));
+  sgv_free (p, c);
+  pthread_join (t, NULL);
+  assert_non_null (w.got);
+  assert_int_equal (w.got->capacity, 32768);
+  assert_int_equal (w.got->len, 8192);
+  sgv_free (p, w.got);
+  sgv_free (p, b);
+  unsigned n = counted ();
+  assert_int_equal (n, 0);
+
+  /* A flush drops what idle vectors pin (the callback runs on each) but
+   * keeps their memory: the next allocation is a hit. */
+  releases = 0;
+  count_from_now ();
+  assert_int_equal (sgv_pool_flush (p), 3);
+  assert_int_equal (releases, 3);
+  sgv_pool_trim (p);
+  struct sgv_vec *d = sgv_alloc (p, 4096);
+  assert_non_null (d);
+  sgv_free (p, d);
+  assert_int_equal (counted (), 0);
+  sgv_pool_get_stats (p, &st);
+  assert_int_equal (st.allocated, 3);
+  assert_int_equal (st.cached, 3);
+  assert_int_equal (st.misses, 0);
+  assert_int_equal (sgv_pool_destroy (p), 0);
+  assert_int_equal (releases, 6);     /* destroy releases them for good */
+}
+
+/* ---- the block map ---- */
+
+static void
+fill (uint8_t *b, size_t n, unsigned seed, unsigned kind)
+{
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    /* kind 0: random (stored raw); 1: a little entropy (compresses well);
+     * 2: half random, half text. */
+    b[i] = kind == 0 ? (uint8_t) x :
+           kind == 1 ? (uint8_t) ("sgblk swap page "[i % 16] ^ (i % 512 == 0 ? (uint8_t) x : 0)) :
+           i < n / 2 ? (uint8_t) x : (uint8_t) "compressible "[i % 13];
+  }
+}
+
+static int
+put_block (struct store *s, uint64_t blk, const uint8_t *b)
+{
+  struct iovec iov = { (void *) b, 4096 };
+  return store_pwrite (s, &iov, 1, blk * 4096, 0);
+}
+
+static int
+get_block (struct store *s, uint64_t blk, uint8_t *b)
+{
+  struct iovec iov = { b, 4096 };
+  return store_pread (s, &iov, 1, blk * 4096);
+}
+
+static void
+a_preallocated_block_map_serves_churn_without_allocating (void **state)
+{
+  const uint64_t nblocks = 16384;               /* 64 MiB disk */
+  struct cache_config cc = { .size = nblocks * 4096, .mem_limit = 8u << 20 };
+  struct store *s = cache_create (&cc);
+  static uint8_t w[4096], r[4096];
+  static uint32_t gen[16384];                   /* 0: never written or trimmed */
+  struct cache_stats cs0, cs;
+
+  assert_non_null (s);
+  assert_int_equal (cache_prealloc (s), 0);
+  assert_int_equal (cache_get_stats (s, &cs0), 0);   /* the block table alone */
+  count_from_now ();
+  unsigned full = 0, ok = 0;
+  for (uint32_t round = 1; round <= 6; round++) {
+    for (uint64_t blk = 0; blk < nblocks; blk += 1 + (round & 1)) {
+      uint32_t g = round * 100000 + (uint32_t) blk;
+      fill (w, sizeof w, g, (unsigned) (blk + round) % 3);
+      if (put_block (s, blk, w) == 0) {
+        gen[blk] = g;
+        ok++;
+      }
+      else {
+        assert_int_equal (errno, ENOSPC); /* full, never out of memory */
+        full++;
+      }
+    }
+    /* Verify, then trim a third so the next round reuses freed memory. */
+    for (uint64_t blk = 0; blk < nblocks; blk++) {
+      assert_int_equal (get_block (s, blk, r), 0);
+      if (gen[blk]) {
+        fill (w, sizeof w, gen[blk], (unsigned) (blk + gen[blk] / 100000) % 3);
+        assert_memory_equal (r, w, sizeof w);
+      }
+    }
+    for (uint64_t blk = round % 3; blk < nblocks; blk += 3) {
+      assert_int_equal (store_trim (s, blk * 4096, 4096), 0);
+      gen[blk] = 0;
+    }
+  }
+  cache_compact (s);                            /* moves objects, keeps memory */
+  assert_int_equal (counted (), 0);
+  assert_true (ok > 20000);
+  assert_true (full > 0);                       /* the limit was reached and held */
+  assert_int_equal (cache_get_stats (s, &cs), 0);
+  assert_true (cs.mem_used - cs0.mem_used <= cc.mem_limit);
+  store_close (s);
+}
+
+static void
+prealloc_needs_a_cache_with_a_limit (void **state)
+{
+  struct cache_config cc = { .size = 1u << 20 };
+  struct store *s = cache_create (&cc);
+  assert_int_equal (cache_prealloc (s), -1);
+  assert_int_equal (errno, EINVAL);
+  store_close (s);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (the_counter_sees_the_modules_allocate),
+    cmocka_unit_test (a_prefilled_command_pool_uses_cache_then_reserve_then_refuses),
+    cmocka_unit_test (a_prefilled_vector_pool_lends_larger_vectors_and_waits),
+    cmocka_unit_test (a_preallocated_block_map_serves_churn_without_allocating),
+    cmocka_unit_test (prealloc_needs_a_cache_with_a_limit),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
