@@ -12,6 +12,14 @@
  * top has its own page cache, and caching the same pages again in the
  * FUSE file would double the memory a swap test needs and hide the
  * device's own write-back from fsync.
+ *
+ * Allocations: libfuse allocates for every request (its request object,
+ * and a buffer for each read through the high-level API), which no
+ * front-end of it can avoid.  What is ours to choose keeps it down:
+ * nullpath_ok spares the path string of each read, write, fsync and
+ * fallocate (the open file's handle says which file it is), and worker
+ * threads, once started, stay, so a busy mount does not create and
+ * destroy threads (each a stack to map and, under --swap, to lock).
  */
 #include <config.h>
 
@@ -33,6 +41,8 @@
 #include "log.h"
 
 #define CHUNK_BLOCKS_BYTES (1ull << 30)
+#define FUSE_THREADS 16
+#define DISK_FH 1                      /* fi->fh of the disk file */
 
 struct fuse_front {
   struct fuse *f;
@@ -131,12 +141,13 @@ op_getattr (const char *path, struct stat *st, struct fuse_file_info *fi)
   memset (st, 0, sizeof *st);
   st->st_uid = getuid ();
   st->st_gid = getgid ();
-  if (strcmp (path, "/") == 0) {
+  /* nullpath_ok: an open file is the disk or else the root directory. */
+  if (path == NULL ? fi == NULL || fi->fh != DISK_FH : strcmp (path, "/") == 0) {
     st->st_mode = S_IFDIR | 0755;
     st->st_nlink = 2;
     return 0;
   }
-  if (!is_file (ff, path))
+  if (path != NULL && !is_file (ff, path))
     return -ENOENT;
   st->st_mode = S_IFREG | (ff->exp->read_only ? 0444 : 0644);
   st->st_nlink = 1;
@@ -152,7 +163,7 @@ op_readdir (const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 {
   struct fuse_front *ff = front ();
 
-  if (strcmp (path, "/") != 0)
+  if (path != NULL && strcmp (path, "/") != 0)   /* NULL: the open root */
     return -ENOTDIR;
   fill (buf, ".", NULL, 0, 0);
   fill (buf, "..", NULL, 0, 0);
@@ -170,6 +181,7 @@ op_open (const char *path, struct fuse_file_info *fi)
   if (ff->exp->read_only && (fi->flags & O_ACCMODE) != O_RDONLY)
     return -EROFS;
   fi->direct_io = 1;
+  fi->fh = DISK_FH;
   return 0;
 }
 
@@ -333,6 +345,7 @@ op_init (struct fuse_conn_info *conn, struct fuse_config *cfg)
   cfg->direct_io = 1;
   cfg->kernel_cache = 0;
   cfg->use_ino = 0;
+  cfg->nullpath_ok = 1;
   conn->max_write = 1u << 20;
   conn->max_read = 1u << 20;
   return fuse_get_context ()->private_data;
@@ -360,7 +373,8 @@ loop_thread (void *arg)
   struct fuse_front *ff = arg;
   struct fuse_loop_config *lc = fuse_loop_cfg_create ();
 
-  fuse_loop_cfg_set_max_threads (lc, 16);
+  fuse_loop_cfg_set_max_threads (lc, FUSE_THREADS);
+  fuse_loop_cfg_set_idle_threads (lc, FUSE_THREADS);
   fuse_loop_cfg_set_clone_fd (lc, 0);
   fuse_loop_mt (ff->f, lc);
   fuse_loop_cfg_destroy (lc);
