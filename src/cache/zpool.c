@@ -22,10 +22,11 @@
  * objects of sparse chunks into fuller ones and tell the owner.
  *
  * Chunk descriptors (struct zchunk with its owner array, a size fixed per
- * class) are carved from chunk memory too, a page or a few at a time, and
- * kept on their class's free list when their chunk goes: the pool never
- * calls malloc after zpool_create, and descriptor memory counts in
- * mem_used like the objects it describes.
+ * class) are carved from chunk memory too, in power-of-two sizes shared by
+ * all classes (a page, or one descriptor's worth, at a time), and go back
+ * on their size's free list when their chunk goes: the pool never calls
+ * malloc after zpool_create, and descriptor memory counts in mem_used
+ * like the objects it describes.
  *
  * zpool_prealloc fixes the pool (swap mode): one mapping of the memory
  * limit, touched at once, and nothing mapped or given back after that.  A
@@ -33,7 +34,8 @@
  * released run before giving up with ENOSPC.
  *
  * Locks: one per class (slots, lists), then chunk_lock (ids, arenas,
- * chunk memory); never the other way round.  mem_used counts chunk bytes.
+ * chunk memory, descriptor lists); never the other way round.  mem_used
+ * counts chunk and descriptor bytes.
  */
 #include <config.h>
 
@@ -52,6 +54,8 @@
 #define PAGE 4096u
 #define MAX_CHUNK_PAGES 20                /* 64 KiB raw blocks need 16 */
 #define CHUNK_SPAN 8                       /* chunk sizes tried per class, in pages */
+#define DESC_MIN 128u                      /* descriptor sizes: 128 B .. 64 KiB */
+#define DESC_SIZES 10
 
 struct zchunk {
   uint8_t *base;
@@ -67,8 +71,7 @@ struct zclass {
   uint32_t size, nobj, bytes;
   struct zchunk *partial, *full;
   struct zchunk *spare;                  /* one empty chunk kept for reuse */
-  struct zchunk *free_desc;              /* unused descriptors, linked by next */
-  uint32_t desc_size, desc_run;          /* a descriptor; memory carved at once */
+  uint32_t desc;                         /* its descriptors' size: DESC_MIN << desc */
 };
 
 /* A stack of released chunk memory of one size.  The top entries are
@@ -92,6 +95,7 @@ struct zpool {
   size_t arena_off, arena_len;
   struct freemem free_mem[MAX_CHUNK_PAGES + 1];   /* released chunk memory, by pages */
   atomic_uint_fast64_t free_resident;    /* bytes of it not yet given back */
+  struct zchunk *free_desc[DESC_SIZES];  /* unused descriptors by size, linked by next */
   atomic_uint_fast64_t mem_used, moved;
   uint64_t mem_limit;
   zpool_relocate_fn relocate;
@@ -141,8 +145,9 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
       best = 8 * PAGE;
     c->bytes = best;
     c->nobj = best / c->size;
-    c->desc_size = (uint32_t) (sizeof (struct zchunk) + c->nobj * sizeof (uint32_t) + 15) / 16 * 16;
-    c->desc_run = (c->desc_size + PAGE - 1) / PAGE * PAGE;
+    size_t dsize = sizeof (struct zchunk) + c->nobj * sizeof (uint32_t);
+    while ((size_t) DESC_MIN << c->desc < dsize)
+      c->desc++;
     sync_mutex_init_adaptive (&c->lock);
   }
   /* Neighbouring classes that fit as many objects in as many pages are
@@ -308,29 +313,43 @@ zpool_prealloc (struct zpool *zp, uint64_t bytes)
   return 0;
 }
 
-/* A descriptor for a new chunk of class c; class lock held.  NULL with
+/* Descriptors of size DESC_MIN << d are carved this many bytes at a time. */
+static inline uint32_t
+desc_run (uint32_t d)
+{
+  return DESC_MIN << d < PAGE ? PAGE : DESC_MIN << d;
+}
+
+/* A descriptor for a new chunk of class c.  chunk_lock held.  NULL with
  * errno (ENOSPC past the limit). */
 static struct zchunk *
 take_desc (struct zpool *zp, struct zclass *c)
 {
-  struct zchunk *d;
+  struct zchunk *d, **list = &zp->free_desc[c->desc];
 
-  if (c->free_desc == NULL) {
-    pthread_mutex_lock (&zp->chunk_lock);
-    uint8_t *mem = chunk_memory (zp, c->desc_run);
-    pthread_mutex_unlock (&zp->chunk_lock);
+  if (*list == NULL) {
+    uint32_t size = DESC_MIN << c->desc, run = desc_run (c->desc);
+    uint8_t *mem = chunk_memory (zp, run);
     if (mem == NULL)
       return NULL;
-    atomic_fetch_add (&zp->mem_used, c->desc_run);
-    for (uint32_t off = 0; off + c->desc_size <= c->desc_run; off += c->desc_size) {
+    atomic_fetch_add (&zp->mem_used, run);
+    for (uint32_t off = 0; off + size <= run; off += size) {
       d = (struct zchunk *) (mem + off);
-      d->next = c->free_desc;
-      c->free_desc = d;
+      d->next = *list;
+      *list = d;
     }
   }
-  d = c->free_desc;
-  c->free_desc = d->next;
+  d = *list;
+  *list = d->next;
   return d;
+}
+
+/* Back on the list of size DESC_MIN << desc; chunk_lock held. */
+static void
+put_desc (struct zpool *zp, struct zchunk *d, uint32_t desc)
+{
+  d->next = zp->free_desc[desc];
+  zp->free_desc[desc] = d;
 }
 
 static void release_chunk (struct zpool *zp, struct zchunk *ch);
@@ -342,7 +361,9 @@ new_chunk (struct zpool *zp, uint32_t ci)
   struct zclass *c = &zp->cls[ci];
   struct zchunk *ch;
 
-  uint64_t need = c->bytes + (c->free_desc ? 0 : c->desc_run);
+  /* (The descriptor's share is a guess without chunk_lock; the memory
+   * limit holds anyway: the mapping of a fixed pool is that large.) */
+  uint64_t need = c->bytes + (zp->free_desc[c->desc] ? 0 : desc_run (c->desc));
   if (zp->mem_limit && zp->mem_used + need > zp->mem_limit) {
     /* Other classes' spare chunks are memory nobody uses: give them
      * back first (trylock: this class's lock is held). */
@@ -365,10 +386,14 @@ new_chunk (struct zpool *zp, uint32_t ci)
     errno = ENOSPC;
     return NULL;
   }
-  ch = take_desc (zp, c);
-  if (ch == NULL)
-    return NULL;
   pthread_mutex_lock (&zp->chunk_lock);
+  ch = take_desc (zp, c);
+  if (ch == NULL) {
+    int e = errno;
+    pthread_mutex_unlock (&zp->chunk_lock);
+    errno = e;
+    return NULL;
+  }
   uint32_t id = zp->nfree_ids ? zp->free_ids[--zp->nfree_ids] :
                 zp->next_id < zp->table_len ? zp->next_id++ : NONE;
   uint8_t *mem = id == NONE ? NULL : chunk_memory (zp, c->bytes);
@@ -376,9 +401,8 @@ new_chunk (struct zpool *zp, uint32_t ci)
     int e = id == NONE ? ENOMEM : errno;
     if (id != NONE)
       zp->free_ids[zp->nfree_ids++] = id;
+    put_desc (zp, ch, c->desc);
     pthread_mutex_unlock (&zp->chunk_lock);
-    ch->next = c->free_desc;
-    c->free_desc = ch;
     errno = e;
     return NULL;
   }
@@ -419,10 +443,9 @@ release_chunk (struct zpool *zp, struct zchunk *ch)
   push_free (zp, ch->base, ch->bytes / PAGE);
   zp->table[ch->id] = NULL;
   zp->free_ids[zp->nfree_ids++] = ch->id;
+  put_desc (zp, ch, c->desc);
   pthread_mutex_unlock (&zp->chunk_lock);
   atomic_fetch_sub (&zp->mem_used, ch->bytes);
-  ch->next = c->free_desc;               /* the class keeps the descriptor */
-  c->free_desc = ch;
 }
 
 /* Take a slot of ch; class lock held. */
