@@ -53,3 +53,6 @@ tests_test_swap_mode_pools_make_no_allocator_calls_LDFLAGS = $(AM_LDFLAGS) \
 	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
 	-Wl,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=mmap,--wrap=munmap
 endif
+
+# Shared by the qemu guest tests (tests/test-guest-*.sh).
+EXTRA_DIST += tests/guest-functions.sh
