@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@
  * the largest READ or WRITE payload it accepts (told to NBD clients). */
 #define SWAP_QUEUE 256
 #define SWAP_MAX_PAYLOAD (2u << 20)
+#define SWAP_THREAD_STACK (2u << 20)
 
 struct daemon_state {
   struct cli_options opt;
@@ -329,6 +331,17 @@ setup (struct daemon_state *d)
 static int
 swap_mode (struct daemon_state *d)
 {
+  /* Threads started from now on (connections, FUSE workers) get stacks
+   * of SWAP_THREAD_STACK: every byte of a stack is locked and resident
+   * under mlockall, and the I/O path needs a small fraction of glibc's
+   * 8 MiB default. */
+  pthread_attr_t attr;
+  if (pthread_attr_init (&attr) == 0) {
+    if (pthread_attr_setstacksize (&attr, SWAP_THREAD_STACK) != 0 ||
+        pthread_setattr_default_np (&attr) != 0)
+      log_warn ("--swap: cannot set the default thread stack size; threads lock 8 MiB stacks");
+    pthread_attr_destroy (&attr);
+  }
   /* One malloc arena: per-thread arenas would each map (and lock) a heap
    * of their own for connection set-up, and the I/O path allocates
    * nothing that contention could slow. */
@@ -395,6 +408,14 @@ start_fuse (struct daemon_state *d)
   }
   log_info ("serving the disk as %s/%s", d->opt.fuse_mount,
             d->opt.export_name[0] ? d->opt.export_name : "disk");
+  if (d->opt.swap) {
+    int n = fuse_front_start_workers (d->fuse);
+    if (n == -1)
+      log_warn ("--swap: could not start every FUSE worker thread before serving (%m); "
+                "libfuse may start more while the machine swaps");
+    else
+      log_info ("swap mode: %d FUSE worker threads started", n);
+  }
   return 0;
 #else
   log_error ("--fuse: this sgblkd was built without libfuse3");

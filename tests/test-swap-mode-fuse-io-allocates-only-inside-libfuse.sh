@@ -4,7 +4,8 @@
 # punching and fstat, counted by the shim (tests/alloc-count.c), show
 # every allocator call coming from inside libfuse, which allocates its
 # request objects (and the high-level API a buffer per read) whatever a
-# file system does.  Their count per request is printed.
+# file system does.  Their count per request is printed.  And libfuse
+# starts no worker thread while serving: all were started up front.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires_fuse_and_loop
 requires_alloc_shim
@@ -15,6 +16,9 @@ LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-f \
   start_sgblkd f --swap --size 128M --mem-limit 64M --fuse "$mnt"
 for i in $(seq 100); do grep -q "swap mode:" "$tmp/f.log" && break; sleep 0.1; done
 grep "swap mode:" "$tmp/f.log" || fail "swap mode did not start"
+for i in $(seq 100); do grep -q "FUSE worker threads started" "$tmp/f.log" && break; sleep 0.1; done
+grep "swap mode: 16 FUSE worker threads started" "$tmp/f.log" || fail "the FUSE workers were not started up front"
+threads_before=$(awk '/^Threads:/ {print $2}' "/proc/$pid_f/status")
 
 START=$(alloc_count_start_file f) python3 - "$mnt" <<'EOF'
 import ctypes, mmap, os, random, stat, sys
@@ -44,6 +48,19 @@ for i in range(2000):
         assert st.st_size == 128 << 20, st
         assert stat.S_ISDIR(os.fstat(dfd).st_mode)
         requests += 5
+# Eight writers and readers at once: libfuse would start workers now.
+import threading
+def worker(k):
+    b = mmap.mmap(-1, 65536)
+    for j in range(100):
+        off = ((k * 100 + j) * 65536) % (128 << 20)
+        b[:] = bytes([k + 1]) * 65536
+        os.pwrite(fd, b, off)
+        assert os.pread(fd, 65536, off) == b[:]
+ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+for t in ts: t.start()
+for t in ts: t.join()
+requests += 8 * 100 * 2
 open(os.environ["START"].replace(".start", ".stop"), "w").close()
 print("requests:", requests)
 with open(os.environ["START"].replace(".start", ".requests"), "w") as f:
@@ -57,5 +74,8 @@ own=$(grep -v "^loaded pid" "$tmp/alloc-f.log" | grep -c " from sgblkd(" || true
 fuse=$(grep -v "^loaded pid" "$tmp/alloc-f.log" | grep -c " from libfuse3" || true)
 echo "allocator calls over $requests requests: $own from sgblkd, $fuse from libfuse ($(echo "scale=1; $fuse / $requests" | bc) a request), $((alloc_calls - own - fuse)) elsewhere"
 [ "$own" -eq 0 ] || fail "sgblkd's own code allocated on the FUSE path"
+threads_after=$(awk '/^Threads:/ {print $2}' "/proc/$pid_f/status")
+echo "threads: $threads_before before the I/O, $threads_after after"
+[ "$threads_after" -eq "$threads_before" ] || fail "threads were started while serving"
 [ "$alloc_calls" -gt 0 ] || fail "no allocator call seen at all: is the shim counting?"
 stop_sgblkd f

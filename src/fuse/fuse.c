@@ -20,6 +20,11 @@
  * fallocate (the open file's handle says which file it is), and worker
  * threads, once started, stay, so a busy mount does not create and
  * destroy threads (each a stack to map and, under --swap, to lock).
+ * libfuse starts a worker only when a request finds none idle; under
+ * --swap, fuse_front_start_workers makes it start them all at once: it
+ * sends FUSE_THREADS - 1 reads of its own and holds each in op_read until
+ * all have arrived, so that every worker is busy and libfuse adds the
+ * next, and none is left to start while the machine swaps.
  */
 #include <config.h>
 
@@ -30,11 +35,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fusefront.h"
@@ -54,7 +61,31 @@ struct fuse_front {
   pthread_rwlock_t rmw;
   pthread_t loop;
   bool running;
+  /* Starting the workers: reads held in op_read until warm_in reaches
+   * warm_target (0: not starting them). */
+  pthread_mutex_t warm_lock;
+  pthread_cond_t warm_cond;
+  atomic_uint warm_target;
+  unsigned warm_in;
 };
+
+/* Hold a read of fuse_front_start_workers until all of them are in; a
+ * read of anybody else's that comes meanwhile counts as one of them. */
+static void
+warm_up_wait (struct fuse_front *ff)
+{
+  struct timespec deadline;
+
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  pthread_mutex_lock (&ff->warm_lock);
+  if (atomic_load (&ff->warm_target) && ++ff->warm_in >= ff->warm_target)
+    pthread_cond_broadcast (&ff->warm_cond);
+  while (atomic_load (&ff->warm_target) && ff->warm_in < ff->warm_target)
+    if (pthread_cond_timedwait (&ff->warm_cond, &ff->warm_lock, &deadline) == ETIMEDOUT)
+      break;
+  pthread_mutex_unlock (&ff->warm_lock);
+}
 
 static struct fuse_front *
 front (void)
@@ -196,6 +227,8 @@ op_read (const char *path, char *buf, size_t len, off_t off, struct fuse_file_in
     len = ff->size - (uint64_t) off;
   if (len == 0)
     return 0;
+  if (atomic_load (&ff->warm_target))
+    warm_up_wait (ff);
   int r = rw (ff, false, buf, (uint64_t) off, len, false);
   return r < 0 ? r : (int) len;
 }
@@ -409,6 +442,8 @@ fuse_front_start (const char *mountpoint, struct nbd_export *exp, unsigned threa
   snprintf (ff->name, sizeof ff->name, "%s", exp->name[0] ? exp->name : "disk");
   ff->mountpoint = strdup (mountpoint);
   pthread_rwlock_init (&ff->rmw, NULL);
+  pthread_mutex_init (&ff->warm_lock, NULL);
+  pthread_cond_init (&ff->warm_cond, NULL);
   snprintf (opts, sizeof opts, "fsname=sgblk,subtype=sgblk,max_read=1048576%s%s",
             extra_opts && *extra_opts ? "," : "", extra_opts ? extra_opts : "");
   char *argv[] = { (char *) "sgblkd", (char *) "-o", opts, NULL };
@@ -454,6 +489,59 @@ fuse_front_stop (struct fuse_front *ff)
   }
   fuse_destroy (ff->f);
   pthread_rwlock_destroy (&ff->rmw);
+  pthread_mutex_destroy (&ff->warm_lock);
+  pthread_cond_destroy (&ff->warm_cond);
   free (ff->mountpoint);
   free (ff);
+}
+
+/* One read of the disk file through the mount, from outside libfuse. */
+static void *
+warm_up_read (void *arg)
+{
+  struct fuse_front *ff = arg;
+  char path[4096], buf[512];
+  intptr_t ok = 0;
+
+  snprintf (path, sizeof path, "%s/%s", ff->mountpoint, ff->name);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ok = pread (fd, buf, sizeof buf, 0) == (ssize_t) sizeof buf;
+    close (fd);
+  }
+  return (void *) ok;
+}
+
+int
+fuse_front_start_workers (struct fuse_front *ff)
+{
+  pthread_t t[FUSE_THREADS - 1];
+  unsigned n = 0, done = 0;
+
+  ff->warm_in = 0;
+  atomic_store (&ff->warm_target, FUSE_THREADS - 1);
+  for (; n < FUSE_THREADS - 1; n++)
+    if (pthread_create (&t[n], NULL, warm_up_read, ff) != 0)
+      break;
+  pthread_mutex_lock (&ff->warm_lock);
+  if (n < FUSE_THREADS - 1) {            /* release those that started */
+    atomic_store (&ff->warm_target, 0);
+    pthread_cond_broadcast (&ff->warm_cond);
+  }
+  pthread_mutex_unlock (&ff->warm_lock);
+  for (unsigned i = 0; i < n; i++) {
+    void *ok;
+    pthread_join (t[i], &ok);
+    done += ok != NULL;
+  }
+  pthread_mutex_lock (&ff->warm_lock);
+  bool all = ff->warm_in >= FUSE_THREADS - 1;
+  atomic_store (&ff->warm_target, 0);
+  pthread_cond_broadcast (&ff->warm_cond);
+  pthread_mutex_unlock (&ff->warm_lock);
+  if (!all || done < FUSE_THREADS - 1) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return FUSE_THREADS;
 }
