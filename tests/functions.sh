@@ -161,6 +161,26 @@ attach_loop ()
   cleanup_fn "losetup -j '$1' -n -O NAME 2>/dev/null | grep -qx '$loop' && losetup -d '$loop'"
 }
 
+# memory_cgroup BYTES: a memory cgroup limited to BYTES, in $cg (v2's
+# memory.max, or v1's memory.limit_in_bytes where v2 has no memory
+# controller), removed at exit; skip if there is none.  A process joins
+# it by writing its PID to $cg/cgroup.procs.
+memory_cgroup ()
+{
+  local limit_file
+  if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
+    cg=/sys/fs/cgroup/sgblk-test-$$; limit_file=memory.max
+  elif [ -d /sys/fs/cgroup/memory ]; then
+    cg=/sys/fs/cgroup/memory/sgblk-test-$$; limit_file=memory.limit_in_bytes
+  else
+    skip "no memory cgroup controller"
+  fi
+  mkdir "$cg" || skip "cannot create a memory cgroup"
+  # (At exit a process may take a moment to leave it.)
+  cleanup_fn "for i in \$(seq 50); do rmdir '$cg' 2>/dev/null && break; sleep 0.1; done"
+  echo "$1" >"$cg/$limit_file"
+}
+
 # The allocator-call counter (tests/alloc-count.c).  requires_alloc_shim
 # sets $alloc_shim; start a daemon NAME under it with
 #   LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-NAME start_sgblkd NAME ...

@@ -27,7 +27,8 @@ SHELL_TESTS = \
 	tests/test-sigterm-with-writes-in-flight-keeps-acknowledged-writes.sh \
 	tests/test-swap-mode-fuse-io-allocates-only-inside-libfuse.sh \
 	tests/test-swap-mode-locks-memory-and-says-what-it-could-not-do.sh \
-	tests/test-swap-mode-nbd-io-makes-no-allocator-calls.sh
+	tests/test-swap-mode-nbd-io-makes-no-allocator-calls.sh \
+	tests/test-swap-stress-hog-on-fuse-loop-swap-while-nbdcopy-round-trips.sh
 
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh
@@ -40,6 +41,11 @@ tests/alloc-count.so: tests/alloc-count.c
 	$(AM_V_CC)$(CC) $(WARN_CFLAGS) -O2 -g -shared -fPIC -o $@ $< -ldl
 CLEANFILES += tests/alloc-count.so
 EXTRA_DIST += tests/alloc-count.c
+
+# The memory hog of the swap stress test; run bare (as make check-unit
+# does) it checks itself on 16 MiB.
+check_PROGRAMS += tests/swap-stress-hog
+tests_swap_stress_hog_SOURCES = tests/swap-stress-hog.c
 
 if HAVE_CMOCKA
 # Every allocator call of the modules passes through the test's counter.
