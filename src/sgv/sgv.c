@@ -417,6 +417,8 @@ flush_fixed (struct sgv_pool *p)
   struct sgv_vec *idle = NULL;
   size_t n = 0;
 
+  if (p->release == NULL)               /* then nothing is pinned */
+    return 0;
   pthread_mutex_lock (&p->lock);
   while (p->lru_tail) {
     struct sgv_vec *v = p->lru_tail;
@@ -426,7 +428,7 @@ flush_fixed (struct sgv_pool *p)
     n++;
   }
   pthread_mutex_unlock (&p->lock);
-  for (struct sgv_vec *v = idle; v && p->release; v = v->lru_next)
+  for (struct sgv_vec *v = idle; v; v = v->lru_next)
     p->release (v, p->release_opaque);
   pthread_mutex_lock (&p->lock);
   while (idle) {
