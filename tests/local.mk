@@ -42,8 +42,7 @@ tests/alloc-count.so: tests/alloc-count.c
 CLEANFILES += tests/alloc-count.so
 EXTRA_DIST += tests/alloc-count.c
 
-# The memory hog of the swap stress test; run bare (as make check-unit
-# does) it checks itself on 16 MiB.
+# The memory hog of the swap stress test.
 check_PROGRAMS += tests/swap-stress-hog
 tests_swap_stress_hog_SOURCES = tests/swap-stress-hog.c
 
@@ -51,7 +50,7 @@ if HAVE_CMOCKA
 # Every allocator call of the modules passes through the test's counter.
 check_PROGRAMS += tests/test-swap-mode-pools-make-no-allocator-calls
 TESTS += tests/test-swap-mode-pools-make-no-allocator-calls
-VALGRIND_TESTS += tests/test-swap-mode-pools-make-no-allocator-calls
+UNIT_TESTS += tests/test-swap-mode-pools-make-no-allocator-calls
 tests_test_swap_mode_pools_make_no_allocator_calls_SOURCES = tests/test-swap-mode-pools-make-no-allocator-calls.c
 tests_test_swap_mode_pools_make_no_allocator_calls_CFLAGS = $(TEST_CFLAGS)
 tests_test_swap_mode_pools_make_no_allocator_calls_LDADD = $(TEST_LDADD)

@@ -8,14 +8,14 @@ libsgblk_a_SOURCES += \
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-cache-compressed-round-trips
 TESTS += tests/test-cache-compressed-round-trips
-VALGRIND_TESTS += tests/test-cache-compressed-round-trips
+UNIT_TESTS += tests/test-cache-compressed-round-trips
 tests_test_cache_compressed_round_trips_SOURCES = tests/test-cache-compressed-round-trips.c
 tests_test_cache_compressed_round_trips_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_compressed_round_trips_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/test-cache-write-back-eviction-and-limits
 TESTS += tests/test-cache-write-back-eviction-and-limits
-VALGRIND_TESTS += tests/test-cache-write-back-eviction-and-limits
+UNIT_TESTS += tests/test-cache-write-back-eviction-and-limits
 tests_test_cache_write_back_eviction_and_limits_SOURCES = tests/test-cache-write-back-eviction-and-limits.c
 tests_test_cache_write_back_eviction_and_limits_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_write_back_eviction_and_limits_LDADD = $(TEST_LDADD)

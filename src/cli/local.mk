@@ -5,7 +5,7 @@ libsgblk_a_SOURCES += \
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-cli-parse
 TESTS += tests/test-cli-parse
-VALGRIND_TESTS += tests/test-cli-parse
+UNIT_TESTS += tests/test-cli-parse
 tests_test_cli_parse_SOURCES = tests/test-cli-parse.c
 tests_test_cli_parse_CFLAGS = $(TEST_CFLAGS)
 tests_test_cli_parse_LDADD = $(TEST_LDADD)

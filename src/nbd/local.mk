@@ -10,14 +10,14 @@ libsgblk_a_SOURCES += \
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-nbd-handshake-malformed
 TESTS += tests/test-nbd-handshake-malformed
-VALGRIND_TESTS += tests/test-nbd-handshake-malformed
+UNIT_TESTS += tests/test-nbd-handshake-malformed
 tests_test_nbd_handshake_malformed_SOURCES = tests/test-nbd-handshake-malformed.c tests/nbd-test-client.h
 tests_test_nbd_handshake_malformed_CFLAGS = $(TEST_CFLAGS)
 tests_test_nbd_handshake_malformed_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/test-nbd-requests
 TESTS += tests/test-nbd-requests
-VALGRIND_TESTS += tests/test-nbd-requests
+UNIT_TESTS += tests/test-nbd-requests
 tests_test_nbd_requests_SOURCES = tests/test-nbd-requests.c tests/nbd-test-client.h
 tests_test_nbd_requests_CFLAGS = $(TEST_CFLAGS)
 tests_test_nbd_requests_LDADD = $(TEST_LDADD)
@@ -27,7 +27,7 @@ endif
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-nbd-cleanup-after-a-vanished-client-releases-everything
 TESTS += tests/test-nbd-cleanup-after-a-vanished-client-releases-everything
-VALGRIND_TESTS += tests/test-nbd-cleanup-after-a-vanished-client-releases-everything
+UNIT_TESTS += tests/test-nbd-cleanup-after-a-vanished-client-releases-everything
 tests_test_nbd_cleanup_after_a_vanished_client_releases_everything_SOURCES = tests/test-nbd-cleanup-after-a-vanished-client-releases-everything.c tests/nbd-test-client.h
 tests_test_nbd_cleanup_after_a_vanished_client_releases_everything_CFLAGS = $(TEST_CFLAGS)
 tests_test_nbd_cleanup_after_a_vanished_client_releases_everything_LDADD = $(TEST_LDADD)

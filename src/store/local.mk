@@ -6,14 +6,14 @@ libsgblk_a_SOURCES += \
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-store-memory
 TESTS += tests/test-store-memory
-VALGRIND_TESTS += tests/test-store-memory
+UNIT_TESTS += tests/test-store-memory
 tests_test_store_memory_SOURCES = tests/test-store-memory.c
 tests_test_store_memory_CFLAGS = $(TEST_CFLAGS)
 tests_test_store_memory_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/test-store-file
 TESTS += tests/test-store-file
-VALGRIND_TESTS += tests/test-store-file
+UNIT_TESTS += tests/test-store-file
 tests_test_store_file_SOURCES = tests/test-store-file.c
 tests_test_store_file_CFLAGS = $(TEST_CFLAGS)
 tests_test_store_file_LDADD = $(TEST_LDADD)
