@@ -38,6 +38,7 @@ EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py contrib/guest/i
 # first allocator in the process.
 check_DATA = tests/alloc-count.so
 tests/alloc-count.so: tests/alloc-count.c
+	@mkdir -p tests
 	$(AM_V_CC)$(CC) $(WARN_CFLAGS) -O2 -g -shared -fPIC -o $@ $< -ldl
 CLEANFILES += tests/alloc-count.so
 EXTRA_DIST += tests/alloc-count.c
