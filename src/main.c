@@ -406,8 +406,6 @@ start_fuse (struct daemon_state *d)
       log_error ("%s: cannot mount: %m", d->opt.fuse_mount);
     return -1;
   }
-  log_info ("serving the disk as %s/%s", d->opt.fuse_mount,
-            d->opt.export_name[0] ? d->opt.export_name : "disk");
   if (d->opt.swap) {
     int n = fuse_front_start_workers (d->fuse);
     if (n == -1)
@@ -416,6 +414,10 @@ start_fuse (struct daemon_state *d)
     else
       log_info ("swap mode: %d FUSE worker threads started", n);
   }
+  /* Said last: whoever waits for it finds the file ready and, in swap
+   * mode, the daemon's memory all set up. */
+  log_info ("serving the disk as %s/%s", d->opt.fuse_mount,
+            d->opt.export_name[0] ? d->opt.export_name : "disk");
   return 0;
 #else
   log_error ("--fuse: this sgblkd was built without libfuse3");

@@ -516,13 +516,22 @@ int
 fuse_front_start_workers (struct fuse_front *ff)
 {
   pthread_t t[FUSE_THREADS - 1];
+  pthread_attr_t attr;
   unsigned n = 0, done = 0;
 
+  /* Small stacks: they open and read, and glibc keeps the stacks of
+   * finished threads (locked, under --swap) for the next ones.  (A stack
+   * also holds the thread's static TLS, about 150 KiB of compression
+   * state here.) */
+  pthread_attr_init (&attr);
+  pthread_attr_setstacksize (&attr, 512 * 1024);
   ff->warm_in = 0;
   atomic_store (&ff->warm_target, FUSE_THREADS - 1);
+  int err = 0;
   for (; n < FUSE_THREADS - 1; n++)
-    if (pthread_create (&t[n], NULL, warm_up_read, ff) != 0)
+    if ((err = pthread_create (&t[n], &attr, warm_up_read, ff)) != 0)
       break;
+  pthread_attr_destroy (&attr);
   pthread_mutex_lock (&ff->warm_lock);
   if (n < FUSE_THREADS - 1) {            /* release those that started */
     atomic_store (&ff->warm_target, 0);
@@ -540,7 +549,7 @@ fuse_front_start_workers (struct fuse_front *ff)
   pthread_cond_broadcast (&ff->warm_cond);
   pthread_mutex_unlock (&ff->warm_lock);
   if (!all || done < FUSE_THREADS - 1) {
-    errno = EAGAIN;
+    errno = err ? err : EAGAIN;
     return -1;
   }
   return FUSE_THREADS;
