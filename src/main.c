@@ -44,8 +44,9 @@
 #define PR_SET_IO_FLUSHER 57
 #endif
 
-/* Swap mode: commands preallocated for this many requests in flight, and
- * the largest READ or WRITE payload it accepts (told to NBD clients). */
+/* Swap mode: commands preallocated for this many requests in flight, the
+ * largest READ or WRITE payload it accepts (told to NBD clients), and the
+ * stack of each thread it starts. */
 #define SWAP_QUEUE 256
 #define SWAP_MAX_PAYLOAD (2u << 20)
 #define SWAP_THREAD_STACK (2u << 20)
@@ -376,15 +377,18 @@ swap_mode (struct daemon_state *d)
     return -1;
   }
   d->export.max_payload = SWAP_MAX_PAYLOAD;
-  /* The block map's memory too (nothing to do with --cache-mode off). */
-  if (cache_prealloc (d->store) == -1 && errno != EINVAL) {
-    log_error ("--swap: cannot preallocate %" PRIu64 " bytes of cache memory: %m",
-               d->opt.file ? d->opt.cache_size : d->opt.mem_limit);
+  /* The block map's memory too (none with --cache-mode off). */
+  uint64_t map_bytes = d->opt.file ? d->opt.cache_size : d->opt.mem_limit;
+  char map_said[80] = "";
+  if (cache_prealloc (d->store) == 0)
+    snprintf (map_said, sizeof map_said, " and %" PRIu64 " bytes of %s memory",
+              map_bytes, d->opt.file ? "cache" : "disk");
+  else if (errno != EINVAL) {
+    log_error ("--swap: cannot preallocate %" PRIu64 " bytes of %s memory: %m",
+               map_bytes, d->opt.file ? "cache" : "disk");
     return -1;
   }
-  log_info ("swap mode: memory locked, pools and %" PRIu64 " bytes of %s memory preallocated%s%s",
-            d->opt.file ? d->opt.cache_size : d->opt.mem_limit,
-            d->opt.file ? "cache" : "disk",
+  log_info ("swap mode: memory locked, pools%s preallocated%s%s", map_said,
             flusher ? ", I/O threads are I/O flushers" : "",
             oom ? ", oom_score_adj -1000" : "");
   return 0;
