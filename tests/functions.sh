@@ -186,7 +186,8 @@ memory_cgroup ()
 #   LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-NAME start_sgblkd NAME ...
 # (only the daemon gets them), then put alloc_count_begin NAME and
 # alloc_count_end NAME around the part that must not allocate;
-# alloc_count_end prints the counted calls by caller and sets $alloc_calls.
+# alloc_count_end prints the counted calls by caller (naming sgblkd's own
+# with addr2line) and sets $alloc_calls.
 requires_alloc_shim ()
 {
   alloc_shim=${top_builddir:-.}/tests/alloc-count.so
@@ -205,7 +206,16 @@ alloc_count_start_file ()
 alloc_count_begin () { touch "$(alloc_count_start_file "$1")"; }
 alloc_count_end ()
 {
+  local count call off
   touch "$tmp/alloc-$1.stop"
   alloc_calls=$(grep -vc "^loaded pid" "$tmp/alloc-$1.log" || true)
-  grep -v "^loaded pid" "$tmp/alloc-$1.log" | sed "s/ tid [0-9]*//" | sort | uniq -c | sort -rn | head -n 20
+  grep -v "^loaded pid" "$tmp/alloc-$1.log" | sed "s/ tid [0-9]*//" | sort | uniq -c | sort -rn | head -n 20 |
+    while read -r count call; do
+      # sgblkd's own callers come as sgblkd(+0xOFFSET), a return address:
+      # name the call, the instruction before it (and what it was inlined in).
+      off=$(echo "$call" | sed -nE 's/.*sgblkd\(\+(0x[0-9a-f]+)\).*/\1/p')
+      [ -n "$off" ] && command -v addr2line >/dev/null &&
+        call="$call = $(addr2line -f -i -s -e "$SGBLKD" "$(printf '0x%x' $((off - 1)))" | paste -sd ' ')"
+      echo "  $count $call"
+    done
 }
