@@ -361,9 +361,10 @@ new_chunk (struct zpool *zp, uint32_t ci)
   struct zclass *c = &zp->cls[ci];
   struct zchunk *ch;
 
-  /* (The descriptor's share is a guess without chunk_lock; the memory
-   * limit holds anyway: the mapping of a fixed pool is that large.) */
+  /* The chunk, and a run of descriptors unless one is free. */
+  pthread_mutex_lock (&zp->chunk_lock);
   uint64_t need = c->bytes + (zp->free_desc[c->desc] ? 0 : desc_run (c->desc));
+  pthread_mutex_unlock (&zp->chunk_lock);
   if (zp->mem_limit && zp->mem_used + need > zp->mem_limit) {
     /* Other classes' spare chunks are memory nobody uses: give them
      * back first (trylock: this class's lock is held). */
