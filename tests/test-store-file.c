@@ -211,8 +211,11 @@ zero_reads_back_zeroes_with_and_without_may_trim (void **state)
   assert_int_equal (stats (s).bytes_allocated, before);
   /* With MAY_TRIM: zeroes, and the space may go. */
   assert_int_equal (store_zero (s, 2 * MiB, MiB + 512, STORE_MAY_TRIM), 0);
+  /* st_blocks also counts the file system's own extent blocks: the
+   * zeroed range above split the file's extents, and ext4 may have
+   * taken a 4 KiB index block for them. */
   if (s->caps & STORE_CAP_TRIM)
-    assert_true (stats (s).bytes_allocated <= before - MiB);
+    assert_true (stats (s).bytes_allocated <= before - MiB + 16 * 1024);
 
   assert_int_equal (read_buf (s, buf, 4 * MiB, 0), 0);
   assert_false (is_zero (buf, 512));
