@@ -57,6 +57,8 @@ struct cache_stats {
   uint64_t evicted;         /* clean blocks dropped to make room */
   uint64_t writer_waits;    /* writes that waited for the flusher */
   uint64_t compactions;     /* objects moved by compaction */
+  uint64_t corrupt_blocks;  /* blocks whose object failed to decompress */
+  uint64_t last_corrupt;    /* the last such block's number */
   uint32_t block_size;
   enum cache_mode mode;
 };

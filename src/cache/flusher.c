@@ -1,11 +1,15 @@
 /* Write-back and eviction of the block map (backing mode).
  *
- * Write-back scans the map in LBA order and sends each run of adjacent
- * dirty blocks as one request: a pwritev of the decompressed blocks, or
- * one zero request for a run of zero blocks (trims and zeroes).  A block
- * is marked clean only if it was not rewritten while its run was on the
- * way, so a concurrent write is never lost.  A failed request leaves its
- * blocks dirty and is reported.
+ * Write-back scans a range of the map in LBA order and sends each run of
+ * adjacent dirty blocks as one request: a pwritev of the decompressed
+ * blocks, or one zero request for a run of zero blocks (trims and
+ * zeroes).  It runs under wb_lock, so write-backs never overlap and the
+ * backing store never receives an older copy of a block after a newer
+ * one.  Copying a block out sets its WB bit; the block is marked clean
+ * afterwards only if the bit is still set, i.e. nothing wrote the block
+ * meanwhile (map.c's state machine).  A failed request leaves its blocks
+ * dirty and is reported; a block that does not decompress is skipped,
+ * stays dirty, and the write-back reports EIO once the rest is written.
  *
  * The flusher thread runs write-back once a second while anything is
  * dirty, at once when memory passes the high watermark, and when a writer
@@ -19,7 +23,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <lz4.h>
 
 #include "internal.h"
 
@@ -29,52 +32,64 @@ is_zero_block (const struct cmeta *m)
   return (m->flags & CM_SAME) && m->handle == 0;
 }
 
+/* Clear or keep the WB bits of blocks [b, b+n) after their request:
+ * written, they become clean unless rewritten meanwhile; not written, they
+ * stay dirty. */
+static void
+finish_run (struct cache *k, uint64_t b, uint32_t n, bool written)
+{
+  for (uint32_t i = 0; i < n; i++) {
+    pthread_mutex_t *l = &k->stripes[(b + i) % CACHE_NSTRIPES];
+    struct cmeta *m = &k->meta[b + i];
+    pthread_mutex_lock (l);
+    if (m->flags & CM_WB) {
+      m->flags &= ~(uint32_t) CM_WB;
+      if (written) {
+        m->flags &= ~(uint32_t) CM_DIRTY;
+        atomic_fetch_sub (&k->st.dirty_blocks, 1);
+      }
+    }
+    pthread_mutex_unlock (l);
+  }
+}
+
 int
-cache_writeback (struct cache *k)
+cache_writeback (struct cache *k, uint64_t first, uint64_t end, bool fua)
 {
   uint32_t max = CACHE_WB_BYTES >> k->shift;
-  uint64_t handles[CACHE_WB_BYTES / CACHE_MIN_BLOCK];
-  uint32_t flags[CACHE_WB_BYTES / CACHE_MIN_BLOCK];
+  int err = 0;
 
-  if (max == 0)
-    max = 1;
-  for (uint64_t b = 0; b < k->nblocks; ) {
-    if (!(k->meta[b].flags & CM_DIRTY)) {
+  for (uint64_t b = first; b < end; ) {
+    if (!(k->meta[b].flags & CM_DIRTY)) {   /* a quick look; checked locked */
       b++;
       continue;
     }
-    /* Gather a run of dirty blocks of one kind (data or zero). */
+    /* Copy out a run of dirty blocks of one kind (data or zero). */
     uint32_t n = 0;
     int zero = -1;
-    while (n < max && b + n < k->nblocks) {
+    bool bad = false;
+    while (n < max && b + n < end) {
       uint64_t x = b + n;
       pthread_mutex_t *l = &k->stripes[x % CACHE_NSTRIPES];
+      struct cmeta *m = &k->meta[x];
       pthread_mutex_lock (l);
-      struct cmeta m = k->meta[x];
-      bool ok = (m.flags & CM_DIRTY) && (zero == -1 || zero == is_zero_block (&m));
+      bool ok = (m->flags & CM_DIRTY) && (zero == -1 || zero == is_zero_block (m));
+      if (ok && !is_zero_block (m) &&
+          cache_decode (k, x, k->wbuf + ((size_t) n << k->shift)) == -1)
+        ok = false, bad = true;
       if (ok) {
         if (zero == -1)
-          zero = is_zero_block (&m);
-        if (!zero) {                  /* decompress into the write-back buffer */
-          uint8_t *dst = k->wbuf + ((size_t) n << k->shift);
-          if (m.flags & CM_SAME)
-            for (uint32_t i = 0; i < k->bs; i += 8)
-              memcpy (dst + i, &m.handle, 8);
-          else if (m.flags & CM_HUGE)
-            memcpy (dst, zpool_map (k->zp, m.handle), k->bs);
-          else
-            LZ4_decompress_safe (zpool_map (k->zp, m.handle), (char *) dst,
-                                 (int) m.csize, (int) k->bs);
-        }
-        handles[n] = m.handle;
-        flags[n] = m.flags;
+          zero = is_zero_block (m);
+        m->flags |= CM_WB;
       }
       pthread_mutex_unlock (l);
       if (!ok)
         break;
       n++;
     }
-    if (n == 0) {                     /* cleaned meanwhile */
+    if (n == 0) {                     /* cleaned meanwhile, or damaged */
+      if (bad)
+        err = EIO;
       b++;
       continue;
     }
@@ -87,23 +102,24 @@ cache_writeback (struct cache *k)
       r = store_zero (k->backing, off, len, STORE_MAY_TRIM);
     else {
       struct iovec iov = { k->wbuf, len };
-      r = store_pwrite (k->backing, &iov, 1, off, 0);
+      r = store_pwrite (k->backing, &iov, 1, off, fua ? STORE_FUA : 0);
     }
-    if (r == -1)
+    if (r == -1) {
+      int e = errno;
+      finish_run (k, b, n, false);
+      errno = e;
       return -1;
-    for (uint32_t i = 0; i < n; i++) {
-      uint64_t x = b + i;
-      pthread_mutex_t *l = &k->stripes[x % CACHE_NSTRIPES];
-      pthread_mutex_lock (l);
-      struct cmeta *m = &k->meta[x];
-      if (m->handle == handles[i] && m->flags == flags[i] && (m->flags & CM_DIRTY)) {
-        m->flags &= ~(uint32_t) CM_DIRTY;
-        atomic_fetch_sub (&k->st.dirty_blocks, 1);
-      }
-      pthread_mutex_unlock (l);
     }
+    if (zero || !fua)
+      k->unsynced = true;
+    atomic_fetch_add (&k->wb_runs, 1);
+    finish_run (k, b, n, true);
     atomic_fetch_add (&k->st.written_back, n);
     b += n;
+  }
+  if (err) {
+    errno = err;
+    return -1;
   }
   return 0;
 }
@@ -150,15 +166,19 @@ cache_make_room (struct cache *k)
   atomic_fetch_add (&k->st.writer_waits, 1);
   pthread_mutex_lock (&k->flock);
   uint64_t before = k->st.written_back;
+  uint64_t pass = k->passes_started + 1;   /* the first pass to see the kick */
   k->kicked = true;
   pthread_cond_signal (&k->fcond);
   struct timespec dl;
   clock_gettime (CLOCK_REALTIME, &dl);
   dl.tv_sec += 1;
-  while (k->st.written_back == before && k->wb_error == 0 &&
+  while (k->st.written_back == before && k->passes_done < pass &&
          pthread_cond_timedwait (&k->progress, &k->flock, &dl) != ETIMEDOUT)
     ;
-  int err = k->wb_error;
+  /* A pass that wrote nothing back and failed means the backing store is
+   * failing; one that failed on a damaged block but made room does not
+   * fail the writer. */
+  int err = k->passes_done >= pass && k->st.written_back == before ? k->wb_error : 0;
   pthread_mutex_unlock (&k->flock);
   if (err) {
     errno = err;                       /* the backing store is failing */
@@ -196,17 +216,19 @@ flusher (void *arg)
     k->kicked = false;
     if (k->stopping)
       break;
+    k->passes_started++;
     pthread_mutex_unlock (&k->flock);
     int err = 0;
     if (k->st.dirty_blocks > 0) {
       pthread_mutex_lock (&k->wb_lock);
-      if (cache_writeback (k) == -1)
+      if (cache_writeback (k, 0, k->nblocks, false) == -1)
         err = errno ? errno : EIO;
       pthread_mutex_unlock (&k->wb_lock);
     }
     zpool_compact (k->zp);
     pthread_mutex_lock (&k->flock);
     k->wb_error = err;
+    k->passes_done++;
     pthread_cond_broadcast (&k->progress);
   }
   pthread_mutex_unlock (&k->flock);

@@ -58,6 +58,9 @@ uint64_t zpool_moved (const struct zpool *zp);
 #define CM_HUGE    0x4   /* stored raw */
 #define CM_DIRTY   0x8   /* newer than the backing store */
 #define CM_REF     0x10  /* used since the CLOCK hand last passed */
+#define CM_WB      0x20  /* with DIRTY: a write-back holds a copy of exactly
+                          * this contents; any write clears it (map.c) */
+#define CM_BAD     0x40  /* the object failed to decompress; counted once */
 
 struct cmeta {
   uint64_t handle;
@@ -79,7 +82,9 @@ struct cache {
   pthread_mutex_t wb_lock;         /* one write-back at a time, in LBA order */
   uint8_t *wbuf;                   /* CACHE_WB_BYTES, under wb_lock */
   atomic_uint_fast64_t hand;       /* CLOCK */
-  atomic_uint_fast64_t direct_writes; /* writes that went straight to the backing store */
+  atomic_uint_fast64_t wb_runs;    /* write-back requests completed so far */
+  bool unsynced;                   /* under wb_lock: written back since the
+                                    * backing store's last flush */
 
   /* Flusher thread (backing mode). */
   pthread_t flusher;
@@ -88,18 +93,25 @@ struct cache {
   pthread_cond_t fcond;            /* wakes the flusher */
   pthread_cond_t progress;         /* wakes writers waiting for room */
   bool kicked, stopping;
-  int wb_error;                    /* errno of the last failed write-back, 0 if none */
+  int wb_error;                    /* errno of the last pass's write-back, 0 if none */
+  uint64_t passes_started, passes_done;   /* flusher passes, under flock */
 
   struct {
     atomic_uint_fast64_t present, compr_bytes, same_blocks, huge_blocks;
     atomic_uint_fast64_t hits, misses, dirty_blocks, written_back, evicted;
-    atomic_uint_fast64_t writer_waits;
+    atomic_uint_fast64_t writer_waits, corrupt_blocks, last_corrupt;
   } st;
 };
 
 int cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty);
+/* Block b's present data into out (bs bytes).  Stripe lock held.  -1 with
+ * EIO if its object does not decompress to exactly one block (then
+ * counted once and flagged CM_BAD). */
+int cache_decode (struct cache *k, uint64_t b, uint8_t *out);
 /* flusher.c */
-int cache_writeback (struct cache *k);          /* wb_lock held */
+/* Write back the dirty blocks of [first, end): each run with STORE_FUA if
+ * fua.  wb_lock held. */
+int cache_writeback (struct cache *k, uint64_t first, uint64_t end, bool fua);
 unsigned cache_evict (struct cache *k);         /* no lock held; blocks freed */
 int cache_make_room (struct cache *k);          /* evict, or wait for write-back */
 int cache_flusher_start (struct cache *k);

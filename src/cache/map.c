@@ -12,13 +12,53 @@
  * A write that would pass mem_limit fails with ENOSPC and leaves the old
  * data intact.
  *
- * Backing mode: a block is clean (same as the backing store) or DIRTY.
- * Trims and zeroes become dirty SAME blocks of fill word 0, written back
- * as one zero request per run; that keeps them ordered with writes without
- * a second path to the backing store.  Write-back runs in LBA order with
- * adjacent dirty blocks coalesced (flusher.c).  Clean blocks are evicted by
- * a CLOCK hand (REF set on each hit, cleared on the first pass); when
- * nothing clean is left, writers wait for the flusher.
+ * Backing mode.  The map is the one source of truth: every write, zero and
+ * trim lands in the map first, and the backing store receives data only
+ * from write-back (flusher.c), which runs under wb_lock, one at a time.
+ * A block's states (flags in its entry, changed under its stripe lock):
+ *
+ *   ABSENT     !PRESENT.  The backing store holds the block's latest data.
+ *   CLEAN      PRESENT.  A copy of what the backing store holds.
+ *   DIRTY      PRESENT|DIRTY.  Newer than the backing store.
+ *   WRITEBACK  PRESENT|DIRTY|WB.  A write-back (wb_lock held) copied out
+ *              exactly these contents and is writing them.
+ *
+ *   ABSENT   -> CLEAN      read miss: the backing store's data is cached
+ *   any      -> DIRTY      write, zero or trim (a new entry has no WB bit,
+ *                          so a block rewritten during write-back is
+ *                          DIRTY again, whatever handle it got)
+ *   DIRTY    -> WRITEBACK  write-back copies the block out
+ *   WRITEBACK-> CLEAN      that write reached the backing store
+ *   WRITEBACK-> DIRTY      that write failed (the block is kept)
+ *   CLEAN    -> ABSENT     eviction (CLOCK), only ever of clean blocks
+ *
+ * Trims and zeroes are DIRTY SAME blocks of fill word 0, written back as
+ * one zero request per run; that keeps them ordered with writes.  A FUA
+ * write (and every write in writethrough mode) is a plain write followed
+ * by a write-back of just its blocks, with STORE_FUA, under wb_lock: the
+ * blocks carry whatever a concurrent write to another part of them put
+ * there, so nothing is discarded, and the backing store never gets an
+ * older copy after a newer one because write-backs never overlap.
+ *
+ * Why a write acknowledged before a FLUSH is durable when the FLUSH
+ * replies: when the write returned, its blocks were DIRTY (or WRITEBACK,
+ * or CLEAN after a write-back that finished) holding its data or newer
+ * data.  FLUSH takes wb_lock, so no write-back is half done, writes back
+ * every DIRTY block, then flushes the backing store.  A block is marked
+ * CLEAN only while its WB bit is still set, i.e. only if nothing wrote it
+ * after write-back copied it: no allocator handle, which LIFO reuse can
+ * bring back, decides that.  'unsynced' records whether anything was
+ * written back without STORE_FUA since the backing store's last flush, so
+ * a FUA write flushes the backing store only when it must.
+ *
+ * A block whose object fails to decompress (CM_BAD, counted once) is never
+ * served: a read of it fails with EIO, unless it is CLEAN, when it is
+ * dropped and read again from the backing store; write-back leaves it
+ * DIRTY and reports EIO, so FLUSH fails rather than write garbage.
+ *
+ * Lock order: wb_lock, then one stripe lock at a time.  Clean blocks are
+ * evicted by a CLOCK hand (REF set on each hit, cleared on the first
+ * pass); when nothing clean is left, writers wait for the flusher.
  */
 #include <config.h>
 
@@ -108,24 +148,28 @@ cur_skip (struct cursor *c, size_t n)
 
 /* ---- one block ---- */
 
-/* The block's data into out (bs bytes).  Lock held.  False if absent. */
-static bool
-load (struct cache *k, uint64_t b, uint8_t *out)
+int
+cache_decode (struct cache *k, uint64_t b, uint8_t *out)
 {
   struct cmeta *m = &k->meta[b];
 
-  if (!(m->flags & CM_PRESENT))
-    return false;
   if (m->flags & CM_SAME) {
     for (uint32_t i = 0; i < k->bs; i += 8)
       memcpy (out + i, &m->handle, 8);
   }
   else if (m->flags & CM_HUGE)
     memcpy (out, zpool_map (k->zp, m->handle), k->bs);
-  else
-    LZ4_decompress_safe (zpool_map (k->zp, m->handle), (char *) out,
-                         (int) m->csize, (int) k->bs);
-  return true;
+  else if (LZ4_decompress_safe (zpool_map (k->zp, m->handle), (char *) out,
+                                (int) m->csize, (int) k->bs) != (int) k->bs) {
+    if (!(m->flags & CM_BAD)) {
+      m->flags |= CM_BAD;
+      atomic_store (&k->st.last_corrupt, b);
+      atomic_fetch_add (&k->st.corrupt_blocks, 1);
+    }
+    errno = EIO;
+    return -1;
+  }
+  return 0;
 }
 
 /* Forget block b's object and stats.  Lock held. */
@@ -243,6 +287,32 @@ backing_read (struct cache *k, uint64_t b, uint8_t *out)
   return store_pread (k->backing, &iov, 1, b << k->shift);
 }
 
+/* Block b's current data into out (bs bytes), from the map or, for an
+ * absent block, from the backing store (zeroes in memory mode).  *hit
+ * says which.  A CLEAN block that does not decompress is dropped and read
+ * again from the backing store, which has the same data.  Lock held. */
+static int
+fetch (struct cache *k, uint64_t b, uint8_t *out, bool *hit)
+{
+  struct cmeta *m = &k->meta[b];
+
+  *hit = false;
+  if (m->flags & CM_PRESENT) {
+    if (cache_decode (k, b, out) == 0) {
+      *hit = true;
+      return 0;
+    }
+    if (k->backing == NULL || (m->flags & CM_DIRTY))
+      return -1;                          /* EIO: the only copy is damaged */
+    drop (k, b);
+  }
+  if (k->backing == NULL) {
+    memset (out, 0, k->bs);
+    return 0;
+  }
+  return backing_read (k, b, out);
+}
+
 /* ---- store operations ---- */
 
 static int
@@ -263,32 +333,31 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
     uint8_t *direct = in == 0 && n == k->bs ? cur_direct (&c, n) : NULL;
     uint8_t *buf = direct ? direct : bounce;
     pthread_mutex_t *l = stripe (k, b);
+    bool hit;
 
     pthread_mutex_lock (l);
-    if (load (k, b, buf)) {
+    if (fetch (k, b, buf, &hit) == -1) {
+      int e = errno;
+      pthread_mutex_unlock (l);
+      errno = e;
+      return -1;
+    }
+    if (hit) {
       k->meta[b].flags |= CM_REF;
       atomic_fetch_add_explicit (&k->st.hits, 1, memory_order_relaxed);
     }
-    else if (k->backing == NULL)
-      memset (buf, 0, k->bs);
-    else {
+    else if (k->backing) {
       atomic_fetch_add_explicit (&k->st.misses, 1, memory_order_relaxed);
-      if (backing_read (k, b, buf) == -1) {
-        int e = errno;
-        pthread_mutex_unlock (l);
-        errno = e;
-        return -1;
-      }
       /* Keep a clean copy, evicting older clean blocks for it, but never
        * wait for write-back just to cache a read. */
       if (cache_store_block (k, b, buf, false) == -1 && errno == ENOSPC) {
-        uint64_t gen = atomic_load (&k->direct_writes);
+        uint64_t runs = atomic_load (&k->wb_runs);
         pthread_mutex_unlock (l);
         cache_evict (k);
         pthread_mutex_lock (l);
-        /* Unless the block came back meanwhile, or a write went straight
-         * to the backing store (buf may be older than it now). */
-        if (!(k->meta[b].flags & CM_PRESENT) && gen == atomic_load (&k->direct_writes))
+        /* Unless the block came back meanwhile, or a write-back changed
+         * the backing store (buf may be older than it now). */
+        if (!(k->meta[b].flags & CM_PRESENT) && runs == atomic_load (&k->wb_runs))
           cache_store_block (k, b, buf, false);   /* still no room: uncached */
       }
     }
@@ -303,10 +372,13 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
   return 0;
 }
 
-/* Write (data != NULL, from the cursor) or zero (data NULL) the range. */
+/* Write (from the cursor) or zero (c NULL) the range in the map: DIRTY
+ * blocks in backing mode. */
 static int
-update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len, bool dirty)
+update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len)
 {
+  bool dirty = k->backing != NULL;
+
   while (len > 0) {
     uint64_t b = off >> k->shift;
     uint32_t in = (uint32_t) (off & (k->bs - 1));
@@ -314,19 +386,16 @@ update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len, bool dirt
     bool whole = in == 0 && (n == k->bs || n == block_len (k, b));
     pthread_mutex_t *l = stripe (k, b);
     const uint8_t *src;
+    bool hit;
     int r = 0;
 
     pthread_mutex_lock (l);
     if (c && whole && n == k->bs && (src = cur_direct (c, n)) != NULL)
       cur_skip (c, n);                    /* compress straight from the pages */
     else {
-      if (!whole && !load (k, b, bounce)) {
-        if (k->backing == NULL)
-          memset (bounce, 0, k->bs);
-        else if (backing_read (k, b, bounce) == -1)
-          r = -1;
-      }
-      if (whole)
+      if (!whole)
+        r = fetch (k, b, bounce, &hit);   /* read-modify-write */
+      else
         memset (bounce + n, 0, k->bs - n);
       if (c)
         cur_io (c, bounce + in, n, false);
@@ -348,32 +417,22 @@ update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len, bool dirt
   return 0;
 }
 
-/* After a write went to the backing store directly: refresh or drop the
- * cached copies of the range, clean. */
+/* Make [off, off+len) durable in the backing store now: write back its
+ * blocks with FUA, and flush whatever earlier write-backs left volatile. */
 static int
-refresh_clean (struct cache *k, const struct iovec *iov, int cnt, uint64_t off, uint64_t len)
+sync_range (struct cache *k, uint64_t off, uint64_t len)
 {
-  struct cursor c = { iov, cnt, 0, 0 };
-
-  while (len > 0) {
-    uint64_t b = off >> k->shift;
-    uint32_t in = (uint32_t) (off & (k->bs - 1));
-    uint32_t n = k->bs - in < len ? k->bs - in : (uint32_t) len;
-    pthread_mutex_lock (stripe (k, b));
-    if (in == 0 && n == k->bs) {
-      cur_io (&c, bounce, n, false);
-      if (cache_store_block (k, b, bounce, false) == -1)
-        drop (k, b);                      /* no room: the backing store has it */
-    }
-    else {
-      cur_skip (&c, n);
-      drop (k, b);
-    }
-    pthread_mutex_unlock (stripe (k, b));
-    off += n;
-    len -= n;
+  pthread_mutex_lock (&k->wb_lock);
+  int r = cache_writeback (k, off >> k->shift, ((off + len - 1) >> k->shift) + 1, true);
+  if (r == 0 && k->unsynced) {
+    r = store_flush (k->backing);
+    if (r == 0)
+      k->unsynced = false;
   }
-  return 0;
+  int e = errno;
+  pthread_mutex_unlock (&k->wb_lock);
+  errno = e;
+  return r;
 }
 
 static int
@@ -386,24 +445,10 @@ cache_pwrite (struct store *s, const struct iovec *iov, int cnt, uint64_t off,
 
   for (int i = 0; i < cnt; i++)
     len += iov[i].iov_len;
-  if (k->backing && (k->mode == CACHE_MODE_WRITETHROUGH || (flags & STORE_FUA))) {
-    /* Durable before the reply: straight to the backing store, then the
-     * cache keeps clean copies. */
-    pthread_mutex_lock (&k->wb_lock);     /* not interleaved with a write-back */
-    atomic_fetch_add (&k->direct_writes, 1);
-    int r = cache_writeback (k);          /* older dirty data first, in order */
-    if (r == 0)
-      r = store_pwrite (k->backing, iov, cnt, off,
-                        k->mode == CACHE_MODE_WRITETHROUGH ? STORE_FUA : flags);
-    if (r == 0)
-      refresh_clean (k, iov, cnt, off, len);
-    int e = errno;
-    pthread_mutex_unlock (&k->wb_lock);
-    errno = e;
-    return r;
-  }
-  if (update (k, &c, off, len, k->backing != NULL) == -1)
+  if (update (k, &c, off, len) == -1)
     return -1;
+  if (k->backing && (k->mode == CACHE_MODE_WRITETHROUGH || (flags & STORE_FUA)))
+    return sync_range (k, off, len);
   cache_flusher_kick (k, false);
   return 0;
 }
@@ -413,25 +458,11 @@ cache_zero (struct store *s, uint64_t off, uint64_t len, unsigned flags)
 {
   struct cache *k = (struct cache *) s;
 
-  if (k->backing && k->mode == CACHE_MODE_WRITETHROUGH) {
-    pthread_mutex_lock (&k->wb_lock);
-    atomic_fetch_add (&k->direct_writes, 1);
-    int r = cache_writeback (k);
-    if (r == 0)
-      r = store_zero (k->backing, off, len, flags & ~STORE_FAST_ZERO);
-    if (r == 0) {
-      for (uint64_t b = off >> k->shift; b <= (off + len - 1) >> k->shift; b++) {
-        pthread_mutex_lock (stripe (k, b));
-        drop (k, b);
-        pthread_mutex_unlock (stripe (k, b));
-      }
-    }
-    int e = errno;
-    pthread_mutex_unlock (&k->wb_lock);
-    errno = e;
-    return r;
-  }
-  return update (k, NULL, off, len, k->backing != NULL);
+  if (update (k, NULL, off, len) == -1)
+    return -1;
+  if (k->backing && k->mode == CACHE_MODE_WRITETHROUGH)
+    return sync_range (k, off, len);
+  return 0;
 }
 
 static int
@@ -448,9 +479,11 @@ cache_flush (struct store *s)
   if (k->backing == NULL)
     return 0;
   pthread_mutex_lock (&k->wb_lock);
-  int r = cache_writeback (k);
+  int r = cache_writeback (k, 0, k->nblocks, false);
   if (r == 0)
     r = store_flush (k->backing);
+  if (r == 0)
+    k->unsynced = false;
   int e = errno;
   pthread_mutex_unlock (&k->wb_lock);
   errno = e;
@@ -506,6 +539,8 @@ fill_stats (struct cache *k, struct cache_stats *st)
   st->written_back = k->st.written_back;
   st->evicted = k->st.evicted;
   st->writer_waits = k->st.writer_waits;
+  st->corrupt_blocks = k->st.corrupt_blocks;
+  st->last_corrupt = k->st.last_corrupt;
   st->compactions = zpool_moved (k->zp);
   st->block_size = k->bs;
   st->mode = k->mode;
