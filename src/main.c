@@ -129,6 +129,24 @@ open_store (const struct cli_options *o)
   return s;
 }
 
+/* The data path only counts blocks found damaged; say so once for each
+ * new one (the last one's number, if several came at once). */
+static void
+report_corrupt_blocks (struct daemon_state *d, uint64_t *seen)
+{
+  struct cache_stats cs;
+
+  if (cache_get_stats (d->store, &cs) == -1 || cs.corrupt_blocks == *seen)
+    return;
+  log_error ("cache: %" PRIu64 " more block%s failed to decompress (last: "
+             "byte offset %" PRIu64 "); %s",
+             cs.corrupt_blocks - *seen, cs.corrupt_blocks - *seen > 1 ? "s" : "",
+             cs.last_corrupt * cs.block_size,
+             d->opt.file ? "reads of unwritten-back data and FLUSH fail with EIO "
+             "until it is rewritten" : "reads of it fail with EIO until it is rewritten");
+  *seen = cs.corrupt_blocks;
+}
+
 static void
 log_stats (struct daemon_state *d)
 {
@@ -149,12 +167,14 @@ log_stats (struct daemon_state *d)
               " B (limit %" PRIu64 ") same-filled %" PRIu64 " raw %" PRIu64
               " hits %" PRIu64 " misses %" PRIu64 " dirty %" PRIu64
               " written back %" PRIu64 " evicted %" PRIu64
-              " writer waits %" PRIu64 " compacted %" PRIu64,
+              " writer waits %" PRIu64 " compacted %" PRIu64
+              " corrupt %" PRIu64,
               d->opt.file ? cache_mode_name (cs.mode) : "in-memory",
               cs.block_size, cs.orig_bytes,
               cs.compr_bytes, cs.mem_used, cs.mem_limit, cs.same_blocks,
               cs.huge_blocks, cs.hits, cs.misses, cs.dirty_blocks,
-              cs.written_back, cs.evicted, cs.writer_waits, cs.compactions);
+              cs.written_back, cs.evicted, cs.writer_waits, cs.compactions,
+              cs.corrupt_blocks);
   nbd_server_get_stats (d->srv, &ns);
   log_info ("nbd: connections open %" PRIu64 " total %" PRIu64
             " requests %" PRIu64 " errors %" PRIu64 " read %" PRIu64
@@ -469,6 +489,7 @@ main (int argc, char **argv)
   int ready_fd = -1;
   int status = CLI_EXIT_RUNTIME;
   unsigned ticks = 0;
+  uint64_t corrupt_seen = 0;
 
   if (cli_parse (argc, argv, &d.opt, stderr) == -1)
     return CLI_EXIT_USAGE;
@@ -556,6 +577,7 @@ main (int argc, char **argv)
                 strsignal (sig));
       break;
     }
+    report_corrupt_blocks (&d, &corrupt_seen);
     if (sig == SIGUSR1)
       log_stats (&d);
     else if (sig == -1 && errno == EAGAIN && !d.opt.swap) {
