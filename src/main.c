@@ -142,8 +142,9 @@ report_corrupt_blocks (struct daemon_state *d, uint64_t *seen)
              "byte offset %" PRIu64 "); %s",
              cs.corrupt_blocks - *seen, cs.corrupt_blocks - *seen > 1 ? "s" : "",
              cs.last_corrupt * cs.block_size,
-             d->opt.file ? "reads of unwritten-back data and FLUSH fail with EIO "
-             "until it is rewritten" : "reads of it fail with EIO until it is rewritten");
+             d->opt.file ? "a clean one is read again from the file; a dirty one "
+             "fails reads and FLUSH with EIO until it is rewritten"
+             : "reads of it fail with EIO until it is rewritten");
   *seen = cs.corrupt_blocks;
 }
 
