@@ -19,6 +19,7 @@ static struct store *store;
 static struct sgv_pool *sgv;
 static struct scsi_cmd_pool *cmds;
 static struct scsi_lu *lu;
+static struct blkio io;
 static struct nbd_export exp;
 static struct nbd_server *srv;
 
@@ -37,7 +38,8 @@ setup (void)
   cmds = scsi_cmd_pool_create (NULL);
   struct scsi_lu_config lc = { .store = store, .sgv = sgv, .block_size = 512 };
   lu = scsi_lu_create (&lc);
-  exp = (struct nbd_export) { .name = "", .lu = lu, .cmds = cmds, .sgv = sgv };
+  blkio_init (&io, lu, sgv);
+  exp = (struct nbd_export) { .name = "", .lu = lu, .cmds = cmds, .sgv = sgv, .io = &io };
   struct nbd_server_config nc = { .threads = 2, .exports = &exp, .nexports = 1 };
   srv = nbd_server_create (&nc);
   nbd_server_start (srv);

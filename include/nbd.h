@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "blkio.h"
 #include "scsi.h"
 #include "sgv.h"
 
@@ -29,6 +30,7 @@ struct nbd_export {
   struct scsi_lu *lu;
   struct scsi_cmd_pool *cmds;
   struct sgv_pool *sgv;
+  struct blkio *io;          /* the unit's block-I/O seam, shared with FUSE */
   bool read_only;
   /* Largest READ or WRITE payload, told to clients in NBD_INFO_BLOCK_SIZE;
    * 0 means NBD_MAX_PAYLOAD.  Swap mode lowers it to what its fixed

@@ -57,6 +57,8 @@ struct daemon_state {
   struct sgv_pool *sgv;
   struct scsi_cmd_pool *cmds;
   struct scsi_lu *lu;
+  struct blkio io;               /* the unit's seam, shared by the front-ends */
+  bool io_ready;
   struct nbd_server *srv;
   struct nbd_export export;
 #ifdef HAVE_FUSE
@@ -312,10 +314,15 @@ setup (struct daemon_state *d)
     return -1;
   }
 
+  if (blkio_init (&d->io, d->lu, d->sgv) == -1) {
+    log_error ("cannot set up block I/O: %m");
+    return -1;
+  }
+  d->io_ready = true;
   d->export = (struct nbd_export) {
     .name = o->export_name,
     .description = o->file ? o->file : "sgblk in-memory disk",
-    .lu = d->lu, .cmds = d->cmds, .sgv = d->sgv,
+    .lu = d->lu, .cmds = d->cmds, .sgv = d->sgv, .io = &d->io,
     .read_only = o->read_only,
   };
   long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
@@ -467,6 +474,8 @@ teardown (struct daemon_state *d)
     log_stats (d);
     nbd_server_destroy (d->srv);
   }
+  if (d->io_ready)
+    blkio_fini (&d->io);
   if (d->lu) scsi_lu_destroy (d->lu);
   if (d->store && store_flush (d->store) == -1) {
     log_error ("final flush failed: %m");

@@ -19,6 +19,7 @@ struct server {
   struct sgv_pool *sgv;
   struct scsi_cmd_pool *cmds;
   struct scsi_lu *lu;
+  struct blkio io;
   struct nbd_export exp;
   struct nbd_server *srv;
 };
@@ -34,8 +35,10 @@ server_new (uint64_t size, bool read_only)
   struct scsi_lu_config lc = { .store = s->store, .sgv = s->sgv, .block_size = 512,
                                .read_only = read_only };
   s->lu = scsi_lu_create (&lc);
+  blkio_init (&s->io, s->lu, s->sgv);
   s->exp = (struct nbd_export) { .name = "disk", .description = "test disk", .lu = s->lu,
-                                 .cmds = s->cmds, .sgv = s->sgv, .read_only = read_only };
+                                 .cmds = s->cmds, .sgv = s->sgv, .io = &s->io,
+                                 .read_only = read_only };
   struct nbd_server_config nc = { .threads = 2, .exports = &s->exp, .nexports = 1 };
   s->srv = nbd_server_create (&nc);
   nbd_server_start (s->srv);
@@ -47,6 +50,7 @@ server_free (struct server *s)
 {
   nbd_server_stop (s->srv);
   nbd_server_destroy (s->srv);
+  blkio_fini (&s->io);
   scsi_lu_destroy (s->lu);
   assert_int_equal (scsi_cmd_pool_destroy (s->cmds), 0);
   assert_int_equal (sgv_pool_destroy (s->sgv), 0);

@@ -65,7 +65,9 @@ cleanup_after_a_client_vanishes_mid_execution_releases_everything (void **state)
   struct scsi_cmd_pool *cmds = scsi_cmd_pool_create (NULL);
   struct scsi_lu_config lc = { .store = &w->s, .sgv = sgv, .block_size = 512 };
   struct scsi_lu *lu = scsi_lu_create (&lc);
-  struct nbd_export exp = { .name = "disk", .lu = lu, .cmds = cmds, .sgv = sgv };
+  struct blkio io;
+  blkio_init (&io, lu, sgv);
+  struct nbd_export exp = { .name = "disk", .lu = lu, .cmds = cmds, .sgv = sgv, .io = &io };
   struct nbd_server_config nc = { .threads = 2, .exports = &exp, .nexports = 1 };
   struct nbd_server *srv = nbd_server_create (&nc);
   struct server fake = { .srv = srv };
@@ -116,6 +118,7 @@ cleanup_after_a_client_vanishes_mid_execution_releases_everything (void **state)
 
   nbd_server_stop (srv);
   nbd_server_destroy (srv);
+  blkio_fini (&io);
   scsi_lu_destroy (lu);
   assert_int_equal (scsi_cmd_pool_destroy (cmds), 0);
   assert_int_equal (sgv_pool_destroy (sgv), 0);

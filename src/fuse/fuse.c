@@ -1,12 +1,11 @@
 /* The FUSE front-end: an export as a regular file, via libfuse3's
  * high-level API and its multithreaded loop.
  *
- * Every read, write, fsync and fallocate becomes SCSI commands on the
- * export's unit, with a command from its pool and the data in a vector
- * from its sgv pool, exactly as an NBD request would.  Requests not
- * aligned to the logical block size are served by read-modify-write of
- * the edge blocks under the export's rmw lock taken exclusively; aligned
- * writes take it shared.
+ * Every read, write, fsync, fallocate and lseek is one call of the unit's
+ * block-I/O seam (blkio.h) with a command from the export's pool and the
+ * data in a vector from its sgv pool, exactly as an NBD request: unaligned
+ * edges and the unit's rmw lock are the seam's, shared with NBD, so the
+ * two front-ends see each other's writes in some serial order.
  *
  * Page cache policy: direct_io.  The file is a device: a loop device on
  * top has its own page cache, and caching the same pages again in the
@@ -47,7 +46,6 @@
 #include "fusefront.h"
 #include "log.h"
 
-#define CHUNK_BLOCKS_BYTES (1ull << 30)
 #define FUSE_THREADS 16
 #define DISK_FH 1                      /* fi->fh of the disk file */
 
@@ -57,8 +55,6 @@ struct fuse_front {
   char *mountpoint;
   char name[256];               /* file name in the mount */
   uint64_t size;
-  uint32_t bs;
-  pthread_rwlock_t rmw;
   pthread_t loop;
   bool running;
   /* Starting the workers: reads held in op_read until warm_in reaches
@@ -93,69 +89,42 @@ front (void)
   return fuse_get_context ()->private_data;
 }
 
-/* One SCSI command on the unit; returns 0 or -errno. */
-static int
-run (struct fuse_front *ff, const uint8_t *cdb, unsigned len,
-     struct sgv_vec *buf, size_t buf_len)
+/* A command from the export's pool for one operation. */
+static struct scsi_cmd *
+cmd_get (struct fuse_front *ff)
 {
-  struct scsi_cmd *c = scsi_cmd_get (ff->exp->cmds, true);
-  int err;
+  return scsi_cmd_get (ff->exp->cmds, true);
+}
 
-  memcpy (c->cdb, cdb, len);
-  c->cdb_len = len;
-  c->buf = buf;
-  c->buf_len = (uint32_t) buf_len;
-  scsi_exec (ff->exp->lu, c);
-  err = scsi_cmd_errno (c);
+/* Give c back; the seam's errno as FUSE's -errno. */
+static int
+cmd_put (struct fuse_front *ff, struct scsi_cmd *c, int err)
+{
   scsi_cmd_put (ff->exp->cmds, c);
   if (err == EPERM && ff->exp->read_only)
     err = EROFS;
   return -err;
 }
 
-static struct sgv_vec *
-get_vec (struct fuse_front *ff, size_t len)
-{
-  struct sgv_vec *v;
-  /* A moment of memory shortage waits; it does not fail the request. */
-  while ((v = sgv_alloc (ff->exp->sgv, len)) == NULL && errno == ENOMEM)
-    usleep (1000);
-  return v;
-}
-
-/* Read or write the blocks covering [off, off+len) through a vector;
- * data (len bytes) goes out of / into buf.  zero: write zeroes instead. */
+/* Read or write len bytes at off through a vector; buf is libfuse's. */
 static int
-rw (struct fuse_front *ff, bool write, char *buf, uint64_t off, size_t len, bool zero)
+rw (struct fuse_front *ff, bool write, char *buf, uint64_t off, size_t len)
 {
-  uint64_t a = off / ff->bs * ff->bs;
-  uint64_t e = (off + len + ff->bs - 1) / ff->bs * ff->bs;
-  bool aligned = a == off && e == off + len;
-  uint8_t cdb[16];
-  struct sgv_vec *v = get_vec (ff, e - a);
-  int r = 0;
+  struct blkio *io = ff->exp->io;
+  struct sgv_vec *v = blkio_vec_get (io, len);
+  int err;
 
   if (v == NULL)
     return -errno;
-  if (write)
-    aligned ? pthread_rwlock_rdlock (&ff->rmw) : pthread_rwlock_wrlock (&ff->rmw);
-  if (!write || !aligned)
-    r = run (ff, cdb, scsi_cdb_read16 (cdb, a / ff->bs, (uint32_t) ((e - a) / ff->bs), false),
-             v, e - a);
-  if (r == 0 && write) {
-    if (zero)
-      sgv_zero (v, off - a, len);
-    else
-      sgv_copy_from_buf (v, off - a, buf, len);
-    r = run (ff, cdb, scsi_cdb_write16 (cdb, a / ff->bs, (uint32_t) ((e - a) / ff->bs), false),
-             v, e - a);
+  struct scsi_cmd *c = cmd_get (ff);
+  if (write) {
+    sgv_copy_from_buf (v, 0, buf, len);
+    err = blkio_write (io, c, off, len, v, 0);
   }
-  if (write)
-    pthread_rwlock_unlock (&ff->rmw);
-  if (r == 0 && !write)
-    sgv_copy_to_buf (v, off - a, buf, len);
-  sgv_free (ff->exp->sgv, v);
-  return r;
+  else if ((err = blkio_read (io, c, off, len, v)) == 0)
+    sgv_copy_to_buf (v, 0, buf, len);
+  blkio_vec_put (io, v);
+  return cmd_put (ff, c, err);
 }
 
 static bool
@@ -229,7 +198,7 @@ op_read (const char *path, char *buf, size_t len, off_t off, struct fuse_file_in
     return 0;
   if (atomic_load (&ff->warm_target))
     warm_up_wait (ff);
-  int r = rw (ff, false, buf, (uint64_t) off, len, false);
+  int r = rw (ff, false, buf, (uint64_t) off, len);
   return r < 0 ? r : (int) len;
 }
 
@@ -245,7 +214,7 @@ op_write (const char *path, const char *buf, size_t len, off_t off,
     return -ENOSPC;                    /* a device does not grow */
   if (len == 0)
     return 0;
-  int r = rw (ff, true, (char *) buf, (uint64_t) off, len, false);
+  int r = rw (ff, true, (char *) buf, (uint64_t) off, len);
   return r < 0 ? r : (int) len;
 }
 
@@ -253,21 +222,18 @@ static int
 op_fsync (const char *path, int datasync, struct fuse_file_info *fi)
 {
   struct fuse_front *ff = front ();
-  uint8_t cdb[16];
+  struct scsi_cmd *c = cmd_get (ff);
 
-  return run (ff, cdb, scsi_cdb_sync_cache16 (cdb, 0, 0), NULL, 0);
+  return cmd_put (ff, c, blkio_flush (ff->exp->io, c));
 }
 
-/* Zero [off, off+len): the aligned middle with WRITE SAME (UNMAP when
- * punching), the edges by read-modify-write. */
+/* Zero [off, off+len), deallocating whole blocks when punching. */
 static int
 op_fallocate (const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
   struct fuse_front *ff = front ();
   bool punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
   uint64_t start = (uint64_t) off, end;
-  uint8_t cdb[16];
-  int r = 0;
 
   if (!punch && mode != FALLOC_FL_ZERO_RANGE && mode != (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE))
     return -EOPNOTSUPP;
@@ -276,25 +242,9 @@ op_fallocate (const char *path, int mode, off_t off, off_t len, struct fuse_file
   if (off < 0 || len <= 0 || start >= ff->size)
     return -EINVAL;
   end = start + (uint64_t) len > ff->size ? ff->size : start + (uint64_t) len;
-  uint64_t a = (start + ff->bs - 1) / ff->bs * ff->bs, e = end / ff->bs * ff->bs;
-  if (a < e) {
-    pthread_rwlock_rdlock (&ff->rmw);
-    for (uint64_t p = a; p < e && r == 0; p += CHUNK_BLOCKS_BYTES) {
-      uint64_t n = e - p < CHUNK_BLOCKS_BYTES ? e - p : CHUNK_BLOCKS_BYTES;
-      r = run (ff, cdb, scsi_cdb_write_same16 (cdb, p / ff->bs, (uint32_t) (n / ff->bs), punch, true),
-               NULL, 0);
-    }
-    pthread_rwlock_unlock (&ff->rmw);
-  }
-  if (r == 0 && a >= e)
-    r = rw (ff, true, NULL, start, end - start, true);
-  else {
-    if (r == 0 && start < a)
-      r = rw (ff, true, NULL, start, a - start, true);
-    if (r == 0 && e < end)
-      r = rw (ff, true, NULL, e, end - e, true);
-  }
-  return r;
+  struct scsi_cmd *c = cmd_get (ff);
+  return cmd_put (ff, c, blkio_zero (ff->exp->io, c, start, end - start,
+                                     punch ? BLKIO_MAY_TRIM : 0));
 }
 
 static int
@@ -329,45 +279,34 @@ op_create (const char *path, mode_t mode, struct fuse_file_info *fi)
   return -EPERM;
 }
 
-/* SEEK_DATA and SEEK_HOLE from GET LBA STATUS. */
+/* SEEK_DATA and SEEK_HOLE from the unit's extents. */
 static off_t
 op_lseek (const char *path, off_t off, int whence, struct fuse_file_info *fi)
 {
   struct fuse_front *ff = front ();
-  uint8_t cdb[16], raw[8 + 16 * 32];
-  struct scsi_lba_status d[32];
+  struct blkio_extent ext[32];
   uint64_t pos = (uint64_t) off;
+  int err = 0;
 
   if (whence != SEEK_DATA && whence != SEEK_HOLE)
     return -EINVAL;
   if (off < 0 || pos >= ff->size)
     return -ENXIO;
-  struct sgv_vec *v = get_vec (ff, sizeof raw);
-  if (v == NULL)
-    return -errno;
-  while (pos < ff->size) {
-    int r = run (ff, cdb, scsi_cdb_get_lba_status (cdb, pos / ff->bs, sizeof raw), v, sizeof raw);
-    if (r < 0) {
-      sgv_free (ff->exp->sgv, v);
-      return r;
-    }
-    sgv_copy_to_buf (v, 0, raw, sizeof raw);
-    int n = scsi_decode_lba_status (raw, sizeof raw, d, 32);
-    if (n <= 0)
-      break;
-    for (int i = 0; i < n; i++) {
-      uint64_t s = d[i].lba * ff->bs, e = s + (uint64_t) d[i].nblocks * ff->bs;
-      bool data = d[i].provisioning == 0;
-      if (e <= pos)
-        continue;
-      if (data == (whence == SEEK_DATA)) {
-        sgv_free (ff->exp->sgv, v);
-        return (off_t) (s > pos ? s : pos);
+  struct scsi_cmd *c = cmd_get (ff);
+  while (pos < ff->size && err == 0) {
+    unsigned n;
+    err = blkio_extents (ff->exp->io, c, pos, ff->size - pos, ext, 32, &n);
+    for (unsigned i = 0; i < n && err == 0; i++) {
+      if (ext[i].hole != (whence == SEEK_DATA)) {
+        cmd_put (ff, c, 0);
+        return (off_t) pos;
       }
-      pos = e;
+      pos += ext[i].len;
     }
   }
-  sgv_free (ff->exp->sgv, v);
+  if (err)
+    return cmd_put (ff, c, err);
+  cmd_put (ff, c, 0);
   /* No more data: ENXIO; a hole: the end of the file counts as one. */
   return whence == SEEK_DATA ? -ENXIO : (off_t) ff->size;
 }
@@ -437,11 +376,9 @@ fuse_front_start (const char *mountpoint, struct nbd_export *exp, unsigned threa
     return NULL;
   }
   ff->exp = exp;
-  ff->bs = scsi_lu_block_size (exp->lu);
-  ff->size = scsi_lu_nblocks (exp->lu) * ff->bs;
+  ff->size = exp->io->size;
   snprintf (ff->name, sizeof ff->name, "%s", exp->name[0] ? exp->name : "disk");
   ff->mountpoint = strdup (mountpoint);
-  pthread_rwlock_init (&ff->rmw, NULL);
   pthread_mutex_init (&ff->warm_lock, NULL);
   pthread_cond_init (&ff->warm_cond, NULL);
   snprintf (opts, sizeof opts, "fsname=sgblk,subtype=sgblk,max_read=1048576%s%s",
@@ -488,7 +425,6 @@ fuse_front_stop (struct fuse_front *ff)
     ff->running = false;
   }
   fuse_destroy (ff->f);
-  pthread_rwlock_destroy (&ff->rmw);
   pthread_mutex_destroy (&ff->warm_lock);
   pthread_cond_destroy (&ff->warm_cond);
   free (ff->mountpoint);

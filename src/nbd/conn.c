@@ -155,19 +155,10 @@ get_job (struct nbd_conn *c)
 struct sgv_vec *
 nbd_get_vec (struct nbd_conn *c, size_t len)
 {
-  struct sgv_vec *v;
+  struct sgv_vec *v = blkio_vec_get (c->exp->io, len);
 
-  while ((v = sgv_alloc (c->exp->sgv, len)) == NULL) {
-    if (errno != ENOMEM)
-      return NULL;
-    if (atomic_load (&c->srv->stopping)) {
-      errno = ESHUTDOWN;
-      return NULL;
-    }
-    struct timespec ts = { 0, 1000000 };
-    nanosleep (&ts, NULL);
-  }
-  atomic_fetch_add (&c->vecs_out, 1);
+  if (v)
+    atomic_fetch_add (&c->vecs_out, 1);
   return v;
 }
 

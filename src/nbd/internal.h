@@ -25,7 +25,6 @@
 #define NBD_JOBS_PER_CONN 64
 #define NBD_RXBUF (64u * 1024)
 #define NBD_MAX_REPLY_IOV (NBD_MAX_PAYLOAD / SGV_MAX_SEG + 8)
-#define NBD_CHUNK_BYTES (1ull << 30)   /* split TRIM/ZERO/CACHE at 1 GiB */
 #define NBD_HANDSHAKE_TIMEOUT 30       /* seconds without progress */
 #define NBD_CLEANUP_TIMEOUT 5          /* seconds without a completion */
 
@@ -86,7 +85,6 @@ struct nbd_conn {
 struct nbd_server {
   struct nbd_server_config cfg;
   struct nbd_export *exports;
-  pthread_rwlock_t *rmw_locks;   /* one per export: unaligned writes exclusive */
 
   int listen_fds[8];
   char *unix_paths[8];
@@ -137,7 +135,6 @@ uint16_t nbd_export_tflags (const struct nbd_export *e);
 /* server.c */
 void nbd_queue_job (struct nbd_server *s, struct nbd_job *j);
 void nbd_job_finish (struct nbd_job *j);
-pthread_rwlock_t *nbd_export_rmw_lock (struct nbd_server *s, const struct nbd_export *e);
 
 #define NSTAT_INC(s, f) atomic_fetch_add_explicit (&(s)->st.f, 1, memory_order_relaxed)
 #define NSTAT_ADD(s, f, n) atomic_fetch_add_explicit (&(s)->st.f, (n), memory_order_relaxed)

@@ -1,12 +1,10 @@
-/* Executing one NBD request as SCSI commands, and sending its reply.
+/* Executing one NBD request, and sending its reply.
  *
- * Runs in a worker.  Each NBD command maps to one CDB, or to a few when a
- * TRIM, WRITE_ZEROES or CACHE covers more than NBD_CHUNK_BYTES (the kernel
- * discards a whole device in one request; it is split here, never
- * refused).  A request that is not aligned to the logical block size is
- * served by read-modify-write of its edge blocks under the export's rmw
- * lock held exclusively; every other write holds it shared, so an edge
- * block is never written back over a concurrent write.
+ * Runs in a worker.  Each NBD command is one call of the block-I/O seam
+ * (blkio.h), which turns its byte range into CDBs: unaligned edges,
+ * splitting of large TRIM, WRITE_ZEROES and CACHE requests (the kernel
+ * discards a whole device in one), and the unit's rmw lock, shared with
+ * every other front-end, are its business, not this file's.
  */
 #include <config.h>
 
@@ -185,270 +183,67 @@ reply_data (struct nbd_job *j, size_t doff)
   send_iov (j, j->iov, cnt + 1);
 }
 
-/* ---- SCSI execution ---- */
+/* ---- Execution through the block-I/O seam ---- */
 
-static struct scsi_lu *lu_of (struct nbd_job *j) { return j->conn->exp->lu; }
-
-/* The answer when nbd_get_vec failed: a request too large for a fixed
- * pool (an unaligned one near the maximum) is invalid; else we stop. */
-static int vec_error (void) { return errno == E2BIG ? EINVAL : ESHUTDOWN; }
-
-/* Run the CDB already in j->cmd->cdb with buffer buf; returns an errno. */
-static int
-run (struct nbd_job *j, unsigned cdb_len, struct sgv_vec *buf, size_t buf_len)
-{
-  struct scsi_cmd *cmd = j->cmd;
-
-  cmd->cdb_len = cdb_len;
-  cmd->buf = buf;
-  cmd->buf_len = (uint32_t) buf_len;
-  cmd->tag = j->cookie;
-  scsi_exec (lu_of (j), cmd);
-  return scsi_cmd_errno (cmd);
-}
-
-static int
-read_blocks (struct nbd_job *j, struct sgv_vec *v, uint64_t lba, uint32_t n)
-{
-  return run (j, scsi_cdb_read16 (j->cmd->cdb, lba, n, false), v, v->len);
-}
-
-static int
-write_blocks (struct nbd_job *j, struct sgv_vec *v, uint64_t lba, uint32_t n, bool fua)
-{
-  return run (j, scsi_cdb_write16 (j->cmd->cdb, lba, n, fua), v, v->len);
-}
-
-static int
-sync_cache (struct nbd_job *j)
-{
-  return run (j, scsi_cdb_sync_cache16 (j->cmd->cdb, 0, 0), NULL, 0);
-}
-
-static void
-put_vec (struct nbd_job *j, struct sgv_vec *v)
-{
-  sgv_free (j->conn->exp->sgv, v);
-  atomic_fetch_sub (&j->conn->vecs_out, 1);
-}
-
-/* Copy all of src into dst at byte offset off. */
-static void
-copy_vec (struct sgv_vec *dst, size_t off, const struct sgv_vec *src)
-{
-  size_t pos = 0;
-  for (int i = 0; i < src->nents; i++) {
-    sgv_copy_from_buf (dst, off + pos, src->iov[i].iov_base, src->iov[i].iov_len);
-    pos += src->iov[i].iov_len;
-  }
-}
-
-/* Read-modify-write of the blocks covering [off, off+len): the bytes come
- * from src (or are zeroes with src NULL).  Caller holds the rmw lock
- * exclusively. */
-static int
-rmw (struct nbd_job *j, uint64_t off, uint64_t len, const struct sgv_vec *src, bool fua)
-{
-  uint32_t bs = scsi_lu_block_size (lu_of (j));
-  uint64_t a = off / bs * bs, e = (off + len + bs - 1) / bs * bs;
-  struct sgv_vec *v = nbd_get_vec (j->conn, e - a);
-  int err;
-
-  if (v == NULL)
-    return vec_error ();
-  err = read_blocks (j, v, a / bs, (uint32_t) ((e - a) / bs));
-  if (err == 0) {
-    if (src)
-      copy_vec (v, off - a, src);
-    else
-      sgv_zero (v, off - a, len);
-    err = write_blocks (j, v, a / bs, (uint32_t) ((e - a) / bs), fua);
-  }
-  put_vec (j, v);
-  return err;
-}
+static struct blkio *io_of (struct nbd_job *j) { return j->conn->exp->io; }
 
 static int
 do_read (struct nbd_job *j)
 {
-  uint32_t bs = scsi_lu_block_size (lu_of (j));
-  uint64_t a = j->offset / bs * bs;
-  uint64_t e = (j->offset + j->length + bs - 1) / bs * bs;
   int err;
 
-  j->vec = nbd_get_vec (j->conn, e - a);
+  j->vec = nbd_get_vec (j->conn, j->length);
   if (j->vec == NULL)
-    return vec_error ();
-  err = read_blocks (j, j->vec, a / bs, (uint32_t) ((e - a) / bs));
+    return errno == E2BIG ? EINVAL : ESHUTDOWN;
+  err = blkio_read (io_of (j), j->cmd, j->offset, j->length, j->vec);
   if (err)
     return err;
   NSTAT_ADD (j->conn->srv, bytes_read, j->length);
-  reply_data (j, j->offset - a);
+  reply_data (j, 0);
   return -1;                            /* replied */
-}
-
-static int
-do_write (struct nbd_job *j, pthread_rwlock_t *rl)
-{
-  uint32_t bs = scsi_lu_block_size (lu_of (j));
-  bool fua = j->flags & NBD_CMD_FLAG_FUA;
-  int err;
-
-  if (j->offset % bs == 0 && j->length % bs == 0) {
-    pthread_rwlock_rdlock (rl);
-    err = write_blocks (j, j->vec, j->offset / bs, j->length / bs, fua);
-    pthread_rwlock_unlock (rl);
-    return err;
-  }
-  pthread_rwlock_wrlock (rl);
-  err = rmw (j, j->offset, j->length, j->vec, fua);
-  pthread_rwlock_unlock (rl);
-  return err;
-}
-
-/* TRIM, WRITE_ZEROES or CACHE of the aligned blocks [lba, lba+n), split
- * into chunks of at most NBD_CHUNK_BYTES. */
-static int
-ranged (struct nbd_job *j, uint64_t lba, uint64_t n)
-{
-  uint32_t bs = scsi_lu_block_size (lu_of (j));
-  uint64_t step = NBD_CHUNK_BYTES / bs;
-  struct sgv_vec *param = NULL;
-  int err = 0;
-
-  if (j->type == NBD_CMD_TRIM) {
-    param = nbd_get_vec (j->conn, 64);
-    if (param == NULL)
-      return vec_error ();
-  }
-  for (uint64_t done = 0; done < n && err == 0; done += step) {
-    uint32_t m = (uint32_t) (n - done < step ? n - done : step);
-    uint8_t *cdb = j->cmd->cdb;
-    switch (j->type) {
-    case NBD_CMD_TRIM: {
-      uint8_t p[24];
-      uint64_t l = lba + done;
-      uint32_t plen;
-      unsigned len = scsi_cdb_unmap (cdb, p, &l, &m, 1, &plen);
-      sgv_copy_from_buf (param, 0, p, plen);
-      err = run (j, len, param, plen);
-      break;
-    }
-    case NBD_CMD_WRITE_ZEROES:
-      err = run (j, scsi_cdb_write_same16 (cdb, lba + done, m,
-                                           !(j->flags & NBD_CMD_FLAG_NO_HOLE), true),
-                 NULL, 0);
-      break;
-    default:
-      err = run (j, scsi_cdb_prefetch16 (cdb, lba + done, m), NULL, 0);
-      break;
-    }
-  }
-  if (param)
-    put_vec (j, param);
-  return err;
-}
-
-static int
-do_trim_or_zero (struct nbd_job *j, pthread_rwlock_t *rl)
-{
-  uint32_t bs = scsi_lu_block_size (lu_of (j));
-  uint64_t start = j->offset, end = j->offset + j->length;
-  uint64_t a = (start + bs - 1) / bs * bs, e = end / bs * bs;
-  bool zero = j->type == NBD_CMD_WRITE_ZEROES;
-  bool aligned = start % bs == 0 && end % bs == 0;
-  int err = 0;
-
-  if (zero && (j->flags & NBD_CMD_FLAG_FAST_ZERO) &&
-      !(scsi_lu_store (lu_of (j))->caps & STORE_CAP_FAST_ZERO))
-    return ENOTSUP;
-  if (aligned)
-    pthread_rwlock_rdlock (rl);
-  else
-    pthread_rwlock_wrlock (rl);
-  if (a < e)
-    err = ranged (j, a / bs, (e - a) / bs);
-  /* Partial edge blocks: a trim is advisory, so they are left alone; a
-   * write of zeroes must zero exactly the bytes asked for. */
-  if (err == 0 && zero && !aligned) {
-    if (a >= e)                          /* within one or two blocks */
-      err = rmw (j, start, j->length, NULL, false);
-    else {
-      if (start < a)
-        err = rmw (j, start, a - start, NULL, false);
-      if (err == 0 && e < end)
-        err = rmw (j, e, end - e, NULL, false);
-    }
-  }
-  pthread_rwlock_unlock (rl);
-  if (err == 0 && (j->flags & NBD_CMD_FLAG_FUA))
-    err = sync_cache (j);
-  return err;
 }
 
 static int
 do_block_status (struct nbd_job *j)
 {
-  struct scsi_lu *lu = lu_of (j);
-  uint32_t bs = scsi_lu_block_size (lu);
-  uint64_t lba = j->offset / bs, end = j->offset + j->length;
-  const unsigned max = 64;
-  uint32_t alloc = 8 + 16 * max;
-  struct scsi_lba_status d[64];
-  uint8_t raw[8 + 16 * 64];
+  struct blkio_extent ext[64];
   uint8_t h[NBD_CHUNK_HEADER_SIZE + 4 + 8 * 64];
-  int err, n;
+  unsigned max = (j->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : 64, n;
+  int err;
 
-  j->vec = nbd_get_vec (j->conn, alloc);
-  if (j->vec == NULL)
-    return vec_error ();
-  err = run (j, scsi_cdb_get_lba_status (j->cmd->cdb, lba, alloc), j->vec, alloc);
+  err = blkio_extents (io_of (j), j->cmd, j->offset, j->length, ext, max, &n);
   if (err)
     return err;
-  sgv_copy_to_buf (j->vec, 0, raw, j->cmd->xfer);
-  n = scsi_decode_lba_status (raw, j->cmd->xfer, d, (int) max);
-  if (n <= 0)
-    return EIO;
-  /* Extents in bytes, clipped to the request. */
-  unsigned k = 0;
-  uint64_t pos = j->offset;
-  for (int i = 0; i < n && pos < end; i++) {
-    uint64_t s = d[i].lba * bs, e = s + (uint64_t) d[i].nblocks * bs;
-    if (e <= pos)
-      continue;
-    if (e > end)
-      e = end;
-    uint32_t flags = d[i].provisioning == 0 ? 0 : NBD_STATE_HOLE | NBD_STATE_ZERO;
-    if (k > 0 && rd32 (h + NBD_CHUNK_HEADER_SIZE + 4 + 8 * (k - 1) + 4) == flags) {
-      uint8_t *p = h + NBD_CHUNK_HEADER_SIZE + 4 + 8 * (k - 1);
-      wr32 (p, (uint32_t) (rd32 (p) + (e - pos)));
-    }
-    else {
-      uint8_t *p = h + NBD_CHUNK_HEADER_SIZE + 4 + 8 * k;
-      wr32 (p, (uint32_t) (e - pos));
-      wr32 (p + 4, flags);
-      k++;
-    }
-    pos = e;
-    if ((j->flags & NBD_CMD_FLAG_REQ_ONE) && k == 1)
-      break;
+  for (unsigned k = 0; k < n; k++) {
+    uint8_t *p = h + NBD_CHUNK_HEADER_SIZE + 4 + 8 * k;
+    wr32 (p, (uint32_t) ext[k].len);
+    wr32 (p + 4, ext[k].hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
   }
-  if (k == 0)
-    return EIO;
-  if (j->flags & NBD_CMD_FLAG_REQ_ONE)
-    k = 1;
-  chunk_header (h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, j->cookie, 4 + 8 * k);
+  chunk_header (h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, j->cookie, 4 + 8 * n);
   wr32 (h + NBD_CHUNK_HEADER_SIZE, 1);   /* base:allocation's context id */
-  struct iovec iov = { h, NBD_CHUNK_HEADER_SIZE + 4 + 8 * k };
+  struct iovec iov = { h, NBD_CHUNK_HEADER_SIZE + 4 + 8 * n };
   send_iov (j, &iov, 1);
   return -1;
+}
+
+static unsigned
+seam_flags (const struct nbd_job *j)
+{
+  unsigned f = 0;
+  if (j->flags & NBD_CMD_FLAG_FUA)
+    f |= BLKIO_FUA;
+  if (j->type == NBD_CMD_WRITE_ZEROES && !(j->flags & NBD_CMD_FLAG_NO_HOLE))
+    f |= BLKIO_MAY_TRIM;
+  if (j->flags & NBD_CMD_FLAG_FAST_ZERO)
+    f |= BLKIO_FAST_ZERO;
+  return f;
 }
 
 void
 nbd_job_run (struct nbd_job *j)
 {
   struct nbd_conn *c = j->conn;
-  pthread_rwlock_t *rl = nbd_export_rmw_lock (c->srv, c->exp);
+  struct blkio *io = io_of (j);
   int err = j->error;
 
   /* A request of a dead connection: writes are done (their data arrived
@@ -463,16 +258,17 @@ nbd_job_run (struct nbd_job *j)
   if (err == 0) {
     switch (j->type) {
     case NBD_CMD_READ:         err = do_read (j); break;
-    case NBD_CMD_WRITE:        err = do_write (j, rl); break;
-    case NBD_CMD_FLUSH:        err = sync_cache (j); break;
-    case NBD_CMD_TRIM:
-    case NBD_CMD_WRITE_ZEROES: err = do_trim_or_zero (j, rl); break;
-    case NBD_CMD_CACHE: {
-      uint32_t bs = scsi_lu_block_size (lu_of (j));
-      uint64_t a = j->offset / bs, e = (j->offset + j->length + bs - 1) / bs;
-      err = ranged (j, a, e - a);
+    case NBD_CMD_WRITE:
+      err = blkio_write (io, j->cmd, j->offset, j->length, j->vec, seam_flags (j));
       break;
-    }
+    case NBD_CMD_FLUSH:        err = blkio_flush (io, j->cmd); break;
+    case NBD_CMD_TRIM:
+      err = blkio_trim (io, j->cmd, j->offset, j->length, seam_flags (j));
+      break;
+    case NBD_CMD_WRITE_ZEROES:
+      err = blkio_zero (io, j->cmd, j->offset, j->length, seam_flags (j));
+      break;
+    case NBD_CMD_CACHE:        err = blkio_cache (io, j->cmd, j->offset, j->length); break;
     case NBD_CMD_BLOCK_STATUS: err = do_block_status (j); break;
     default:                   err = EINVAL; break;
     }

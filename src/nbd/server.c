@@ -11,6 +11,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -40,6 +41,8 @@ nbd_server_create (const struct nbd_server_config *cfg)
     errno = EINVAL;
     return NULL;
   }
+  for (unsigned i = 0; i < cfg->nexports; i++)
+    assert (cfg->exports[i].io && cfg->exports[i].io->lu == cfg->exports[i].lu);
   s = calloc (1, sizeof *s);
   if (s == NULL)
     return NULL;
@@ -49,25 +52,15 @@ nbd_server_create (const struct nbd_server_config *cfg)
     long n = sysconf (_SC_NPROCESSORS_ONLN);
     s->cfg.threads = n > 0 ? (unsigned) n : 1;
   }
-  s->rmw_locks = calloc (cfg->nexports, sizeof *s->rmw_locks);
-  if (s->rmw_locks == NULL || pipe2 (s->stop_pipe, O_CLOEXEC) == -1) {
-    free (s->rmw_locks);
+  if (pipe2 (s->stop_pipe, O_CLOEXEC) == -1) {
     free (s);
     return NULL;
   }
-  for (unsigned i = 0; i < cfg->nexports; i++)
-    pthread_rwlock_init (&s->rmw_locks[i], NULL);
   sync_mutex_init_adaptive (&s->qlock);
   pthread_cond_init (&s->qcond, NULL);
   pthread_mutex_init (&s->clock, NULL);
   pthread_cond_init (&s->ccond, NULL);
   return s;
-}
-
-pthread_rwlock_t *
-nbd_export_rmw_lock (struct nbd_server *s, const struct nbd_export *e)
-{
-  return &s->rmw_locks[e - s->exports];
 }
 
 static int
@@ -352,6 +345,8 @@ nbd_server_stop (struct nbd_server *s)
   if (s->stopped)
     return 0;
   atomic_store (&s->stopping, true);
+  for (unsigned i = 0; i < s->cfg.nexports; i++)
+    blkio_stop (s->exports[i].io);     /* vector waits give up */
   if (s->acceptor_started) {
     char b = 1;
     if (write (s->stop_pipe[1], &b, 1) != 1)
@@ -420,9 +415,6 @@ nbd_server_destroy (struct nbd_server *s)
   }
   close (s->stop_pipe[0]);
   close (s->stop_pipe[1]);
-  for (unsigned i = 0; i < s->cfg.nexports; i++)
-    pthread_rwlock_destroy (&s->rmw_locks[i]);
-  free (s->rmw_locks);
   free (s->workers);
   pthread_mutex_destroy (&s->qlock);
   pthread_cond_destroy (&s->qcond);

@@ -1,0 +1,96 @@
+/* blkio: the block-I/O seam between byte-addressed front-ends (NBD, FUSE)
+ * and the SCSI core.
+ *
+ * A front-end speaks in bytes; the SCSI core speaks in logical blocks.
+ * Everything between the two is here, once, for every front-end:
+ * unaligned edges (read-modify-write of the edge blocks), zeroing exactly
+ * the bytes asked for, splitting ranges too large for one CDB, waiting
+ * out a moment of vector shortage, and the unit's one read-modify-write
+ * lock.  That lock is what makes the front-ends coherent: an unaligned
+ * write or zero holds it exclusively for its read-modify-write, every
+ * other write, zero and trim holds it shared, so an edge block is never
+ * written back over a concurrent write, whichever front-end sent it.
+ * (A front-end that hands write CDBs to the core directly takes the lock
+ * shared with blkio_write_lock.)
+ *
+ * Calls take the caller's SCSI command, which they reuse for every CDB
+ * they run, and return 0 or a positive errno: the SCSI status mapped by
+ * scsi_cmd_errno, or ESHUTDOWN once blkio_stop was called, EINVAL for a
+ * request no vector of a fixed pool can hold.  Ranges are checked by the
+ * caller (each protocol has its own error for them) and asserted here.
+ * Scratch vectors are taken from the unit's sgv pool and returned before
+ * a call returns.
+ */
+#ifndef SGBLK_BLKIO_H
+#define SGBLK_BLKIO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "scsi.h"
+#include "sgv.h"
+
+#define BLKIO_CHUNK_BYTES (1ull << 30)   /* one CDB of a zero, trim or prefetch */
+
+/* Flags of blkio_write, blkio_zero and blkio_trim. */
+#define BLKIO_FUA        0x1u   /* durable before returning */
+#define BLKIO_MAY_TRIM   0x2u   /* zero: the range may be deallocated */
+#define BLKIO_FAST_ZERO  0x4u   /* zero: ENOTSUP unless the store zeroes cheaply */
+
+struct blkio {
+  struct scsi_lu *lu;
+  struct sgv_pool *sgv;
+  uint32_t bs;                  /* the unit's logical block size */
+  uint64_t size;                /* bytes */
+  pthread_rwlock_t rmw;         /* the unit's read-modify-write lock */
+  atomic_bool stopping;         /* vector waits give up with ESHUTDOWN */
+};
+
+/* An extent of blkio_extents: len bytes, allocated (data) or a hole. */
+struct blkio_extent {
+  uint64_t len;
+  bool hole;                    /* deallocated: reads as zeroes */
+};
+
+int blkio_init (struct blkio *io, struct scsi_lu *lu, struct sgv_pool *sgv);
+void blkio_fini (struct blkio *io);
+/* From now on, vector waits give up with ESHUTDOWN (the daemon stops). */
+void blkio_stop (struct blkio *io);
+
+/* A vector of len bytes from the unit's pool, waiting out a moment of
+ * memory shortage.  NULL with errno ESHUTDOWN (stopping) or E2BIG (no
+ * vector of a fixed pool is that large). */
+struct sgv_vec *blkio_vec_get (struct blkio *io, size_t len);
+void blkio_vec_put (struct blkio *io, struct sgv_vec *v);
+
+/* len bytes at off into v (from its byte 0). */
+int blkio_read (struct blkio *io, struct scsi_cmd *c, uint64_t off,
+                uint64_t len, struct sgv_vec *v);
+/* len bytes of v (from its byte 0) to off. */
+int blkio_write (struct blkio *io, struct scsi_cmd *c, uint64_t off,
+                 uint64_t len, const struct sgv_vec *v, unsigned flags);
+/* Zero exactly [off, off+len); with BLKIO_MAY_TRIM whole blocks may be
+ * deallocated. */
+int blkio_zero (struct blkio *io, struct scsi_cmd *c, uint64_t off,
+                uint64_t len, unsigned flags);
+/* Deallocate the whole blocks of [off, off+len); partial edge blocks are
+ * left as they are (a trim is advisory). */
+int blkio_trim (struct blkio *io, struct scsi_cmd *c, uint64_t off,
+                uint64_t len, unsigned flags);
+int blkio_flush (struct blkio *io, struct scsi_cmd *c);
+/* Bring [off, off+len) into the cache (PRE-FETCH). */
+int blkio_cache (struct blkio *io, struct scsi_cmd *c, uint64_t off, uint64_t len);
+/* Describe [off, off+len) from off on: up to max extents, adjacent ones
+ * of one kind merged, the last one clipped to the range; *n >= 1 on
+ * success. */
+int blkio_extents (struct blkio *io, struct scsi_cmd *c, uint64_t off,
+                   uint64_t len, struct blkio_extent *ext, unsigned max,
+                   unsigned *n);
+
+/* For a front-end that runs write CDBs on the unit itself. */
+void blkio_write_lock (struct blkio *io);
+void blkio_write_unlock (struct blkio *io);
+
+#endif

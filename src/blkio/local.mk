@@ -1,0 +1,3 @@
+libsgblk_a_SOURCES += \
+	include/blkio.h \
+	src/blkio/blkio.c
