@@ -14,6 +14,7 @@ SHELL_TESTS = \
 	tests/test-guest-swap-through-nbd0-under-a-memory-cgroup.sh \
 	tests/test-nbd-and-fuse-racing-on-the-same-sectors-lose-no-update.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
+	tests/test-nbd-every-size-to-the-maximum-round-trips-at-odd-offsets.sh \
 	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
 	tests/test-nbd-read-only-export-refuses-writes.sh \
 	tests/test-nbd-unaligned-requests-are-read-modify-written.sh \

@@ -120,9 +120,11 @@ read_payload (struct nbd_conn *c, struct sgv_vec *v, size_t len)
       done += m;
       continue;
     }
+    /* What the buffer held may have ended mid-segment: 63 segments'
+     * worth of bytes from there span at most 64 of them. */
     struct iovec iov[64];
-    int cnt = sgv_slice (v, done, len - done < 64 * SGV_MAX_SEG ? len - done : 64 * SGV_MAX_SEG,
-                         iov, 64);
+    size_t n = len - done < 63 * SGV_MAX_SEG ? len - done : 63 * SGV_MAX_SEG;
+    int cnt = sgv_slice (v, done, n, iov, 64);
     if (cnt < 0)
       return -1;
     ssize_t r = readv (c->fd, iov, cnt);
