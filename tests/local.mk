@@ -20,6 +20,7 @@ SHELL_TESTS = \
 	tests/test-nbd-unaligned-requests-are-read-modify-written.sh \
 	tests/test-nbd-whole-device-trim-and-zero-in-one-request.sh \
 	tests/test-nbd-write-past-end.sh \
+	tests/test-nbd-zero-length-requests-get-a-clean-answer.sh \
 	tests/test-nbdcopy-256m-of-random-data-round-trips.sh \
 	tests/test-nbdinfo-shows-size-block-sizes-and-flags.sh \
 	tests/test-qemu-img-convert-and-compare.sh \

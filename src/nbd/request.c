@@ -127,7 +127,11 @@ nbd_job_reply_error (struct nbd_job *j, int err)
 
   NSTAT_INC (j->conn->srv, errors);
   if (j->conn->structured) {
-    bool with_offset = j->type == NBD_CMD_READ;
+    /* An offset only where one is meaningful: a read that failed while
+     * executing, whose range is valid.  A request refused as invalid (a
+     * zero length, a range past the end) gets a plain error chunk: its
+     * offset may lie outside anything the client may be told of. */
+    bool with_offset = j->type == NBD_CMD_READ && j->error == 0;
     uint32_t len = with_offset ? 14 : 6;
     chunk_header (h, NBD_REPLY_FLAG_DONE,
                   with_offset ? NBD_REPLY_TYPE_ERROR_OFFSET : NBD_REPLY_TYPE_ERROR,
