@@ -20,16 +20,30 @@
 #define META_CONTEXT_ID 1u
 #define BASE_ALLOCATION "base:allocation"
 
+/* Transmission flags of an export. */
+static uint16_t
+export_tflags (const struct nbd_export *e)
+{
+  uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+               NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
+               NBD_FLAG_SEND_DF | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE;
+  if (e->read_only)
+    f |= NBD_FLAG_READ_ONLY;
+  if (scsi_lu_store (e->lu)->caps & STORE_CAP_FAST_ZERO)
+    f |= NBD_FLAG_SEND_FAST_ZERO;
+  return f;
+}
+
 static int
 send_reply (struct nbd_conn *c, uint32_t opt, uint32_t type,
             const void *data, uint32_t len)
 {
   uint8_t h[20];
 
-  wr64 (h, NBD_REP_MAGIC);
-  wr32 (h + 8, opt);
-  wr32 (h + 12, type);
-  wr32 (h + 16, len);
+  be_put64 (h, NBD_REP_MAGIC);
+  be_put32 (h + 8, opt);
+  be_put32 (h + 12, type);
+  be_put32 (h + 16, len);
   struct iovec iov[2] = { { h, sizeof h }, { (void *) data, len } };
   return nbd_writev_full (c->fd, iov, len ? 2 : 1);
 }
@@ -50,9 +64,9 @@ send_info_export (struct nbd_conn *c, uint32_t opt, struct nbd_export *e)
 {
   uint8_t d[12];
 
-  wr16 (d, NBD_INFO_EXPORT);
-  wr64 (d + 2, scsi_lu_nblocks (e->lu) * scsi_lu_block_size (e->lu));
-  wr16 (d + 10, nbd_export_tflags (e));
+  be_put16 (d, NBD_INFO_EXPORT);
+  be_put64 (d + 2, e->io->size);
+  be_put16 (d + 10, export_tflags (e));
   return send_reply (c, opt, NBD_REP_INFO, d, sizeof d);
 }
 
@@ -66,11 +80,11 @@ opt_info_go (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
   struct nbd_export *e;
   bool want_name = false, want_desc = false;
 
-  if (len < 6 || (nlen = rd32 (p)) > len - 6 ||
-      (nreq = rd16 (p + 4 + nlen), len != 6 + nlen + 2u * nreq))
+  if (len < 6 || (nlen = be_get32 (p)) > len - 6 ||
+      (nreq = be_get16 (p + 4 + nlen), len != 6 + nlen + 2u * nreq))
     return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0) == -1 ? -1 : 0;
   for (unsigned i = 0; i < nreq; i++) {
-    uint16_t t = rd16 (p + 6 + nlen + 2 * i);
+    uint16_t t = be_get16 (p + 6 + nlen + 2 * i);
     if (t == NBD_INFO_NAME) want_name = true;
     if (t == NBD_INFO_DESCRIPTION) want_desc = true;
   }
@@ -82,7 +96,7 @@ opt_info_go (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
   if (want_name) {
     size_t n = strlen (e->name);
     uint8_t d[2 + 4096];
-    wr16 (d, NBD_INFO_NAME);
+    be_put16 (d, NBD_INFO_NAME);
     memcpy (d + 2, e->name, n);
     if (send_reply (c, opt, NBD_REP_INFO, d, (uint32_t) (2 + n)) == -1)
       return -1;
@@ -91,7 +105,7 @@ opt_info_go (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
     size_t n = strlen (e->description);
     uint8_t d[2 + 4096];
     if (n > 4096) n = 4096;
-    wr16 (d, NBD_INFO_DESCRIPTION);
+    be_put16 (d, NBD_INFO_DESCRIPTION);
     memcpy (d + 2, e->description, n);
     if (send_reply (c, opt, NBD_REP_INFO, d, (uint32_t) (2 + n)) == -1)
       return -1;
@@ -99,10 +113,10 @@ opt_info_go (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
   /* Block sizes are always sent: the minimum protects the client from
    * read-modify-write, the maximum bounds READ and WRITE payloads. */
   uint8_t bs[14];
-  wr16 (bs, NBD_INFO_BLOCK_SIZE);
-  wr32 (bs + 2, scsi_lu_block_size (e->lu));
-  wr32 (bs + 6, 4096);
-  wr32 (bs + 10, nbd_export_max_payload (e));
+  be_put16 (bs, NBD_INFO_BLOCK_SIZE);
+  be_put32 (bs + 2, scsi_lu_block_size (e->lu));
+  be_put32 (bs + 6, 4096);
+  be_put32 (bs + 10, nbd_export_max_payload (e));
   if (send_reply (c, opt, NBD_REP_INFO, bs, sizeof bs) == -1 ||
       send_info_export (c, opt, e) == -1 ||
       send_reply (c, opt, NBD_REP_ACK, NULL, 0) == -1)
@@ -123,13 +137,13 @@ opt_meta_context (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t l
 
   if (opt == NBD_OPT_SET_META_CONTEXT && !c->structured)
     return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
-  if (len < 8 || (nlen = rd32 (p)) > len - 8)
+  if (len < 8 || (nlen = be_get32 (p)) > len - 8)
     return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
-  nq = rd32 (p + 4 + nlen);
+  nq = be_get32 (p + 4 + nlen);
   pos = 8 + nlen;
   for (uint32_t i = 0; i < nq; i++) {
     uint32_t qlen;
-    if (len - pos < 4 || (qlen = rd32 (p + pos)) > len - pos - 4)
+    if (len - pos < 4 || (qlen = be_get32 (p + pos)) > len - pos - 4)
       return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
     const char *q = (const char *) p + pos + 4;
     if ((qlen == strlen (BASE_ALLOCATION) && memcmp (q, BASE_ALLOCATION, qlen) == 0) ||
@@ -147,7 +161,7 @@ opt_meta_context (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t l
     c->base_allocation = match;
   if (match) {
     uint8_t d[4 + sizeof BASE_ALLOCATION];
-    wr32 (d, META_CONTEXT_ID);
+    be_put32 (d, META_CONTEXT_ID);
     memcpy (d + 4, BASE_ALLOCATION, strlen (BASE_ALLOCATION));
     if (send_reply (c, opt, NBD_REP_META_CONTEXT, d,
                     (uint32_t) (4 + strlen (BASE_ALLOCATION))) == -1)
@@ -171,14 +185,14 @@ nbd_handshake (struct nbd_conn *c)
   uint8_t *payload = NULL;
   int r = -1;
 
-  wr64 (g, NBD_MAGIC);
-  wr64 (g + 8, NBD_IHAVEOPT);
-  wr16 (g + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  be_put64 (g, NBD_MAGIC);
+  be_put64 (g + 8, NBD_IHAVEOPT);
+  be_put16 (g + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
   if (nbd_write_full (c->fd, g, sizeof g) == -1)
     return fail (c, "cannot send the greeting");
-  if (nbd_read_full (c, cf, 4) == -1)
+  if (nbd_read_full (c->fd, cf, 4) == -1)
     return fail (c, "no client flags");
-  uint32_t cflags = rd32 (cf);
+  uint32_t cflags = be_get32 (cf);
   if (!(cflags & NBD_FLAG_C_FIXED_NEWSTYLE))
     return fail (c, "client does not speak fixed newstyle");
   if (cflags & ~(uint32_t) (NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES))
@@ -189,20 +203,20 @@ nbd_handshake (struct nbd_conn *c)
   if (payload == NULL)
     return fail (c, "out of memory");
   for (;;) {
-    if (nbd_read_full (c, oh, sizeof oh) == -1) {
+    if (nbd_read_full (c->fd, oh, sizeof oh) == -1) {
       fail (c, "connection lost during option negotiation");
       goto out;
     }
-    if (rd64 (oh) != NBD_IHAVEOPT) {
+    if (be_get64 (oh) != NBD_IHAVEOPT) {
       fail (c, "bad option magic");
       goto out;
     }
-    uint32_t opt = rd32 (oh + 8), len = rd32 (oh + 12);
+    uint32_t opt = be_get32 (oh + 8), len = be_get32 (oh + 12);
     if (len > OPT_MAX) {
       fail (c, "option payload too large");
       goto out;
     }
-    if (nbd_read_full (c, payload, len) == -1) {
+    if (nbd_read_full (c->fd, payload, len) == -1) {
       fail (c, "option payload truncated");
       goto out;
     }
@@ -219,8 +233,8 @@ nbd_handshake (struct nbd_conn *c)
         goto out;
       }
       uint8_t d[10 + 124] = { 0 };
-      wr64 (d, scsi_lu_nblocks (e->lu) * scsi_lu_block_size (e->lu));
-      wr16 (d + 8, nbd_export_tflags (e));
+      be_put64 (d, e->io->size);
+      be_put16 (d + 8, export_tflags (e));
       if (nbd_write_full (c->fd, d, c->no_zeroes ? 10 : sizeof d) == -1)
         goto out;
       c->exp = e;
@@ -239,7 +253,7 @@ nbd_handshake (struct nbd_conn *c)
         const char *name = c->srv->exports[i].name;
         uint8_t d[4 + 4096];
         size_t n = strlen (name);
-        wr32 (d, (uint32_t) n);
+        be_put32 (d, (uint32_t) n);
         memcpy (d + 4, name, n);
         s = send_reply (c, opt, NBD_REP_SERVER, d, (uint32_t) (4 + n));
       }

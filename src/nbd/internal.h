@@ -1,16 +1,31 @@
 /* Private to the NBD front-end: server, connection and request objects.
  *
- * Threads: one acceptor per server; one thread per connection, which runs
- * the handshake, then reads requests and queues them, then runs the
- * connection's cleanup; a pool of workers shared by every connection,
- * which execute requests and send their replies.
+ * Files, each calling only those below it (no circle):
+ *   server.c     listeners, the acceptor, connection threads, stop
+ *   session.c    one connection's thread: handshake, reading, cleanup
+ *   handshake.c  option negotiation
+ *   workq.c      the worker threads shared by every connection
+ *   exec.c       executing a request through the block-I/O seam
+ *   send.c       a connection's sender: its replies, and only its own
+ *   conn.c       the connection object: lifetime, jobs, commands and
+ *                vectors taken and returned, with their accounting
+ *   wire.c       socket I/O and reply encoding
+ *   validate.c   request validation, a pure function
+ *
+ * Threads: one acceptor per server; per connection, a session thread
+ * (the only reader of its socket) and a sender thread; a pool of workers
+ * shared by every connection, which execute requests and hand each reply
+ * to its connection's sender.  No shared thread ever writes to a socket,
+ * so a client that does not read its replies stalls only itself: its
+ * sender blocks, its jobs stay taken, and its session stops reading when
+ * it has NBD_JOBS_PER_CONN requests or NBD_CONN_BYTES of data in flight.
  *
  * A request (struct nbd_job) is one of a fixed array per connection, so
- * the data path never allocates: the connection thread takes a free job,
- * a command from the export's pool and a vector from its sgv pool, reads
- * the payload straight into the vector and queues the job; a worker runs
- * it and sends the reply from the same vector under the connection's send
- * lock, then gives everything back.
+ * the data path never allocates.  The connection object is reference
+ * counted: the session holds one reference, every taken job one more, so
+ * the object, and its descriptor, live until the last job that could
+ * touch them is returned; a descriptor is never closed, and so never
+ * reused by the kernel, while a reply could still be written to it.
  */
 #ifndef SGBLK_NBD_INTERNAL_H
 #define SGBLK_NBD_INTERNAL_H
@@ -19,64 +34,82 @@
 #include <stdatomic.h>
 #include <sys/uio.h>
 
+#include "be.h"
 #include "nbd.h"
 #include "protocol.h"
 
 #define NBD_JOBS_PER_CONN 64
+#define NBD_CONN_BYTES (64u << 20)     /* data in flight per connection */
 #define NBD_RXBUF (64u * 1024)
 #define NBD_MAX_REPLY_IOV (NBD_MAX_PAYLOAD / SGV_MAX_SEG + 8)
 #define NBD_HANDSHAKE_TIMEOUT 30       /* seconds without progress */
+#define NBD_SEND_TIMEOUT 30            /* seconds a client may accept nothing */
 #define NBD_CLEANUP_TIMEOUT 5          /* seconds without a completion */
+#define NBD_STOP_GRACE 3               /* seconds clients get to take their replies */
+#define NBD_REPLY_HDR 64               /* bytes of a reply's header */
 
 struct nbd_conn;
 
+/* A request, from its header to its reply being sent. */
 struct nbd_job {
-  struct nbd_job *next;          /* free list or worker queue */
+  struct nbd_job *next;          /* free list, worker queue or send queue */
   struct nbd_conn *conn;
   uint16_t flags, type;
   uint64_t cookie, offset;
   uint32_t length;
+  uint64_t bytes;                /* counted against NBD_CONN_BYTES */
   struct scsi_cmd *cmd;          /* taken when queued */
   struct sgv_vec *vec;           /* the payload or the read data */
-  int error;                     /* host errno decided by the reader, 0 = run it */
-  bool batch_reply;              /* run by the reader: small replies may wait in txb */
+  int error;                     /* errno decided by validation, 0 = run it */
+  /* The reply: hdr, then data slices of vec (exec.c encodes, send.c sends). */
+  uint8_t hdr[NBD_REPLY_HDR];
+  int iovcnt;
   struct iovec iov[NBD_MAX_REPLY_IOV];
 };
 
 /* Connection states, in order. */
 enum nbd_conn_state {
-  NBD_CONN_HANDSHAKE,     /* negotiating options; nothing queued yet */
-  NBD_CONN_TRANSMISSION,  /* reading requests and queueing them */
-  NBD_CONN_DRAINING,      /* reading stopped; waiting for requests in flight */
-  NBD_CONN_CLOSED,        /* cleanup done; the object is about to be freed */
+  NBD_CONN_HANDSHAKE,     /* negotiating options; no job taken yet */
+  NBD_CONN_TRANSMISSION,  /* the session reads requests */
+  NBD_CONN_DRAINING,      /* reading stopped; requests in flight finish */
+  NBD_CONN_CLOSED,        /* the session is done; jobs still taken keep
+                           * the object (and the descriptor) alive */
 };
 
 struct nbd_conn {
   struct nbd_server *srv;
-  struct nbd_conn *next_conn;    /* the server's list */
+  struct nbd_conn *next_conn;    /* the server's list, under its clock */
   int fd;
   char peer[64];
-  enum nbd_conn_state state;
+  _Atomic enum nbd_conn_state state;
   struct nbd_export *exp;
   bool structured;               /* structured replies negotiated */
   bool base_allocation;          /* base:allocation negotiated (context id 1) */
   bool no_zeroes;
-  atomic_bool dead;              /* the socket failed: abort queued reads */
+  atomic_bool dead;              /* the socket failed: nothing more is sent */
 
-  /* Receive buffer: bytes [rx_start, rx_end) are read but not parsed. */
+  /* Receive buffer (the session's alone): [rx_start, rx_end) unparsed. */
   uint8_t *rx;
   size_t rx_start, rx_end;
 
-  pthread_mutex_t send_lock;     /* one reply on the wire at a time */
-  /* Small replies of requests the reader ran itself, sent together when
-   * the reader has nothing more buffered (one sendmsg, not one each). */
-  uint8_t txb[4096];
-  size_t txlen;
+  /* Sender (send.c).  send_lock: one writer of the socket at a time. */
+  pthread_mutex_t send_lock;
+  pthread_mutex_t sq_lock;       /* the send queue */
+  pthread_cond_t sq_cond;
+  struct nbd_job *sq_head, *sq_tail;
+  bool sq_stop;                  /* the sender exits when the queue is empty */
+  bool sender_running;
+  pthread_t sender;
+  /* Replies of requests the session ran itself, sent together when it
+   * has nothing more buffered (one sendmsg, not one each). */
+  struct nbd_job *batch_head, *batch_tail;
 
-  pthread_mutex_t lock;          /* jobs free list and in-flight count */
+  /* Jobs and accounting (conn.c), under lock. */
+  pthread_mutex_t lock;
   pthread_cond_t cond;
   struct nbd_job *free_jobs;
-  unsigned inflight;
+  unsigned inflight, refs;
+  uint64_t bytes_inflight;
   uint64_t completions;          /* for cleanup's progress check */
   atomic_int cmds_out, vecs_out;
   struct nbd_job jobs[NBD_JOBS_PER_CONN];
@@ -92,12 +125,12 @@ struct nbd_server {
   int stop_pipe[2];
   pthread_t acceptor;
   bool acceptor_started;
-
-  pthread_t *workers;
-  unsigned nworkers;
   bool started;
 
-  pthread_mutex_t qlock;          /* worker queue */
+  /* Workers (workq.c). */
+  pthread_t *workers;
+  unsigned nworkers;
+  pthread_mutex_t qlock;
   pthread_cond_t qcond;
   struct nbd_job *qhead, *qtail;
   bool workers_exit;
@@ -112,38 +145,80 @@ struct nbd_server {
   struct {
     atomic_uint_fast64_t connections_total, requests, errors;
     atomic_uint_fast64_t bytes_read, bytes_written, handshake_failures;
-    atomic_uint_fast64_t cleanup_stuck;
+    atomic_uint_fast64_t cleanup_stuck, send_timeouts;
   } st;
 };
 
+/* validate.c: the errno the spec names for a request with this header on
+ * this connection, 0 if it may run.  Pure; logs one debug line per
+ * refusal. */
+struct nbd_request {
+  uint16_t flags, type;
+  uint64_t cookie, offset;
+  uint32_t length;
+};
+int nbd_validate_request (const struct nbd_conn *c, const struct nbd_request *r);
+
+/* wire.c */
+int nbd_read_full (int fd, void *buf, size_t n);
+int nbd_writev_full (int fd, struct iovec *iov, int cnt);
+int nbd_write_full (int fd, const void *buf, size_t n);
+/* Make n bytes available in the connection's receive buffer. */
+int nbd_rx_fill (struct nbd_conn *c, size_t n);
+/* Read len payload bytes into v, or discard them with v NULL. */
+int nbd_read_payload (struct nbd_conn *c, struct sgv_vec *v, size_t len);
+int nbd_errno_to_wire (int err);
+/* Encode j's reply into j->hdr / j->iov. */
+void nbd_encode_ok (struct nbd_job *j);
+void nbd_encode_error (struct nbd_job *j, int err);
+/* The read data: j->length bytes of j->vec from its byte 0. */
+void nbd_encode_data (struct nbd_job *j);
+/* BLOCK_STATUS: n (length, flags) pairs. */
+void nbd_encode_block_status (struct nbd_job *j, const uint32_t *ext, unsigned n);
+
+/* conn.c */
+struct nbd_conn *nbd_conn_new (struct nbd_server *s, int fd);
+void nbd_conn_put (struct nbd_conn *c);   /* the session's reference */
+/* A free job with room for 'bytes' more data in flight; waits. */
+struct nbd_job *nbd_job_get (struct nbd_conn *c, uint64_t bytes);
+/* The job's command from the export's pool. */
+void nbd_job_take_cmd (struct nbd_job *j);
+/* A vector for len bytes, counted against the connection.  NULL with
+ * errno ESHUTDOWN (stopping) or E2BIG (larger than any vector). */
+struct sgv_vec *nbd_job_take_vec (struct nbd_job *j, size_t len);
+/* Return everything the job took, and the job. */
+void nbd_job_release (struct nbd_job *j);
+/* Wait until nothing is in flight, ending on NBD_CLEANUP_TIMEOUT without
+ * a completion; returns the number still in flight. */
+unsigned nbd_conn_drain (struct nbd_conn *c);
+
+/* exec.c: run j (validated, with its command) and encode its reply. */
+void nbd_job_exec (struct nbd_job *j);
+
+/* send.c */
+int nbd_sender_start (struct nbd_conn *c);
+/* Queue j's reply for the sender; the job is released once sent. */
+void nbd_send (struct nbd_job *j);
+/* The session's own replies: held, then sent by nbd_send_batch. */
+void nbd_send_hold (struct nbd_job *j);
+void nbd_send_batch (struct nbd_conn *c);
+/* Sends stop: the socket is shut down, queued replies are dropped. */
+void nbd_send_abort (struct nbd_conn *c);
+/* The sender exits once its queue is empty; waits for it. */
+void nbd_sender_stop (struct nbd_conn *c);
+
+/* workq.c */
+int nbd_workq_start (struct nbd_server *s);
+void nbd_workq_push (struct nbd_server *s, struct nbd_job *j);
+void nbd_workq_stop (struct nbd_server *s);
+
 /* handshake.c: 0 when transmission may start, -1 to close the socket. */
 int nbd_handshake (struct nbd_conn *c);
-/* conn.c */
-int nbd_read_full (struct nbd_conn *c, void *buf, size_t n);
-int nbd_write_full (int fd, const void *buf, size_t n);
-int nbd_writev_full (int fd, struct iovec *iov, int cnt);
-void nbd_flush_replies (struct nbd_conn *c);
-void *nbd_conn_thread (void *arg);
-/* A vector for len bytes, counted against the connection; waits out a
- * moment of memory shortage.  NULL only while stopping. */
-struct sgv_vec *nbd_get_vec (struct nbd_conn *c, size_t len);
-/* request.c */
-void nbd_job_run (struct nbd_job *j);
-void nbd_job_reply_error (struct nbd_job *j, int err);
-int nbd_errno_to_wire (int err);
-uint16_t nbd_export_tflags (const struct nbd_export *e);
-/* server.c */
-void nbd_queue_job (struct nbd_server *s, struct nbd_job *j);
-void nbd_job_finish (struct nbd_job *j);
+
+/* session.c: a connection from its greeting to its cleanup. */
+void nbd_session_run (struct nbd_conn *c);
 
 #define NSTAT_INC(s, f) atomic_fetch_add_explicit (&(s)->st.f, 1, memory_order_relaxed)
 #define NSTAT_ADD(s, f, n) atomic_fetch_add_explicit (&(s)->st.f, (n), memory_order_relaxed)
-
-static inline void wr16 (uint8_t *p, uint16_t v) { p[0] = (uint8_t) (v >> 8); p[1] = (uint8_t) v; }
-static inline void wr32 (uint8_t *p, uint32_t v) { wr16 (p, (uint16_t) (v >> 16)); wr16 (p + 2, (uint16_t) v); }
-static inline void wr64 (uint8_t *p, uint64_t v) { wr32 (p, (uint32_t) (v >> 32)); wr32 (p + 4, (uint32_t) v); }
-static inline uint16_t rd16 (const uint8_t *p) { return (uint16_t) (p[0] << 8 | p[1]); }
-static inline uint32_t rd32 (const uint8_t *p) { return (uint32_t) rd16 (p) << 16 | rd16 (p + 2); }
-static inline uint64_t rd64 (const uint8_t *p) { return (uint64_t) rd32 (p) << 32 | rd32 (p + 4); }
 
 #endif

@@ -1,11 +1,17 @@
 libsgblk_a_SOURCES += \
+	include/be.h \
 	include/nbd.h \
 	src/nbd/internal.h \
 	src/nbd/protocol.h \
 	src/nbd/server.c \
+	src/nbd/session.c \
 	src/nbd/handshake.c \
+	src/nbd/workq.c \
+	src/nbd/exec.c \
+	src/nbd/send.c \
 	src/nbd/conn.c \
-	src/nbd/request.c
+	src/nbd/wire.c \
+	src/nbd/validate.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-nbd-handshake-malformed

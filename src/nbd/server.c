@@ -1,13 +1,12 @@
-/* The NBD server: listening sockets, the acceptor thread, the worker pool
- * and the list of connections.
+/* The NBD server: listening sockets, the acceptor thread, a thread per
+ * connection's session, and the list of connections (under clock).
  *
- * The worker queue is a FIFO of jobs under one mutex; a worker takes one
- * job at a time and runs it to completion, reply included, so replies go
- * out in completion order and a slow request holds up only its worker.
- * Stopping is one-way: stop accepting, mark stopping (requests read from
- * now on get ESHUTDOWN), shut the read side of every connection so its
- * reader ends and runs its cleanup, wait for the connections to go, then
- * let the workers drain the queue and exit.
+ * Stopping is one-way and bounded, whatever clients do: stop accepting,
+ * mark stopping (requests read from now on get ESHUTDOWN), shut the read
+ * side of every connection so its session ends and runs its cleanup; a
+ * connection still there after NBD_STOP_GRACE seconds (its client takes
+ * no replies) has its socket shut down whole, which drops its replies;
+ * then the workers drain their queue and exit.
  */
 #include <config.h>
 
@@ -30,7 +29,6 @@
 
 #include "internal.h"
 #include "log.h"
-#include "sync.h"
 
 struct nbd_server *
 nbd_server_create (const struct nbd_server_config *cfg)
@@ -56,8 +54,6 @@ nbd_server_create (const struct nbd_server_config *cfg)
     free (s);
     return NULL;
   }
-  sync_mutex_init_adaptive (&s->qlock);
-  pthread_cond_init (&s->qcond, NULL);
   pthread_mutex_init (&s->clock, NULL);
   pthread_cond_init (&s->ccond, NULL);
   return s;
@@ -164,51 +160,66 @@ nbd_server_listen_tcp (struct nbd_server *s, const char *addr, int port)
   return add_listener (s, fd, NULL);
 }
 
+/* A connection's thread: its session, then off the list; the session's
+ * reference goes last (jobs still taken keep the object alive). */
+static void *
+conn_main (void *arg)
+{
+  struct nbd_conn *c = arg;
+  struct nbd_server *s = c->srv;
+
+  nbd_session_run (c);
+  pthread_mutex_lock (&s->clock);
+  for (struct nbd_conn **pp = &s->conns; *pp; pp = &(*pp)->next_conn)
+    if (*pp == c) {
+      *pp = c->next_conn;
+      break;
+    }
+  s->nconns--;
+  pthread_cond_broadcast (&s->ccond);
+  pthread_mutex_unlock (&s->clock);
+  nbd_conn_put (c);
+  return NULL;
+}
+
+static void
+name_peer (struct nbd_conn *c)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+
+  if (getpeername (c->fd, (struct sockaddr *) &ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+      char host[INET6_ADDRSTRLEN], serv[8];
+      int one = 1;
+      setsockopt (c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (getnameinfo ((struct sockaddr *) &ss, sl, host, sizeof host, serv,
+                       sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf (c->peer, sizeof c->peer, "%s:%s", host, serv);
+    }
+    else
+      snprintf (c->peer, sizeof c->peer, "unix client fd %d", c->fd);
+  }
+}
+
 int
 nbd_server_add_connection (struct nbd_server *s, int fd)
 {
   struct nbd_conn *c;
   pthread_t t;
   pthread_attr_t attr;
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
 
   if (atomic_load (&s->stopping)) {
     close (fd);
     errno = ESHUTDOWN;
     return -1;
   }
-  c = calloc (1, sizeof *c);
-  if (c == NULL || (c->rx = malloc (NBD_RXBUF)) == NULL) {
-    free (c);
+  c = nbd_conn_new (s, fd);
+  if (c == NULL) {
     close (fd);
-    errno = ENOMEM;
     return -1;
   }
-  c->srv = s;
-  c->fd = fd;
-  c->state = NBD_CONN_HANDSHAKE;
-  sync_mutex_init_adaptive (&c->send_lock);
-  sync_mutex_init_adaptive (&c->lock);
-  pthread_cond_init (&c->cond, NULL);
-  for (int i = NBD_JOBS_PER_CONN - 1; i >= 0; i--) {
-    c->jobs[i].next = c->free_jobs;
-    c->free_jobs = &c->jobs[i];
-  }
-  strcpy (c->peer, "unknown peer");
-  if (getpeername (fd, (struct sockaddr *) &ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
-      char host[INET6_ADDRSTRLEN], serv[8];
-      int one = 1;
-      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      if (getnameinfo ((struct sockaddr *) &ss, sl, host, sizeof host, serv,
-                       sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        snprintf (c->peer, sizeof c->peer, "%s:%s", host, serv);
-    }
-    else
-      snprintf (c->peer, sizeof c->peer, "unix client fd %d", fd);
-  }
-
+  name_peer (c);
   pthread_mutex_lock (&s->clock);
   c->next_conn = s->conns;
   s->conns = c;
@@ -219,60 +230,19 @@ nbd_server_add_connection (struct nbd_server *s, int fd)
 
   pthread_attr_init (&attr);
   pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create (&t, &attr, nbd_conn_thread, c) != 0) {
+  if (pthread_create (&t, &attr, conn_main, c) != 0) {
     pthread_attr_destroy (&attr);
     pthread_mutex_lock (&s->clock);
     for (struct nbd_conn **pp = &s->conns; *pp; pp = &(*pp)->next_conn)
       if (*pp == c) { *pp = c->next_conn; break; }
     s->nconns--;
     pthread_mutex_unlock (&s->clock);
-    close (fd);
-    free (c->rx);
-    free (c);
+    nbd_conn_put (c);                   /* closes fd */
     errno = EAGAIN;
     return -1;
   }
   pthread_attr_destroy (&attr);
   return 0;
-}
-
-void
-nbd_queue_job (struct nbd_server *s, struct nbd_job *j)
-{
-  j->next = NULL;
-  pthread_mutex_lock (&s->qlock);
-  if (s->qtail)
-    s->qtail->next = j;
-  else
-    s->qhead = j;
-  s->qtail = j;
-  pthread_cond_signal (&s->qcond);
-  pthread_mutex_unlock (&s->qlock);
-}
-
-static void *
-worker (void *arg)
-{
-  struct nbd_server *s = arg;
-
-  pthread_mutex_lock (&s->qlock);
-  for (;;) {
-    struct nbd_job *j = s->qhead;
-    if (j == NULL) {
-      if (s->workers_exit)
-        break;
-      pthread_cond_wait (&s->qcond, &s->qlock);
-      continue;
-    }
-    s->qhead = j->next;
-    if (s->qhead == NULL)
-      s->qtail = NULL;
-    pthread_mutex_unlock (&s->qlock);
-    nbd_job_run (j);
-    pthread_mutex_lock (&s->qlock);
-  }
-  pthread_mutex_unlock (&s->qlock);
-  return NULL;
 }
 
 static void *
@@ -318,16 +288,8 @@ nbd_server_start (struct nbd_server *s)
 {
   if (s->started)
     return 0;
-  s->workers = calloc (s->cfg.threads, sizeof *s->workers);
-  if (s->workers == NULL)
+  if (nbd_workq_start (s) == -1)
     return -1;
-  for (unsigned i = 0; i < s->cfg.threads; i++) {
-    if (pthread_create (&s->workers[i], NULL, worker, s) != 0) {
-      errno = EAGAIN;
-      return -1;
-    }
-    s->nworkers++;
-  }
   if (s->nlisten > 0) {
     if (pthread_create (&s->acceptor, NULL, acceptor, s) != 0) {
       errno = EAGAIN;
@@ -354,32 +316,35 @@ nbd_server_stop (struct nbd_server *s)
     pthread_join (s->acceptor, NULL);
     s->acceptor_started = false;
   }
-  /* Stop every reader; each runs its own cleanup. */
+  /* Stop every session's reading; each runs its own cleanup.  A client
+   * still negotiating has nothing to finish. */
   pthread_mutex_lock (&s->clock);
   for (struct nbd_conn *c = s->conns; c; c = c->next_conn)
-    shutdown (c->fd, SHUT_RD);
+    shutdown (c->fd, atomic_load (&c->state) == NBD_CONN_HANDSHAKE ? SHUT_RDWR : SHUT_RD);
+  bool aborted = false;
+  struct timespec dl;
+  clock_gettime (CLOCK_REALTIME, &dl);
+  dl.tv_sec += NBD_STOP_GRACE;
   while (s->nconns > 0) {
-    unsigned before = s->nconns;
-    struct timespec dl;
-    clock_gettime (CLOCK_REALTIME, &dl);
-    dl.tv_sec += NBD_HANDSHAKE_TIMEOUT + NBD_CLEANUP_TIMEOUT;
-    int r = 0;
-    while (s->nconns == before && r != ETIMEDOUT)
-      r = pthread_cond_timedwait (&s->ccond, &s->clock, &dl);
-    if (r == ETIMEDOUT) {
+    if (pthread_cond_timedwait (&s->ccond, &s->clock, &dl) != ETIMEDOUT)
+      continue;
+    if (aborted) {
       log_error ("stop: %u connections did not finish; exiting without them", s->nconns);
       break;
     }
+    /* Whoever has not taken its replies by now gets none: their sockets
+     * shut down, the senders drop them, and the sessions finish. */
+    log_warn ("stop: %u connections still sending after %d s; disconnecting them",
+              s->nconns, NBD_STOP_GRACE);
+    for (struct nbd_conn *c = s->conns; c; c = c->next_conn)
+      shutdown (c->fd, SHUT_RDWR);
+    aborted = true;
+    dl.tv_sec += NBD_CLEANUP_TIMEOUT + 2;
   }
   pthread_mutex_unlock (&s->clock);
   /* Workers finish what is queued, then exit. */
-  pthread_mutex_lock (&s->qlock);
-  s->workers_exit = true;
-  pthread_cond_broadcast (&s->qcond);
-  pthread_mutex_unlock (&s->qlock);
-  for (unsigned i = 0; i < s->nworkers; i++)
-    pthread_join (s->workers[i], NULL);
-  s->nworkers = 0;
+  if (s->started)
+    nbd_workq_stop (s);
   s->stopped = true;
   return 0;
 }
@@ -416,8 +381,6 @@ nbd_server_destroy (struct nbd_server *s)
   close (s->stop_pipe[0]);
   close (s->stop_pipe[1]);
   free (s->workers);
-  pthread_mutex_destroy (&s->qlock);
-  pthread_cond_destroy (&s->qcond);
   pthread_mutex_destroy (&s->clock);
   pthread_cond_destroy (&s->ccond);
   free (s);

@@ -1,0 +1,111 @@
+/* Executing one NBD request, and encoding its reply.
+ *
+ * Runs in a worker, or in the session for a small request on a store that
+ * answers from memory.  Each NBD command is one call of the block-I/O seam
+ * (blkio.h), which turns its byte range into CDBs: unaligned edges,
+ * splitting of large TRIM, WRITE_ZEROES and CACHE requests (the kernel
+ * discards a whole device in one), and the unit's rmw lock, shared with
+ * every other front-end, are its business, not this file's.  The reply
+ * is left encoded in the job for the connection's sender; nothing here
+ * touches the socket.
+ */
+#include <config.h>
+
+#include <errno.h>
+
+#include "internal.h"
+
+static struct blkio *io_of (struct nbd_job *j) { return j->conn->exp->io; }
+
+/* errno of a failed vector wait: too large for a fixed pool is invalid. */
+static int
+vec_error (void)
+{
+  return errno == E2BIG ? EINVAL : ESHUTDOWN;
+}
+
+static int
+do_read (struct nbd_job *j)
+{
+  int err;
+
+  if (nbd_job_take_vec (j, j->length) == NULL)
+    return vec_error ();
+  err = blkio_read (io_of (j), j->cmd, j->offset, j->length, j->vec);
+  if (err)
+    return err;
+  NSTAT_ADD (j->conn->srv, bytes_read, j->length);
+  nbd_encode_data (j);
+  return -1;                            /* encoded */
+}
+
+static int
+do_block_status (struct nbd_job *j)
+{
+  struct blkio_extent ext[64];
+  uint32_t pairs[2 * 64];
+  unsigned max = (j->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : 64, n;
+  int err;
+
+  if (nbd_job_take_vec (j, sizeof pairs) == NULL)
+    return vec_error ();
+  err = blkio_extents (io_of (j), j->cmd, j->offset, j->length, ext, max, &n);
+  if (err)
+    return err;
+  for (unsigned k = 0; k < n; k++) {
+    pairs[2 * k] = (uint32_t) ext[k].len;
+    pairs[2 * k + 1] = ext[k].hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+  }
+  nbd_encode_block_status (j, pairs, n);
+  return -1;
+}
+
+static unsigned
+seam_flags (const struct nbd_job *j)
+{
+  unsigned f = 0;
+  if (j->flags & NBD_CMD_FLAG_FUA)
+    f |= BLKIO_FUA;
+  if (j->type == NBD_CMD_WRITE_ZEROES && !(j->flags & NBD_CMD_FLAG_NO_HOLE))
+    f |= BLKIO_MAY_TRIM;
+  if (j->flags & NBD_CMD_FLAG_FAST_ZERO)
+    f |= BLKIO_FAST_ZERO;
+  return f;
+}
+
+void
+nbd_job_exec (struct nbd_job *j)
+{
+  struct nbd_conn *c = j->conn;
+  struct blkio *io = io_of (j);
+  int err = j->error;
+
+  /* A request of a dead connection: writes are done (their data arrived
+   * whole), anything that only produces a reply is not. */
+  if (err == 0 && atomic_load_explicit (&c->dead, memory_order_relaxed) &&
+      (j->type == NBD_CMD_READ || j->type == NBD_CMD_BLOCK_STATUS ||
+       j->type == NBD_CMD_CACHE))
+    err = ESHUTDOWN;
+  if (err == 0) {
+    switch (j->type) {
+    case NBD_CMD_READ:         err = do_read (j); break;
+    case NBD_CMD_WRITE:
+      err = blkio_write (io, j->cmd, j->offset, j->length, j->vec, seam_flags (j));
+      break;
+    case NBD_CMD_FLUSH:        err = blkio_flush (io, j->cmd); break;
+    case NBD_CMD_TRIM:
+      err = blkio_trim (io, j->cmd, j->offset, j->length, seam_flags (j));
+      break;
+    case NBD_CMD_WRITE_ZEROES:
+      err = blkio_zero (io, j->cmd, j->offset, j->length, seam_flags (j));
+      break;
+    case NBD_CMD_CACHE:        err = blkio_cache (io, j->cmd, j->offset, j->length); break;
+    case NBD_CMD_BLOCK_STATUS: err = do_block_status (j); break;
+    default:                   err = EINVAL; break;
+    }
+  }
+  if (err > 0)
+    nbd_encode_error (j, err);
+  else if (err == 0)
+    nbd_encode_ok (j);
+}

@@ -1,0 +1,159 @@
+/* A connection's session: handshake, reading requests, cleanup.
+ *
+ * The session thread is the only reader of its socket.  For each request
+ * it validates the header (validate.c), takes a job and what the request
+ * needs (conn.c), reads a write's payload straight into the job's vector,
+ * and either runs the request itself (a small read or write on a store
+ * that answers from memory: a handoff would cost more than the work) or
+ * queues it for the shared workers.  Replies go through the connection's
+ * sender (send.c).
+ *
+ * Cleanup runs when reading ends (NBD_CMD_DISC, a lost or broken socket,
+ * or the server stopping), in the order DESIGN.md requires: reading has
+ * stopped; every request in flight completes (its reply sent, or dropped
+ * if the client is gone); then the store and the sgv pool are flushed, so
+ * vectors cached while unjamming are released too; then every command and
+ * vector must be back.  Waiting ends on lack of progress, never by
+ * spinning: a client that takes no replies for NBD_CLEANUP_TIMEOUT is cut
+ * off, and requests that still make no progress are left holding their
+ * references (conn.c), so nothing they use is freed or reused.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+#include "log.h"
+
+#define INLINE_MAX (64u * 1024)
+
+/* Read one request and start it.  Returns false when reading ends. */
+static bool
+serve_one (struct nbd_conn *c, bool memory_store)
+{
+  /* About to wait for the client: first give it the replies held. */
+  if (c->rx_end - c->rx_start < NBD_REQUEST_SIZE)
+    nbd_send_batch (c);
+  if (nbd_rx_fill (c, NBD_REQUEST_SIZE) == -1) {
+    if (c->rx_end != c->rx_start)
+      log_warn ("%s: connection lost in the middle of a request header", c->peer);
+    else
+      log_debug ("%s: connection closed by the client", c->peer);
+    return false;
+  }
+  const uint8_t *h = c->rx + c->rx_start;
+  if (be_get32 (h) != NBD_REQUEST_MAGIC) {
+    log_warn ("%s: bad request magic 0x%08x; disconnecting", c->peer, be_get32 (h));
+    return false;
+  }
+  struct nbd_request r = {
+    .flags = be_get16 (h + 4), .type = be_get16 (h + 6), .cookie = be_get64 (h + 8),
+    .offset = be_get64 (h + 16), .length = be_get32 (h + 24),
+  };
+  c->rx_start += NBD_REQUEST_SIZE;
+  NSTAT_INC (c->srv, requests);
+  if (r.type == NBD_CMD_DISC) {
+    log_debug ("%s: client sent NBD_CMD_DISC", c->peer);
+    return false;
+  }
+
+  int err = nbd_validate_request (c, &r);
+  if (err == 0 && atomic_load (&c->srv->stopping))
+    err = ESHUTDOWN;
+  bool data = err == 0 && (r.type == NBD_CMD_READ || r.type == NBD_CMD_WRITE);
+  struct nbd_job *j = nbd_job_get (c, data ? r.length : 0);
+  j->flags = r.flags;
+  j->type = r.type;
+  j->cookie = r.cookie;
+  j->offset = r.offset;
+  j->length = r.length;
+  j->error = err;
+  if (r.type == NBD_CMD_WRITE) {
+    struct sgv_vec *v = NULL;
+    if (err == 0 && (v = nbd_job_take_vec (j, r.length)) == NULL)
+      err = j->error = errno == E2BIG ? EINVAL : ESHUTDOWN;
+    /* Read (or skip) the payload to stay in step with the stream. */
+    if (nbd_read_payload (c, v, r.length) == -1) {
+      log_warn ("%s: connection lost in the middle of a request payload", c->peer);
+      nbd_job_release (j);
+      return false;
+    }
+    if (err == 0)
+      NSTAT_ADD (c->srv, bytes_written, r.length);
+  }
+  if (err == 0)
+    nbd_job_take_cmd (j);
+  if (memory_store && err == 0 && data && r.length <= INLINE_MAX) {
+    nbd_job_exec (j);
+    nbd_send_hold (j);
+  }
+  else if (err == 0)
+    nbd_workq_push (c->srv, j);
+  else {
+    nbd_job_exec (j);                   /* the error reply */
+    nbd_send_hold (j);
+  }
+  return true;
+}
+
+static void
+cleanup (struct nbd_conn *c)
+{
+  struct nbd_server *s = c->srv;
+
+  atomic_store (&c->state, NBD_CONN_DRAINING);
+  nbd_send_batch (c);                   /* replies held go out first */
+  /* (2) Every request in flight completes; a client that takes no
+   * replies is cut off, and its replies dropped. */
+  unsigned left = nbd_conn_drain (c);
+  if (left > 0) {
+    log_warn ("%s: cleanup: the client took no replies for %d s; disconnecting it",
+              c->peer, NBD_CLEANUP_TIMEOUT);
+    nbd_send_abort (c);
+    left = nbd_conn_drain (c);
+  }
+  nbd_sender_stop (c);
+  if (left > 0) {
+    log_error ("%s: cleanup: %u requests made no progress for %d s; leaving them "
+               "their connection", c->peer, left, NBD_CLEANUP_TIMEOUT);
+    NSTAT_INC (s, cleanup_stuck);
+    return;
+  }
+
+  /* (3) Only now flush: vectors cached while unjamming go too. */
+  if (store_flush (scsi_lu_store (c->exp->lu)) == -1)
+    log_error ("%s: cleanup: flushing the store failed: %m", c->peer);
+  sgv_pool_flush (c->exp->sgv);
+
+  /* (4) Everything the connection took is back. */
+  int cmds = atomic_load (&c->cmds_out), vecs = atomic_load (&c->vecs_out);
+  if (cmds || vecs)
+    log_error ("%s: cleanup: %d commands and %d vectors not returned", c->peer, cmds, vecs);
+  if (atomic_load (&c->dead) && !atomic_load (&c->srv->stopping))
+    log_debug ("%s: replies could not all be sent", c->peer);
+}
+
+void
+nbd_session_run (struct nbd_conn *c)
+{
+  struct timeval tv = { .tv_sec = NBD_HANDSHAKE_TIMEOUT };
+
+  setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (nbd_handshake (c) == -1)
+    return;
+  tv.tv_sec = 0;
+  setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (nbd_sender_start (c) == -1) {
+    log_error ("%s: cannot start its sender: %m", c->peer);
+    return;
+  }
+  atomic_store (&c->state, NBD_CONN_TRANSMISSION);
+  log_debug ("%s: transmission on export '%s'%s", c->peer, c->exp->name,
+             c->structured ? " with structured replies" : "");
+  bool memory_store = (scsi_lu_store (c->exp->lu)->caps & STORE_CAP_MEMORY) != 0;
+  while (serve_one (c, memory_store))
+    ;
+  cleanup (c);
+}
