@@ -14,8 +14,8 @@ lba_len16 (uint8_t *cdb, uint8_t op, uint8_t byte1, uint64_t lba, uint32_t n)
   memset (cdb, 0, 16);
   cdb[0] = op;
   cdb[1] = byte1;
-  put_be64 (cdb + 2, lba);
-  put_be32 (cdb + 10, n);
+  be_put64 (cdb + 2, lba);
+  be_put32 (cdb + 10, n);
   return 16;
 }
 
@@ -68,13 +68,13 @@ scsi_cdb_unmap (uint8_t *cdb, uint8_t *param, const uint64_t *lba,
 
   memset (cdb, 0, 10);
   cdb[0] = SCSI_OP_UNMAP;
-  put_be16 (cdb + 7, (uint16_t) len);
+  be_put16 (cdb + 7, (uint16_t) len);
   memset (param, 0, len);
-  put_be16 (param, (uint16_t) (len - 2));
-  put_be16 (param + 2, (uint16_t) (16 * n));
+  be_put16 (param, (uint16_t) (len - 2));
+  be_put16 (param + 2, (uint16_t) (16 * n));
   for (unsigned i = 0; i < n; i++) {
-    put_be64 (param + 8 + 16 * i, lba[i]);
-    put_be32 (param + 16 + 16 * i, nblocks[i]);
+    be_put64 (param + 8 + 16 * i, lba[i]);
+    be_put32 (param + 16 + 16 * i, nblocks[i]);
   }
   *plen = len;
   return 10;
@@ -91,7 +91,7 @@ scsi_decode_lba_status (const uint8_t *data, size_t len,
     errno = EINVAL;
     return -1;
   }
-  plen = get_be32 (data);            /* bytes after this field */
+  plen = be_get32 (data);            /* bytes after this field */
   if (plen < 4 || (plen - 4) % 16 != 0) {
     errno = EINVAL;
     return -1;
@@ -99,8 +99,8 @@ scsi_decode_lba_status (const uint8_t *data, size_t len,
   /* The buffer may hold fewer descriptors than the server had. */
   size_t avail = len - 8 < plen - 4 ? len - 8 : plen - 4;
   for (size_t off = 8; off + 16 <= 8 + avail && n < max; off += 16, n++) {
-    out[n].lba = get_be64 (data + off);
-    out[n].nblocks = get_be32 (data + off + 8);
+    out[n].lba = be_get64 (data + off);
+    out[n].nblocks = be_get32 (data + off + 8);
     out[n].provisioning = data[off + 12] & 0x0f;
   }
   return n;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "be.h"
 #include "scsi.h"
 
 /* NOT READY 2/04/12 (LOGICAL UNIT NOT READY, OFFLINE) is what a stopping
@@ -85,18 +86,6 @@ void spc_inquiry (struct scsi_lu *, struct scsi_cmd *);
 void spc_mode_sense (struct scsi_lu *, struct scsi_cmd *);
 void spc_report_luns (struct scsi_lu *, struct scsi_cmd *);
 void spc_report_supported_ops (struct scsi_lu *, struct scsi_cmd *);
-
-/* Big-endian helpers. */
-static inline uint16_t get_be16 (const uint8_t *p) { return (uint16_t) (p[0] << 8 | p[1]); }
-static inline uint32_t get_be32 (const uint8_t *p)
-{ return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3]; }
-static inline uint64_t get_be64 (const uint8_t *p)
-{ return (uint64_t) get_be32 (p) << 32 | get_be32 (p + 4); }
-static inline void put_be16 (uint8_t *p, uint16_t v) { p[0] = (uint8_t) (v >> 8); p[1] = (uint8_t) v; }
-static inline void put_be32 (uint8_t *p, uint32_t v)
-{ p[0] = (uint8_t) (v >> 24); p[1] = (uint8_t) (v >> 16); p[2] = (uint8_t) (v >> 8); p[3] = (uint8_t) v; }
-static inline void put_be64 (uint8_t *p, uint64_t v)
-{ put_be32 (p, (uint32_t) (v >> 32)); put_be32 (p + 4, (uint32_t) v); }
 
 #define STAT_INC(lu, f) atomic_fetch_add_explicit (&(lu)->st.f, 1, memory_order_relaxed)
 #define STAT_ADD(lu, f, n) atomic_fetch_add_explicit (&(lu)->st.f, (n), memory_order_relaxed)

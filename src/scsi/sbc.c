@@ -30,27 +30,27 @@ decode_rw (const uint8_t *cdb, struct rw *rw)
   memset (rw, 0, sizeof *rw);
   switch (cdb[0]) {
   case SCSI_OP_READ_6: case SCSI_OP_WRITE_6:
-    rw->lba = (uint64_t) (cdb[1] & 0x1f) << 16 | get_be16 (cdb + 2);
+    rw->lba = (uint64_t) (cdb[1] & 0x1f) << 16 | be_get16 (cdb + 2);
     rw->n = cdb[4] ? cdb[4] : 256;
     rw->len_byte = 4;
     break;
   case SCSI_OP_READ_10: case SCSI_OP_WRITE_10: case SCSI_OP_VERIFY_10:
   case SCSI_OP_WRITE_AND_VERIFY_10: case SCSI_OP_PRE_FETCH_10:
   case SCSI_OP_SYNCHRONIZE_CACHE_10: case SCSI_OP_WRITE_SAME_10:
-    rw->lba = get_be32 (cdb + 2);
-    rw->n = get_be16 (cdb + 7);
+    rw->lba = be_get32 (cdb + 2);
+    rw->n = be_get16 (cdb + 7);
     rw->fua = (cdb[1] & 0x08) != 0;
     rw->len_byte = 7;
     break;
   case SCSI_OP_READ_12: case SCSI_OP_WRITE_12:
-    rw->lba = get_be32 (cdb + 2);
-    rw->n = get_be32 (cdb + 6);
+    rw->lba = be_get32 (cdb + 2);
+    rw->n = be_get32 (cdb + 6);
     rw->fua = (cdb[1] & 0x08) != 0;
     rw->len_byte = 6;
     break;
   default:                            /* the 16-byte CDBs */
-    rw->lba = get_be64 (cdb + 2);
-    rw->n = get_be32 (cdb + 10);
+    rw->lba = be_get64 (cdb + 2);
+    rw->n = be_get32 (cdb + 10);
     rw->fua = (cdb[1] & 0x08) != 0;
     rw->len_byte = 10;
     break;
@@ -328,7 +328,7 @@ void
 sbc_unmap (struct scsi_lu *lu, struct scsi_cmd *c)
 {
   uint8_t param[8 + 16 * SCSI_MAX_UNMAP_DESCRIPTORS];
-  uint32_t plen = get_be16 (c->cdb + 7);
+  uint32_t plen = be_get16 (c->cdb + 7);
 
   if (plen == 0)
     return;                           /* nothing to do, not an error */
@@ -339,7 +339,7 @@ sbc_unmap (struct scsi_lu *lu, struct scsi_cmd *c)
   if (plen > sizeof param)
     plen = sizeof param;
   sgv_copy_to_buf (c->buf, 0, param, plen);
-  uint32_t dlen = get_be16 (param + 2);
+  uint32_t dlen = be_get16 (param + 2);
   if (dlen % 16 != 0 || dlen > plen - 8) {
     scsi_fail (lu, c, SCSI_SK_ILLEGAL_REQUEST, 0x1a, 0x00);
     return;
@@ -348,14 +348,14 @@ sbc_unmap (struct scsi_lu *lu, struct scsi_cmd *c)
   /* Check every descriptor before trimming anything. */
   for (unsigned i = 0; i < n; i++) {
     const uint8_t *d = param + 8 + 16 * i;
-    if (!in_range (lu, c, get_be64 (d), get_be32 (d + 8)))
+    if (!in_range (lu, c, be_get64 (d), be_get32 (d + 8)))
       return;
   }
   STAT_INC (lu, unmaps);
   for (unsigned i = 0; i < n; i++) {
     const uint8_t *d = param + 8 + 16 * i;
-    uint64_t lba = get_be64 (d);
-    uint32_t nb = get_be32 (d + 8);
+    uint64_t lba = be_get64 (d);
+    uint32_t nb = be_get32 (d + 8);
     if (nb && store_trim (lu->store, lba << lu->bs_shift,
                           (uint64_t) nb << lu->bs_shift) == -1) {
       scsi_fail_errno (lu, c, errno, true);
@@ -367,7 +367,7 @@ sbc_unmap (struct scsi_lu *lu, struct scsi_cmd *c)
 void
 sbc_compare_and_write (struct scsi_lu *lu, struct scsi_cmd *c)
 {
-  uint64_t lba = get_be64 (c->cdb + 2);
+  uint64_t lba = be_get64 (c->cdb + 2);
   uint32_t n = c->cdb[13];
 
   if (n == 0)
@@ -385,8 +385,8 @@ sbc_compare_and_write (struct scsi_lu *lu, struct scsi_cmd *c)
 void
 sbc_get_lba_status (struct scsi_lu *lu, struct scsi_cmd *c)
 {
-  uint64_t lba = get_be64 (c->cdb + 2);
-  uint32_t alloc = get_be32 (c->cdb + 10);
+  uint64_t lba = be_get64 (c->cdb + 2);
+  uint32_t alloc = be_get32 (c->cdb + 10);
   uint8_t data[8 + 16 * 64];
   unsigned max = alloc >= 8 ? (alloc - 8) / 16 : 0, n = 0;
 
@@ -418,19 +418,19 @@ sbc_get_lba_status (struct scsi_lu *lu, struct scsi_cmd *c)
     uint8_t prov = allocated ? 0 : 1;
     uint8_t *prev = data + 8 + 16 * (n - 1);
     if (n > 0 && (prev[12] & 0x0f) == prov &&
-        (uint64_t) get_be32 (prev + 8) + nb <= UINT32_MAX) {
-      put_be32 (prev + 8, get_be32 (prev + 8) + (uint32_t) nb);
+        (uint64_t) be_get32 (prev + 8) + nb <= UINT32_MAX) {
+      be_put32 (prev + 8, be_get32 (prev + 8) + (uint32_t) nb);
     }
     else {
       uint8_t *d = data + 8 + 16 * n;
-      put_be64 (d, pos);
-      put_be32 (d + 8, (uint32_t) nb);
+      be_put64 (d, pos);
+      be_put32 (d + 8, (uint32_t) nb);
       d[12] = prov;
       n++;
     }
     pos += nb;
   }
-  put_be32 (data, 4 + 16 * n);
+  be_put32 (data, 4 + 16 * n);
   size_t out = 8 + 16 * (size_t) n;
   scsi_data_in (c, data, out < alloc ? out : alloc);
 }
@@ -441,8 +441,8 @@ sbc_read_capacity10 (struct scsi_lu *lu, struct scsi_cmd *c)
   uint8_t data[8];
   uint64_t last = lu->nblocks - 1;
 
-  put_be32 (data, last > 0xfffffffeu ? 0xffffffffu : (uint32_t) last);
-  put_be32 (data + 4, lu->bs);
+  be_put32 (data, last > 0xfffffffeu ? 0xffffffffu : (uint32_t) last);
+  be_put32 (data + 4, lu->bs);
   scsi_data_in (c, data, sizeof data);
 }
 
@@ -450,10 +450,10 @@ void
 sbc_read_capacity16 (struct scsi_lu *lu, struct scsi_cmd *c)
 {
   uint8_t data[32] = { 0 };
-  uint32_t alloc = get_be32 (c->cdb + 10);
+  uint32_t alloc = be_get32 (c->cdb + 10);
 
-  put_be64 (data, lu->nblocks - 1);
-  put_be32 (data + 8, lu->bs);
+  be_put64 (data, lu->nblocks - 1);
+  be_put32 (data + 8, lu->bs);
   /* 512-byte logical blocks on 4096-byte pages: 8 per physical block. */
   data[13] = lu->bs == 512 ? 3 : 0;
   if (lu->store->caps & STORE_CAP_TRIM)

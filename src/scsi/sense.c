@@ -31,14 +31,14 @@ build_sense (uint8_t *s, bool descriptor, const struct sense_args *a)
     s[0] = 0x70 | (a->info_valid ? 0x80 : 0);
     s[2] = a->key & 0x0f;
     if (a->info_valid)
-      put_be32 (s + 3, (uint32_t) a->info);
+      be_put32 (s + 3, (uint32_t) a->info);
     s[7] = 10;                      /* additional sense length */
     s[12] = a->asc;
     s[13] = a->ascq;
     if (a->sksv) {
       s[15] = (uint8_t) (0x80 | (a->cd ? 0x40 : 0) |
                          (a->bit >= 0 ? 0x08 | (a->bit & 7) : 0));
-      put_be16 (s + 16, a->field);
+      be_put16 (s + 16, a->field);
     }
     return 18;
   }
@@ -52,7 +52,7 @@ build_sense (uint8_t *s, bool descriptor, const struct sense_args *a)
     s[len] = 0x00;
     s[len + 1] = 0x0a;
     s[len + 2] = 0x80;              /* VALID */
-    put_be64 (s + len + 4, a->info);
+    be_put64 (s + len + 4, a->info);
     len += 12;
   }
   if (a->sksv) {                    /* sense key specific descriptor */
@@ -60,7 +60,7 @@ build_sense (uint8_t *s, bool descriptor, const struct sense_args *a)
     s[len + 1] = 0x06;
     s[len + 4] = (uint8_t) (0x80 | (a->cd ? 0x40 : 0) |
                             (a->bit >= 0 ? 0x08 | (a->bit & 7) : 0));
-    put_be16 (s + len + 5, a->field);
+    be_put16 (s + len + 5, a->field);
     len += 8;
   }
   s[7] = (uint8_t) (len - 8);
@@ -177,11 +177,11 @@ scsi_sense_decode (const uint8_t *s, size_t len, struct scsi_sense_info *o)
     o->asc = s[12];
     o->ascq = s[13];
     o->info_valid = (s[0] & 0x80) != 0;
-    o->info = get_be32 (s + 3);
+    o->info = be_get32 (s + 3);
     if (len >= 18 && (s[15] & 0x80)) {
       o->sksv = true;
       o->field_in_cdb = (s[15] & 0x40) != 0;
-      o->field = get_be16 (s + 16);
+      o->field = be_get16 (s + 16);
     }
     return 0;
   case 0x72: case 0x73: {
@@ -197,12 +197,12 @@ scsi_sense_decode (const uint8_t *s, size_t len, struct scsi_sense_info *o)
         goto bad;
       if (s[p] == 0x00 && dlen >= 0x0a) {
         o->info_valid = (s[p + 2] & 0x80) != 0;
-        o->info = get_be64 (s + p + 4);
+        o->info = be_get64 (s + p + 4);
       }
       else if (s[p] == 0x02 && dlen >= 6 && (s[p + 4] & 0x80)) {
         o->sksv = true;
         o->field_in_cdb = (s[p + 4] & 0x40) != 0;
-        o->field = get_be16 (s + p + 5);
+        o->field = be_get16 (s + p + 5);
       }
     }
     return 0;

@@ -60,7 +60,7 @@ vpd_page (struct scsi_lu *lu, uint8_t page, uint8_t *d)
     for (size_t i = 0; i < sl; i++)
       h = (h ^ (uint8_t) lu->serial[i]) * 1099511628211ull;
     p[0] = 0x01;  p[1] = 0x03;  p[3] = 8;
-    put_be64 (p + 4, (h & 0x0fffffffffffffffull) | 0x3000000000000000ull);
+    be_put64 (p + 4, (h & 0x0fffffffffffffffull) | 0x3000000000000000ull);
     p += 12;
     len = (size_t) (p - (d + 4));
     break;
@@ -70,21 +70,21 @@ vpd_page (struct scsi_lu *lu, uint8_t page, uint8_t *d)
     len = 0x3c;
     d[4] = 0x01;                      /* WSNZ */
     d[5] = SCSI_MAX_CAW_BLOCKS;
-    put_be16 (d + 6, (uint16_t) (4096 >> lu->bs_shift));   /* optimal granularity */
-    put_be32 (d + 8, max_blocks);                          /* maximum transfer */
-    put_be32 (d + 12, max_blocks);                         /* optimal transfer */
-    put_be32 (d + 16, max_blocks);                         /* maximum prefetch */
+    be_put16 (d + 6, (uint16_t) (4096 >> lu->bs_shift));   /* optimal granularity */
+    be_put32 (d + 8, max_blocks);                          /* maximum transfer */
+    be_put32 (d + 12, max_blocks);                         /* optimal transfer */
+    be_put32 (d + 16, max_blocks);                         /* maximum prefetch */
     if (lu->store->caps & STORE_CAP_TRIM) {
-      put_be32 (d + 20, SCSI_MAX_UNMAP_BLOCKS);
-      put_be32 (d + 24, SCSI_MAX_UNMAP_DESCRIPTORS);
-      put_be32 (d + 28, 4096 >> lu->bs_shift);             /* unmap granularity */
+      be_put32 (d + 20, SCSI_MAX_UNMAP_BLOCKS);
+      be_put32 (d + 24, SCSI_MAX_UNMAP_DESCRIPTORS);
+      be_put32 (d + 28, 4096 >> lu->bs_shift);             /* unmap granularity */
     }
-    put_be64 (d + 36, UINT32_MAX);                         /* maximum write same */
+    be_put64 (d + 36, UINT32_MAX);                         /* maximum write same */
     break;
   }
   case 0xb1:                          /* block device characteristics */
     len = 0x3c;
-    put_be16 (d + 4, 1);              /* non-rotating medium */
+    be_put16 (d + 4, 1);              /* non-rotating medium */
     break;
   case 0xb2:                          /* logical block provisioning */
     len = 4;
@@ -94,7 +94,7 @@ vpd_page (struct scsi_lu *lu, uint8_t page, uint8_t *d)
   default:
     return 0;
   }
-  put_be16 (d + 2, (uint16_t) len);
+  be_put16 (d + 2, (uint16_t) len);
   return 4 + len;
 }
 
@@ -102,7 +102,7 @@ void
 spc_inquiry (struct scsi_lu *lu, struct scsi_cmd *c)
 {
   uint8_t d[256];
-  uint16_t alloc = get_be16 (c->cdb + 3);
+  uint16_t alloc = be_get16 (c->cdb + 3);
   size_t len;
 
   if (c->cdb[1] & 0x01) {
@@ -164,7 +164,7 @@ spc_mode_sense (struct scsi_lu *lu, struct scsi_cmd *c)
   bool dbd = (c->cdb[1] & 0x08) != 0;
   unsigned pc = c->cdb[2] >> 6;
   uint8_t page = c->cdb[2] & 0x3f, subpage = c->cdb[3];
-  uint32_t alloc = ten ? get_be16 (c->cdb + 7) : c->cdb[4];
+  uint32_t alloc = ten ? be_get16 (c->cdb + 7) : c->cdb[4];
   uint8_t d[128];
   size_t hdr = ten ? 8 : 4, len;
 
@@ -181,11 +181,11 @@ spc_mode_sense (struct scsi_lu *lu, struct scsi_cmd *c)
   if (!dbd) {                         /* one short block descriptor */
     uint64_t nb = lu->nblocks > 0xffffff ? 0xffffff : lu->nblocks;
     if (ten)
-      put_be16 (d + 6, 8);
+      be_put16 (d + 6, 8);
     else
       d[3] = 8;
-    put_be32 (d + len, (uint32_t) nb);    /* density 0, 24-bit count */
-    put_be32 (d + len + 4, lu->bs);
+    be_put32 (d + len, (uint32_t) nb);    /* density 0, 24-bit count */
+    be_put32 (d + len + 4, lu->bs);
     len += 8;
   }
   if (page == 0x3f) {
@@ -204,7 +204,7 @@ spc_mode_sense (struct scsi_lu *lu, struct scsi_cmd *c)
   if (lu->read_only)
     devspec |= 0x80;                  /* WP */
   if (ten) {
-    put_be16 (d, (uint16_t) (len - 2));
+    be_put16 (d, (uint16_t) (len - 2));
     d[3] = devspec;
   }
   else {
@@ -218,13 +218,13 @@ void
 spc_report_luns (struct scsi_lu *lu, struct scsi_cmd *c)
 {
   uint8_t d[16] = { 0 };
-  uint32_t alloc = get_be32 (c->cdb + 6);
+  uint32_t alloc = be_get32 (c->cdb + 6);
 
   if (alloc < 16) {
     scsi_fail_field (lu, c, 6, -1);
     return;
   }
-  put_be32 (d, 8);                    /* one LUN: LUN 0 */
+  be_put32 (d, 8);                    /* one LUN: LUN 0 */
   scsi_data_in (c, d, sizeof d);
 }
 
@@ -233,8 +233,8 @@ spc_report_supported_ops (struct scsi_lu *lu, struct scsi_cmd *c)
 {
   unsigned opts = c->cdb[2] & 0x07;
   uint8_t req_op = c->cdb[3];
-  uint16_t req_sa = get_be16 (c->cdb + 4);
-  uint32_t alloc = get_be32 (c->cdb + 6);
+  uint16_t req_sa = be_get16 (c->cdb + 4);
+  uint32_t alloc = be_get32 (c->cdb + 6);
   uint8_t d[8 + 20 * 40];
   size_t len;
 
@@ -245,13 +245,13 @@ spc_report_supported_ops (struct scsi_lu *lu, struct scsi_cmd *c)
       uint8_t *p = d + len;
       p[0] = scsi_ops[i].op;
       if (scsi_ops[i].sa >= 0) {
-        put_be16 (p + 2, (uint16_t) scsi_ops[i].sa);
+        be_put16 (p + 2, (uint16_t) scsi_ops[i].sa);
         p[5] = 0x01;                  /* SERVACTV */
       }
-      put_be16 (p + 6, scsi_ops[i].cdb_len);
+      be_put16 (p + 6, scsi_ops[i].cdb_len);
       len += 8;
     }
-    put_be32 (d, (uint32_t) (len - 4));
+    be_put32 (d, (uint32_t) (len - 4));
   }
   else if (opts == 1 || opts == 2) {
     const struct scsi_opinfo *op = NULL;
@@ -271,7 +271,7 @@ spc_report_supported_ops (struct scsi_lu *lu, struct scsi_cmd *c)
     }
     else {
       d[1] = 0x03;                    /* supported, per the standard */
-      put_be16 (d + 2, op->cdb_len);
+      be_put16 (d + 2, op->cdb_len);
       /* CDB usage data: the opcode, then every bit usable but the
        * reserved ones we cannot name; the control byte last. */
       d[4] = op->op;
