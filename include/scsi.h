@@ -186,8 +186,8 @@ struct scsi_sense_info {
 };
 /* -1 with EINVAL if the buffer is not sense data. */
 int scsi_sense_decode (const uint8_t *sense, size_t len, struct scsi_sense_info *out);
-/* The errno a front-end reports for a finished command (DESIGN.md's sense
- * table): 0 for GOOD, else EINVAL, ENOSPC, EPERM, EIO, ESHUTDOWN ... */
+/* The errno a front-end reports for a finished command (the sense table
+ * of docs/architecture.md): 0 for GOOD, else EINVAL, ENOSPC, EPERM, EIO, ESHUTDOWN ... */
 int scsi_cmd_errno (const struct scsi_cmd *cmd);
 
 /* ---- CDB builders used by the front-ends; each returns the CDB length. */

@@ -1,6 +1,6 @@
-/* Every row of DESIGN.md's sense table, with the exact sense bytes an
- * initiator receives and the errno a front-end reports for it; fixed
- * versus descriptor format. */
+/* Every row of the sense table in docs/architecture.md, with the exact
+ * sense bytes an initiator receives and the errno a front-end reports
+ * for it; fixed versus descriptor format. */
 #include <config.h>
 
 #include <stdarg.h>

@@ -9,14 +9,15 @@
  * sender (send.c).
  *
  * Cleanup runs when reading ends (NBD_CMD_DISC, a lost or broken socket,
- * or the server stopping), in the order DESIGN.md requires: reading has
- * stopped; every request in flight completes (its reply sent, or dropped
- * if the client is gone); then the store and the sgv pool are flushed, so
- * vectors cached while unjamming are released too; then every command and
- * vector must be back.  Waiting ends on lack of progress, never by
- * spinning: a client that takes no replies for NBD_CLEANUP_TIMEOUT is cut
- * off, and requests that still make no progress are left holding their
- * references (conn.c), so nothing they use is freed or reused.
+ * or the server stopping), in the order of docs/architecture.md,
+ * "Disconnect cleanup": reading has stopped; every request in flight
+ * completes (its reply sent, or dropped if the client is gone); then the
+ * store and the sgv pool are flushed, so vectors cached while unjamming
+ * are released too; then every command and vector must be back.  Waiting
+ * ends on lack of progress, never by spinning: a client that takes no
+ * replies for NBD_CLEANUP_TIMEOUT is cut off, and requests that still
+ * make no progress are left holding their references (conn.c), so
+ * nothing they use is freed or reused.
  */
 #include <config.h>
 

@@ -1,6 +1,6 @@
 /* Sense data: building it (fixed format 0x70 or descriptor format 0x72),
  * decoding it, and mapping a finished command to the errno a front-end
- * reports (DESIGN.md's sense table).
+ * reports (docs/architecture.md, "Sense data").
  *
  * Fixed format carries a 32-bit INFORMATION field, so a unit switches to
  * descriptor format for a command whose INFORMATION value (an LBA) does not
