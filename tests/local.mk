@@ -3,6 +3,7 @@ SHELL_TESTS = \
 	tests/test-cache-disconnect-with-64-writes-in-flight-and-cache-full.sh \
 	tests/test-cache-ext4-image-compresses-in-the-memory-disk.sh \
 	tests/test-cache-mem-limit-full-gives-enospc-and-trim-recovers.sh \
+	tests/test-crash-with-16-writes-in-flight-keeps-every-flushed-and-fua-write.sh \
 	tests/test-docs-man-page-help-and-readme-in-step.sh \
 	tests/test-fio-verify-two-connections.sh \
 	tests/test-fuse-and-nbd-serve-the-same-unit-coherently.sh \
@@ -34,7 +35,7 @@ SHELL_TESTS = \
 	tests/test-swap-stress-hog-on-fuse-loop-swap-while-nbdcopy-round-trips.sh
 
 TESTS += $(SHELL_TESTS)
-EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py tests/race_sectors.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh
+EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py tests/race_sectors.py tests/crash_client.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh
 
 # The allocator-call counter that swap-mode tests preload into the daemon
 # (tests/alloc-count.c).  Built without the sanitizers: it must be the
