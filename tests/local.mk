@@ -13,6 +13,7 @@ SHELL_TESTS = \
 	tests/test-fuse-unmount-and-stale-mounts-are-handled.sh \
 	tests/test-guest-nbd-client-mkfs-fsck-and-second-boot.sh \
 	tests/test-guest-swap-through-nbd0-under-a-memory-cgroup.sh \
+	tests/test-nbd-a-reply-never-reaches-another-client.sh \
 	tests/test-nbd-and-fuse-racing-on-the-same-sectors-lose-no-update.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
 	tests/test-nbd-every-size-to-the-maximum-round-trips-at-odd-offsets.sh \
@@ -35,7 +36,7 @@ SHELL_TESTS = \
 	tests/test-swap-stress-hog-on-fuse-loop-swap-while-nbdcopy-round-trips.sh
 
 TESTS += $(SHELL_TESTS)
-EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py tests/race_sectors.py tests/crash_client.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh
+EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py tests/race_sectors.py tests/crash_client.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh tests/nbd_stall.py
 
 # The allocator-call counter that swap-mode tests preload into the daemon
 # (tests/alloc-count.c).  Built without the sanitizers: it must be the
