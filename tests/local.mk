@@ -13,6 +13,7 @@ SHELL_TESTS = \
 	tests/test-fuse-unmount-and-stale-mounts-are-handled.sh \
 	tests/test-guest-nbd-client-mkfs-fsck-and-second-boot.sh \
 	tests/test-guest-swap-through-nbd0-under-a-memory-cgroup.sh \
+	tests/test-nbd-a-client-that-never-reads-costs-other-clients-nothing.sh \
 	tests/test-nbd-a-reply-never-reaches-another-client.sh \
 	tests/test-nbd-and-fuse-racing-on-the-same-sectors-lose-no-update.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
