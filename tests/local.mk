@@ -1,5 +1,6 @@
 # Shell integration tests: the daemon driven by real NBD clients.
 SHELL_TESTS = \
+	tests/test-cache-block-rewritten-during-write-back-stays-dirty.sh \
 	tests/test-cache-disconnect-with-64-writes-in-flight-and-cache-full.sh \
 	tests/test-cache-ext4-image-compresses-in-the-memory-disk.sh \
 	tests/test-cache-mem-limit-full-gives-enospc-and-trim-recovers.sh \
