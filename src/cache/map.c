@@ -44,7 +44,8 @@
  * replies: when the write returned, its blocks were DIRTY (or WRITEBACK,
  * or CLEAN after a write-back that finished) holding its data or newer
  * data.  FLUSH takes wb_lock, so no write-back is half done, writes back
- * every DIRTY block, then flushes the backing store.  A block is marked
+ * every DIRTY block, then flushes the backing store (unless nothing was
+ * written to it without STORE_FUA since its last flush).  A block is marked
  * CLEAN only while its WB bit is still set, i.e. only if nothing wrote it
  * after write-back copied it: no allocator handle, which LIFO reuse can
  * bring back, decides that.  'unsynced' records whether anything was
@@ -417,13 +418,14 @@ update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len)
   return 0;
 }
 
-/* Make [off, off+len) durable in the backing store now: write back its
- * blocks with FUA, and flush whatever earlier write-backs left volatile. */
+/* Make blocks [first, end) durable in the backing store: write back the
+ * dirty ones (each run with FUA if fua), then flush the backing store if
+ * any write-back, of these blocks or earlier ones, left data volatile. */
 static int
-sync_range (struct cache *k, uint64_t off, uint64_t len)
+sync_blocks (struct cache *k, uint64_t first, uint64_t end, bool fua)
 {
   pthread_mutex_lock (&k->wb_lock);
-  int r = cache_writeback (k, off >> k->shift, ((off + len - 1) >> k->shift) + 1, true);
+  int r = cache_writeback (k, first, end, fua);
   if (r == 0 && k->unsynced) {
     r = store_flush (k->backing);
     if (r == 0)
@@ -433,6 +435,13 @@ sync_range (struct cache *k, uint64_t off, uint64_t len)
   pthread_mutex_unlock (&k->wb_lock);
   errno = e;
   return r;
+}
+
+/* A FUA or writethrough write's own blocks. */
+static int
+sync_range (struct cache *k, uint64_t off, uint64_t len)
+{
+  return sync_blocks (k, off >> k->shift, ((off + len - 1) >> k->shift) + 1, true);
 }
 
 static int
@@ -478,16 +487,7 @@ cache_flush (struct store *s)
 
   if (k->backing == NULL)
     return 0;
-  pthread_mutex_lock (&k->wb_lock);
-  int r = cache_writeback (k, 0, k->nblocks, false);
-  if (r == 0)
-    r = store_flush (k->backing);
-  if (r == 0)
-    k->unsynced = false;
-  int e = errno;
-  pthread_mutex_unlock (&k->wb_lock);
-  errno = e;
-  return r;
+  return sync_blocks (k, 0, k->nblocks, false);
 }
 
 static int
@@ -651,6 +651,7 @@ cache_create (const struct cache_config *cfg)
   pthread_mutex_init (&k->wb_lock, NULL);
   if (cfg->backing) {
     k->s.caps = cfg->backing->caps & ~STORE_CAP_MEMORY;
+    k->unsynced = true;              /* whatever was there before us, too */
     if (cache_flusher_start (k) == -1) {
       int e = errno;
       zpool_destroy (k->zp);
