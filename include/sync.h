@@ -1,14 +1,16 @@
-/* sync: the one locking helper the modules share.
+/* sync: the threading helpers the modules share.
  *
  * The hot locks of the data path (worker queue, pools, a connection's
  * send lock) are held for a few instructions, so they spin briefly before
  * sleeping: on a small machine that saves a futex round trip and a context
- * switch on most contention.
+ * switch on most contention.  And every pool of worker threads that is
+ * not given a size gets one per online CPU, from one place.
  */
 #ifndef SGBLK_SYNC_H
 #define SGBLK_SYNC_H
 
 #include <pthread.h>
+#include <unistd.h>
 
 static inline int
 sync_mutex_init_adaptive (pthread_mutex_t *m)
@@ -21,6 +23,16 @@ sync_mutex_init_adaptive (pthread_mutex_t *m)
   r = pthread_mutex_init (m, &a);
   pthread_mutexattr_destroy (&a);
   return r;
+}
+
+/* The default size of a pool of worker threads (--threads not given): the
+ * number of online CPUs, and at least one if the system cannot say. */
+static inline unsigned
+sync_default_threads (void)
+{
+  long n = sysconf (_SC_NPROCESSORS_ONLN);
+
+  return n > 0 ? (unsigned) n : 1;
 }
 
 #endif

@@ -37,6 +37,7 @@
 #include "scsi.h"
 #include "sgv.h"
 #include "store.h"
+#include "sync.h"
 
 /* Linux 5.6's PR_SET_IO_FLUSHER; older headers lack it, and the call
  * must not silently disappear with them. */
@@ -325,9 +326,8 @@ setup (struct daemon_state *d)
     .lu = d->lu, .cmds = d->cmds, .sgv = d->sgv, .io = &d->io,
     .read_only = o->read_only,
   };
-  long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
   struct nbd_server_config nc = {
-    .threads = o->threads ? o->threads : (unsigned) (ncpu > 0 ? ncpu : 1),
+    .threads = o->threads ? o->threads : sync_default_threads (),
     .exports = &d->export, .nexports = 1,
   };
   d->srv = nbd_server_create (&nc);
@@ -426,9 +426,8 @@ static int
 start_fuse (struct daemon_state *d)
 {
 #ifdef HAVE_FUSE
-  long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
   d->fuse = fuse_front_start (d->opt.fuse_mount, &d->export,
-                              d->opt.threads ? d->opt.threads : (unsigned) (ncpu > 0 ? ncpu : 1),
+                              d->opt.threads ? d->opt.threads : sync_default_threads (),
                               d->opt.fuse_opts);
   if (d->fuse == NULL) {
     if (errno == ENOTCONN)
