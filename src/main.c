@@ -581,6 +581,8 @@ main (int argc, char **argv)
   for (;;) {
     struct timespec tick = { .tv_sec = 1 };
     int sig = sigtimedwait (&sigs, NULL, &tick);
+    /* (Taken now: the report below may set errno.) */
+    bool idle = sig == -1 && errno == EAGAIN;
     if (sig == SIGTERM || sig == SIGINT) {
       log_info ("%s: finishing in-flight I/O, flushing and exiting",
                 strsignal (sig));
@@ -589,7 +591,7 @@ main (int argc, char **argv)
     report_corrupt_blocks (&d, &corrupt_seen);
     if (sig == SIGUSR1)
       log_stats (&d);
-    else if (sig == -1 && errno == EAGAIN && !d.opt.swap) {
+    else if (idle && !d.opt.swap) {
       /* (In swap mode memory stays as preallocated: what is given back
        * would have to be faulted in again while the machine swaps.) */
       sgv_pool_trim (d.sgv);
