@@ -1,0 +1,5 @@
+libsgblk_a_SOURCES += \
+	include/daemon.h \
+	src/daemon/stack.c \
+	src/daemon/stats.c \
+	src/daemon/swap.c

@@ -1,0 +1,248 @@
+/* daemon/stack: build sgblkd's stack of modules from the command line,
+ * start serving it, and tear it down.
+ *
+ * struct daemon_stack holds one pointer per layer, filled bottom up by
+ * daemon_stack_build: store, pools, logical unit, block-I/O seam, NBD
+ * server (listeners bound, not yet accepting).  daemon_stack_start adds
+ * the workers and the FUSE mount.  The invariant that makes teardown safe
+ * after any failure: a member is set (or io_ready true) exactly when that
+ * layer exists, and every layer above it holds pointers only to layers
+ * that exist; daemon_stack_teardown undoes what is set, top down.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cache.h"
+#include "daemon.h"
+#ifdef HAVE_FUSE
+#include "fusefront.h"
+#endif
+#include "log.h"
+#include "scsi.h"
+#include "sgv.h"
+#include "store.h"
+#include "sync.h"
+
+/* Log a failure once, with its context, and return -1 with errno e (the
+ * logging may have changed errno). */
+#define FAIL(e, ...)                                                    \
+  do {                                                                  \
+    int fail_errno_ = (e);                                              \
+    log_error (__VA_ARGS__);                                            \
+    errno = fail_errno_;                                                \
+    return -1;                                                          \
+  } while (0)
+
+/* The in-memory disk is the compressed block map with nothing behind it;
+ * a file gets the map as a cache in front of it (unless --cache-mode off). */
+static int
+open_store (struct daemon_stack *d)
+{
+  const struct cli_options *o = d->opt;
+  struct cache_config cc = {
+    .block_size = o->cache_block,
+    .mode = CACHE_MODE_WRITEBACK,
+  };
+  struct store *file;
+
+  if (o->file == NULL) {
+    cc.size = o->size;
+    cc.mem_limit = o->mem_limit;
+    d->store = cache_create (&cc);
+    if (d->store == NULL)
+      FAIL (errno, "cannot create an in-memory disk of %" PRIu64 " bytes: %m",
+            o->size);
+    return 0;
+  }
+
+  /* --create makes a missing file; an existing one of another size is
+   * somebody's data, and is never resized. */
+  struct stat sb;
+  if (o->create && stat (o->file, &sb) == 0 && S_ISREG (sb.st_mode) &&
+      (uint64_t) sb.st_size != o->size)
+    FAIL (EEXIST, "%s: exists with size %" PRIu64 ", not the --size %" PRIu64
+          " given with --create; refusing to resize it",
+          o->file, (uint64_t) sb.st_size, o->size);
+
+  unsigned flags = 0;
+  if (o->read_only) flags |= STORE_FILE_READ_ONLY;
+  if (o->create) flags |= STORE_FILE_CREATE;
+  if (o->direct) flags |= STORE_FILE_DIRECT;
+  file = store_file_open (o->file, flags, o->size);
+  if (file == NULL) {
+    int e = errno;
+    if (e == EACCES && !o->read_only)
+      FAIL (e, "%s: cannot open for writing: %s (use --read-only to serve it read-only)",
+            o->file, strerror (e));
+    else if (e == EINVAL && o->direct)
+      FAIL (e, "%s: cannot open with O_DIRECT (the filesystem may not support it; drop --direct)",
+            o->file);
+    else if (e == EINVAL)
+      FAIL (e, "%s: not a regular file or block device, or empty", o->file);
+    else
+      FAIL (e, "%s: %s", o->file, strerror (e));
+  }
+  if (cache_mode_parse (o->cache_mode, &cc.mode) == -1)
+    abort ();                   /* cli_parse checked it */
+  cc.backing = file;
+  cc.mem_limit = o->cache_size;
+  d->store = cache_create (&cc);
+  if (d->store == NULL) {
+    int e = errno;
+    store_close (file);
+    errno = e;
+    FAIL (e, "%s: cannot create a cache of %" PRIu64 " bytes: %m",
+          o->file, o->cache_size);
+  }
+  return 0;
+}
+
+int
+daemon_stack_build (struct daemon_stack *d, const struct cli_options *o)
+{
+  d->opt = o;
+  d->threads = o->threads ? o->threads : sync_default_threads ();
+  if (open_store (d) == -1)
+    return -1;
+  if (d->store->size < o->block_size || d->store->size % o->block_size)
+    FAIL (EINVAL, "%s: size %" PRIu64 " is not a positive multiple of the block size %" PRIu32,
+          o->file ? o->file : "memory", d->store->size, o->block_size);
+
+  struct sgv_pool_config sc = { .name = "sgblkd", .idle_ns = 5000000000ull };
+  d->sgv = sgv_pool_create (&sc);
+  if (d->sgv == NULL)
+    FAIL (errno, "cannot create the I/O pools: %m");
+  struct scsi_cmd_pool_config cc = { .reserve = 64, .max_cached = 1024 };
+  d->cmds = scsi_cmd_pool_create (&cc);
+  if (d->cmds == NULL)
+    FAIL (errno, "cannot create the I/O pools: %m");
+
+  struct scsi_lu_config lc = {
+    .store = d->store,
+    .sgv = d->sgv,
+    .block_size = o->block_size,
+    .read_only = o->read_only,
+    /* WCE: a volatile cache sits between acknowledgement and the medium. */
+    .write_cache = (d->store->caps & STORE_CAP_PERSISTENT) != 0 &&
+                   strcmp (o->cache_mode, "writethrough") != 0,
+    .serial = NULL,
+  };
+  d->lu = scsi_lu_create (&lc);
+  if (d->lu == NULL)
+    FAIL (errno, "cannot create the logical unit: %m");
+
+  if (blkio_init (&d->io, d->lu, d->sgv) == -1)
+    FAIL (errno, "cannot set up block I/O: %m");
+  d->io_ready = true;
+  d->export = (struct nbd_export) {
+    .name = o->export_name,
+    .description = o->file ? o->file : "sgblk in-memory disk",
+    .lu = d->lu, .cmds = d->cmds, .sgv = d->sgv, .io = &d->io,
+    .read_only = o->read_only,
+  };
+  struct nbd_server_config nc = {
+    .threads = d->threads,
+    .exports = &d->export, .nexports = 1,
+  };
+  d->srv = nbd_server_create (&nc);
+  if (d->srv == NULL)
+    FAIL (errno, "cannot create the NBD server: %m");
+  for (unsigned i = 0; i < o->nunix; i++) {
+    if (nbd_server_listen_unix (d->srv, o->unix_paths[i]) == -1) {
+      if (errno == EADDRINUSE)
+        FAIL (errno, "%s: socket is in use by a running server (not taking it over)",
+              o->unix_paths[i]);
+      FAIL (errno, "%s: cannot listen: %m", o->unix_paths[i]);
+    }
+  }
+  if (o->port > 0 &&
+      nbd_server_listen_tcp (d->srv, o->bind, o->port) == -1)
+    FAIL (errno, "%s:%d: cannot listen: %m", o->bind, o->port);
+  return 0;
+}
+
+static int
+start_fuse (struct daemon_stack *d)
+{
+#ifdef HAVE_FUSE
+  const struct cli_options *o = d->opt;
+
+  d->fuse = fuse_front_start (o->fuse_mount, &d->export, d->threads,
+                              o->fuse_opts);
+  if (d->fuse == NULL) {
+    if (errno == ENOTCONN)
+      FAIL (errno, "%s: stale FUSE mount of a daemon that died; clear it with: fusermount3 -u %s",
+            o->fuse_mount, o->fuse_mount);
+    FAIL (errno, "%s: cannot mount: %m", o->fuse_mount);
+  }
+  if (o->swap)
+    daemon_swap_fuse_workers (d);
+  /* Said last: whoever waits for it finds the file ready and, in swap
+   * mode, the daemon's memory all set up. */
+  log_info ("serving the disk as %s/%s", o->fuse_mount,
+            o->export_name[0] ? o->export_name : "disk");
+  return 0;
+#else
+  FAIL (ENOTSUP, "--fuse: this sgblkd was built without libfuse3");
+#endif
+}
+
+int
+daemon_stack_start (struct daemon_stack *d)
+{
+  if (nbd_server_start (d->srv) == -1)
+    FAIL (errno, "cannot start the NBD server: %m");
+  if (d->opt->fuse_mount && start_fuse (d) == -1)
+    return -1;
+  return 0;
+}
+
+void
+daemon_stack_tick (struct daemon_stack *d)
+{
+  /* In swap mode memory stays as preallocated: what is given back would
+   * have to be faulted in again while the machine swaps. */
+  if (d->opt->swap)
+    return;
+  sgv_pool_trim (d->sgv);
+  /* Every ten seconds, give back the memory of sparse arena chunks. */
+  if (++d->ticks % 10 == 0)
+    cache_compact (d->store);
+}
+
+int
+daemon_stack_teardown (struct daemon_stack *d)
+{
+  int r = 0, e = 0;
+
+#ifdef HAVE_FUSE
+  /* FUSE first: its requests in flight finish, then it unmounts. */
+  fuse_front_stop (d->fuse);
+#endif
+  if (d->srv) {
+    nbd_server_stop (d->srv);
+    daemon_stats_log (d);
+    nbd_server_destroy (d->srv);
+  }
+  if (d->io_ready)
+    blkio_fini (&d->io);
+  if (d->lu) scsi_lu_destroy (d->lu);
+  if (d->store && store_flush (d->store) == -1) {
+    e = errno;
+    log_error ("final flush failed: %m");
+    r = -1;
+  }
+  if (d->cmds && scsi_cmd_pool_destroy (d->cmds) == -1)
+    log_error ("commands still in use at exit");
+  if (d->sgv && sgv_pool_destroy (d->sgv) == -1)
+    log_error ("vectors still in use at exit");
+  store_close (d->store);
+  if (r == -1)
+    errno = e;
+  return r;
+}

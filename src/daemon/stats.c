@@ -1,0 +1,94 @@
+/* daemon/stats: the statistics of every layer as log lines.
+ *
+ * Reads only: each layer hands out a snapshot of its own counters
+ * (*_get_stats), so the lines may be written while the stack serves.  The
+ * one piece of state is daemon_stack.corrupt_seen, the damaged-block count
+ * already reported, touched only by the main thread.
+ */
+#include <config.h>
+
+#include <inttypes.h>
+
+#include "cache.h"
+#include "daemon.h"
+#include "log.h"
+#include "scsi.h"
+#include "sgv.h"
+#include "store.h"
+
+/* The data path only counts blocks found damaged; say so once for each
+ * new one (the last one's number, if several came at once). */
+void
+daemon_stats_report_corrupt (struct daemon_stack *d)
+{
+  struct cache_stats cs;
+
+  if (cache_get_stats (d->store, &cs) == -1 || cs.corrupt_blocks == d->corrupt_seen)
+    return;
+  log_error ("cache: %" PRIu64 " more block%s failed to decompress (last: "
+             "byte offset %" PRIu64 "); %s",
+             cs.corrupt_blocks - d->corrupt_seen,
+             cs.corrupt_blocks - d->corrupt_seen > 1 ? "s" : "",
+             cs.last_corrupt * cs.block_size,
+             d->opt->file ? "a clean one is read again from the file; a dirty one "
+             "fails reads and FLUSH with EIO until it is rewritten"
+             : "reads of it fail with EIO until it is rewritten");
+  d->corrupt_seen = cs.corrupt_blocks;
+}
+
+void
+daemon_stats_log (const struct daemon_stack *d)
+{
+  struct sgv_stats sv;
+  struct scsi_pool_stats cp;
+  struct scsi_lu_stats lu;
+  struct store_stats st;
+  struct nbd_server_stats ns;
+  struct cache_stats cs;
+
+  sgv_pool_get_stats (d->sgv, &sv);
+  scsi_cmd_pool_get_stats (d->cmds, &cp);
+  scsi_lu_get_stats (d->lu, &lu);
+  store_get_stats (d->store, &st);
+  if (cache_get_stats (d->store, &cs) == 0)
+    log_info ("cache %s, %" PRIu32 "-byte blocks: original %" PRIu64
+              " B compressed %" PRIu64 " B memory used %" PRIu64
+              " B (limit %" PRIu64 ") same-filled %" PRIu64 " raw %" PRIu64
+              " hits %" PRIu64 " misses %" PRIu64 " dirty %" PRIu64
+              " written back %" PRIu64 " evicted %" PRIu64
+              " writer waits %" PRIu64 " compacted %" PRIu64
+              " corrupt %" PRIu64,
+              d->opt->file ? cache_mode_name (cs.mode) : "in-memory",
+              cs.block_size, cs.orig_bytes,
+              cs.compr_bytes, cs.mem_used, cs.mem_limit, cs.same_blocks,
+              cs.huge_blocks, cs.hits, cs.misses, cs.dirty_blocks,
+              cs.written_back, cs.evicted, cs.writer_waits, cs.compactions,
+              cs.corrupt_blocks);
+  nbd_server_get_stats (d->srv, &ns);
+  log_info ("nbd: connections open %" PRIu64 " total %" PRIu64
+            " requests %" PRIu64 " errors %" PRIu64 " read %" PRIu64
+            " B written %" PRIu64 " B handshake failures %" PRIu64
+            " stuck cleanups %" PRIu64,
+            ns.connections_open, ns.connections_total, ns.requests,
+            ns.errors, ns.bytes_read, ns.bytes_written,
+            ns.handshake_failures, ns.cleanup_stuck);
+  log_info ("scsi: commands %" PRIu64 " reads %" PRIu64 " writes %" PRIu64
+            " syncs %" PRIu64 " unmaps %" PRIu64 " write-sames %" PRIu64
+            " errors %" PRIu64,
+            lu.commands, lu.reads, lu.writes, lu.syncs, lu.unmaps,
+            lu.write_sames, lu.errors);
+  log_info ("cmd pool: allocated %" PRIu64 " in use %" PRIu64 " cached %"
+            PRIu64 " reserve %" PRIu64 "/%" PRIu64 " fallbacks %" PRIu64
+            " waits %" PRIu64 " alloc failures %" PRIu64,
+            cp.allocated, cp.in_use, cp.cached, cp.reserve_level,
+            cp.reserve_size, cp.fallbacks, cp.waits, cp.alloc_failures);
+  log_info ("sgv pool: allocated %" PRIu64 " in use %" PRIu64 " cached %"
+            PRIu64 " (%" PRIu64 " B) hits %" PRIu64 " misses %" PRIu64
+            " flushed %" PRIu64 " trimmed %" PRIu64,
+            sv.allocated, sv.in_use, sv.cached, sv.cached_bytes, sv.hits,
+            sv.misses, sv.flushed, sv.trimmed);
+  log_info ("store %s: allocated %" PRIu64 " B reads %" PRIu64 " writes %"
+            PRIu64 " flushes %" PRIu64 " trims %" PRIu64 " zeroes %" PRIu64,
+            d->store->ops->name, st.bytes_allocated, st.reads, st.writes,
+            st.flushes, st.trims, st.zeroes);
+}
