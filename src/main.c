@@ -167,7 +167,7 @@ main (int argc, char **argv)
     goto out;
 #ifdef SGBLK_TEST_HOOKS
   /* Tests make normal command allocations fail to exercise the reserve
-   * under load (--disable-test-hooks leaves this out). */
+   * under load (only tests/sgblkd-test is built with this). */
   const char *fail_every = getenv ("SGBLK_TEST_CMD_FAIL_EVERY");
   if (fail_every && atoi (fail_every) > 0) {
     scsi_cmd_pool_fail_every (d.cmds, (unsigned) atoi (fail_every));

@@ -8,6 +8,7 @@ set -e
 set -u
 
 : "${SGBLKD:=${top_builddir:-.}/sgblkd}"
+: "${SGBLKD_TEST:=${top_builddir:-.}/tests/sgblkd-test}"
 # nbdsh runs "python3 -m nbd"; a python3 earlier on PATH (a virtualenv,
 # pyenv) may not have Debian's libnbd bindings, while /usr/bin's does.
 if ! python3 -c 'import nbd' 2>/dev/null &&
@@ -51,6 +52,15 @@ requires ()
 }
 
 fail () { echo "FAIL: $*" >&2; exit 1; }
+
+# requires_test_hooks: from here on, run the daemon built with the test
+# hooks (tests/sgblkd-test, which make check builds), so that e.g.
+# SGBLK_TEST_CMD_FAIL_EVERY=N makes every Nth command allocation fail.
+requires_test_hooks ()
+{
+  [ -x "$SGBLKD_TEST" ] || skip "tests/sgblkd-test is not built (make check builds it)"
+  SGBLKD=$SGBLKD_TEST
+}
 
 # start_sgblkd NAME [ARGS...]: run sgblkd in the foreground (as a child)
 # on the Unix socket $tmp/NAME.sock with ARGS; sets $sock, $uri and
@@ -211,9 +221,10 @@ alloc_count_end ()
   alloc_calls=$(grep -vc "^loaded pid" "$tmp/alloc-$1.log" || true)
   grep -v "^loaded pid" "$tmp/alloc-$1.log" | sed "s/ tid [0-9]*//" | sort | uniq -c | sort -rn | head -n 20 |
     while read -r count call; do
-      # sgblkd's own callers come as sgblkd(+0xOFFSET), a return address:
+      # The daemon's own callers come as sgblkd(+0xOFFSET) (or under the
+      # name of the binary that runs, e.g. sgblkd-test), a return address:
       # name the call, the instruction before it (and what it was inlined in).
-      off=$(echo "$call" | sed -nE 's/.*sgblkd\(\+(0x[0-9a-f]+)\).*/\1/p')
+      off=$(echo "$call" | sed -nE "s/.*${SGBLKD##*/}\\(\\+(0x[0-9a-f]+)\\).*/\\1/p")
       [ -n "$off" ] && command -v addr2line >/dev/null &&
         call="$call = $(addr2line -f -i -s -e "$SGBLKD" "$(printf '0x%x' $((off - 1)))" | paste -sd ' ')"
       echo "  $count $call"

@@ -52,6 +52,16 @@ tests/alloc-count.so: tests/alloc-count.c
 CLEANFILES += tests/alloc-count.so
 EXTRA_DIST += tests/alloc-count.c
 
+# sgblkd with its test hooks, for the tests that inject failures (see
+# requires_test_hooks in tests/functions.sh): the same daemon, which also
+# takes SGBLK_TEST_CMD_FAIL_EVERY=N from the environment and makes every
+# Nth normal command allocation fail.  Never installed: sgblkd has no
+# test hooks.
+check_PROGRAMS += tests/sgblkd-test
+tests_sgblkd_test_SOURCES = src/main.c
+tests_sgblkd_test_CPPFLAGS = $(AM_CPPFLAGS) -DSGBLK_TEST_HOOKS
+tests_sgblkd_test_LDADD = $(sgblkd_LDADD)
+
 # The memory hog of the swap stress test.
 check_PROGRAMS += tests/swap-stress-hog
 tests_swap_stress_hog_SOURCES = tests/swap-stress-hog.c

@@ -10,6 +10,7 @@
 # connected, before mkswap, to the moment swapoff is done, before the
 # disconnect.
 . "${top_srcdir:-.}/tests/functions.sh"
+requires_test_hooks
 requires_alloc_shim
 requires addr2line
 . "${top_srcdir:-.}/tests/guest-functions.sh"

@@ -10,6 +10,7 @@
 # clients its 2 MiB payload limit and refuses more with EINVAL.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdsh nbdinfo jq
+requires_test_hooks
 requires_alloc_shim
 [ "$(id -u)" -eq 0 ] || [ "$(ulimit -l)" = unlimited ] || skip "mlockall needs root or an unlimited RLIMIT_MEMLOCK"
 

@@ -26,6 +26,7 @@ case "$seconds$hog_mib$copy_mib" in *[!0-9]*) fail "SGBLK_STRESS_* must be whole
 [ "$hog_mib" -ge 16 ] && [ "$copy_mib" -ge 1 ] || fail "the hog needs 16 MiB or more, a copy 1 MiB or more"
 
 requires_fuse_and_loop
+requires_test_hooks
 requires mkswap swapon swapoff nbdcopy nbdkit sha256sum base64 timeout pkill
 hog=${top_builddir:-.}/tests/swap-stress-hog
 [ -x "$hog" ] || skip "tests/swap-stress-hog is not built (make check builds it)"
@@ -83,7 +84,7 @@ SGBLK_TEST_CMD_FAIL_EVERY=3 start_sgblkd stress --swap --fuse "$mnt" \
   --size "${disk_mib}M" --mem-limit "${mem_limit_mib}M"
 grep -q "swap mode: memory locked" "$tmp/stress.log" || { cat "$tmp/stress.log"; fail "swap mode not reported"; }
 grep -q "test hook: every 3. command allocation fails" "$tmp/stress.log" ||
-  skip "sgblkd is built without test hooks (--disable-test-hooks): no allocation failures to inject"
+  fail "the test hook did not take: no allocation failures injected"
 rss_start=$(status_kb VmRSS); lck_start=$(status_kb VmLck); threads_start=$(status_kb Threads)
 stats stress
 fallbacks_start=$(counter fallbacks)

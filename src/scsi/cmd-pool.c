@@ -114,15 +114,13 @@ scsi_cmd_pool_destroy (struct scsi_cmd_pool *p)
   return 0;
 }
 
-/* The test hook: true if this normal allocation is to fail.  Lock held. */
+/* The test hook: true if this normal allocation is to fail.  Lock held.
+ * Only scsi_cmd_pool_fail_every turns it on, and sgblkd never calls it
+ * (tests/sgblkd-test does). */
 static bool
 injected_failure (struct scsi_cmd_pool *p)
 {
-#ifdef SGBLK_TEST_HOOKS
-  if (p->fail_every && ++p->fail_count % p->fail_every == 0)
-    return true;
-#endif
-  return false;
+  return p->fail_every && ++p->fail_count % p->fail_every == 0;
 }
 
 static void

@@ -300,16 +300,13 @@ sgv_pool_destroy (struct sgv_pool *p)
 }
 
 /* Should this attempt to allocate new memory fail (test hook)?  The caller
- * holds the lock. */
+ * holds the lock.  Only sgv_pool_fail_every turns it on, and sgblkd never
+ * calls that. */
 static bool
 inject_failure (struct sgv_pool *p)
 {
-#ifdef SGBLK_TEST_HOOKS
   p->new_attempts++;
   return p->fail_every && p->new_attempts % p->fail_every == 0;
-#else
-  return false;
-#endif
 }
 
 struct sgv_vec *
