@@ -29,6 +29,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "sync.h"
 
 struct nbd_server *
 nbd_server_create (const struct nbd_server_config *cfg)
@@ -46,10 +47,8 @@ nbd_server_create (const struct nbd_server_config *cfg)
     return NULL;
   s->cfg = *cfg;
   s->exports = cfg->exports;
-  if (s->cfg.threads == 0) {
-    long n = sysconf (_SC_NPROCESSORS_ONLN);
-    s->cfg.threads = n > 0 ? (unsigned) n : 1;
-  }
+  if (s->cfg.threads == 0)
+    s->cfg.threads = sync_default_threads ();
   if (pipe2 (s->stop_pipe, O_CLOEXEC) == -1) {
     free (s);
     return NULL;
