@@ -18,6 +18,7 @@
 
 #include "cache.h"
 #include "internal.h"
+#include "cache-fake-backing.h"
 
 #define BS 4096u
 
@@ -103,7 +104,8 @@ in_memory_a_damaged_block_reads_as_eio_until_rewritten (void **state)
 static void
 a_damaged_dirty_block_stays_dirty_and_flush_fails (void **state)
 {
-  struct store *backing = store_memory_create (1 << 20, 0);
+  struct fake *f = fake_new (1 << 20);
+  struct store *backing = &f->s;
   struct cache_config cc = { .backing = backing };
   struct store *s = cache_create (&cc);
   uint8_t a[BS], b[BS], c[BS], r[BS], zero[BS] = { 0 };
@@ -142,12 +144,14 @@ a_damaged_dirty_block_stays_dirty_and_flush_fails (void **state)
   assert_int_equal (rd (backing, r, BS, BS), 0);
   assert_memory_equal (r, b, BS);
   store_close (s);
+  fake_free (f);
 }
 
 static void
 a_damaged_clean_block_is_read_again_from_the_backing_store (void **state)
 {
-  struct store *backing = store_memory_create (1 << 20, 0);
+  struct fake *f = fake_new (1 << 20);
+  struct store *backing = &f->s;
   struct cache_config cc = { .backing = backing };
   struct store *s = cache_create (&cc);
   uint8_t a[BS], r[BS];
@@ -167,6 +171,7 @@ a_damaged_clean_block_is_read_again_from_the_backing_store (void **state)
   assert_memory_equal (r, a, BS);
   assert_int_equal (store_flush (s), 0);
   store_close (s);
+  fake_free (f);
 }
 
 int

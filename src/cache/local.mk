@@ -16,7 +16,7 @@ tests_test_cache_compressed_round_trips_LDADD = $(TEST_LDADD)
 check_PROGRAMS += tests/test-cache-write-back-eviction-and-limits
 TESTS += tests/test-cache-write-back-eviction-and-limits
 UNIT_TESTS += tests/test-cache-write-back-eviction-and-limits
-tests_test_cache_write_back_eviction_and_limits_SOURCES = tests/test-cache-write-back-eviction-and-limits.c
+tests_test_cache_write_back_eviction_and_limits_SOURCES = tests/test-cache-write-back-eviction-and-limits.c tests/cache-fake-backing.h
 tests_test_cache_write_back_eviction_and_limits_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_write_back_eviction_and_limits_LDADD = $(TEST_LDADD)
 
@@ -24,7 +24,7 @@ tests_test_cache_write_back_eviction_and_limits_LDADD = $(TEST_LDADD)
 check_PROGRAMS += tests/test-cache-a-corrupt-block-is-an-error-never-data
 TESTS += tests/test-cache-a-corrupt-block-is-an-error-never-data
 UNIT_TESTS += tests/test-cache-a-corrupt-block-is-an-error-never-data
-tests_test_cache_a_corrupt_block_is_an_error_never_data_SOURCES = tests/test-cache-a-corrupt-block-is-an-error-never-data.c
+tests_test_cache_a_corrupt_block_is_an_error_never_data_SOURCES = tests/test-cache-a-corrupt-block-is-an-error-never-data.c tests/cache-fake-backing.h
 tests_test_cache_a_corrupt_block_is_an_error_never_data_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/cache
 tests_test_cache_a_corrupt_block_is_an_error_never_data_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_a_corrupt_block_is_an_error_never_data_LDADD = $(TEST_LDADD)
