@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "log.h"
 #include "nbd.h"
 
@@ -33,7 +34,7 @@ setup (void)
 {
   struct sgv_pool_config sc = { .name = "fuzz" };
   log_init ("fuzz", false, -1);
-  store = store_memory_create (1 << 20, 0);
+  store = cache_create (&(struct cache_config) { .size = 1 << 20 });
   sgv = sgv_pool_create (&sc);
   cmds = scsi_cmd_pool_create (NULL);
   struct scsi_lu_config lc = { .store = store, .sgv = sgv, .block_size = 512 };

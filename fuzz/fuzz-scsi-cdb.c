@@ -1,14 +1,15 @@
 /* libFuzzer target: arbitrary CDBs with arbitrary data-out buffers
- * against a logical unit on a small memory store.  Input layout: one
- * byte of CDB length (1..32), the CDB, then the data-out buffer.  Every
- * command must complete with a status and, on CHECK CONDITION, sense data
- * that decodes. */
+ * against a logical unit on a small in-memory disk (the block map, as
+ * the daemon serves it).  Input layout: one byte of CDB length (1..32),
+ * the CDB, then the data-out buffer.  Every command must complete with a
+ * status and, on CHECK CONDITION, sense data that decodes. */
 #include <config.h>
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "scsi.h"
 #include "sgv.h"
 #include "store.h"
@@ -27,7 +28,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   if (lu == NULL) {
     struct sgv_pool_config sc = { .name = "fuzz" };
-    store = store_memory_create (1 << 20, 0);
+    store = cache_create (&(struct cache_config) { .size = 1 << 20 });
     sgv = sgv_pool_create (&sc);
     struct scsi_lu_config lc = { .store = store, .sgv = sgv, .block_size = 512 };
     lu = scsi_lu_create (&lc);

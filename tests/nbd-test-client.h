@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "nbd.h"
 #include "../src/nbd/protocol.h"
 
@@ -29,7 +30,7 @@ server_new (uint64_t size, bool read_only)
 {
   struct server *s = calloc (1, sizeof *s);
   struct sgv_pool_config sc = { .name = "t" };
-  s->store = store_memory_create (size, 0);
+  s->store = cache_create (&(struct cache_config) { .size = size });
   s->sgv = sgv_pool_create (&sc);
   s->cmds = scsi_cmd_pool_create (NULL);
   struct scsi_lu_config lc = { .store = s->store, .sgv = s->sgv, .block_size = 512,

@@ -1,6 +1,6 @@
 /* Shared by the SCSI core's unit tests: a unit over a store, raw CDB
- * execution with a data buffer, sense assertions, and a fake store whose
- * failures a test can choose. */
+ * execution with a data buffer, sense assertions, the daemon's in-memory
+ * disk, and a fake store whose failures a test can choose. */
 #ifndef SGBLK_SCSI_TEST_HELPERS_H
 #define SGBLK_SCSI_TEST_HELPERS_H
 
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "scsi.h"
 #include "sgv.h"
 #include "store.h"
@@ -106,6 +107,15 @@ fake_store_new (uint64_t size, bool backed)
   f->s.caps = STORE_CAP_TRIM | STORE_CAP_EXTENTS | STORE_CAP_PERSISTENT;
   if (backed) f->data = calloc (1, size);
   return f;
+}
+
+/* The in-memory disk the daemon serves: the block map, no backing store. */
+static inline struct store *
+memdisk_new (uint64_t size)
+{
+  struct store *s = cache_create (&(struct cache_config) { .size = size });
+  assert_non_null (s);
+  return s;
 }
 
 struct unit {

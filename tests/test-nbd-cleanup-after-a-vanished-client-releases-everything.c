@@ -19,7 +19,7 @@
 
 #include "nbd-test-client.h"
 
-/* A store over a memory store whose writes take 50 ms. */
+/* A store over the in-memory disk whose writes take 50 ms. */
 struct slow {
   struct store s;
   struct store *inner;
@@ -58,7 +58,7 @@ static void
 cleanup_after_a_client_vanishes_mid_execution_releases_everything (void **state)
 {
   struct slow *w = calloc (1, sizeof *w);
-  w->inner = store_memory_create (16 << 20, 0);
+  w->inner = cache_create (&(struct cache_config) { .size = 16 << 20 });
   w->s = (struct store) { .ops = &slow_ops, .size = 16 << 20, .caps = STORE_CAP_TRIM };
   struct sgv_pool_config sc = { .name = "t", .release = count_release };
   struct sgv_pool *sgv = sgv_pool_create (&sc);

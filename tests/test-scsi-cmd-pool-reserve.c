@@ -68,7 +68,7 @@ ten_thousand_commands_complete_from_the_reserve_alone (void **state)
 {
   struct scsi_cmd_pool_config pc = { .reserve = 16 };
   struct scsi_cmd_pool *pool = scsi_cmd_pool_create (&pc);
-  struct unit *u = unit_new (store_memory_create (1 << 20, 0), 512, false, false);
+  struct unit *u = unit_new (memdisk_new (1 << 20), 512, false, false);
   struct worker_arg args[THREADS];
   pthread_t t[THREADS];
   struct scsi_pool_stats st;

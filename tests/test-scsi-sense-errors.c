@@ -114,7 +114,7 @@ parameter_list_length_error_is_5_1a_00 (void **state)
 static void
 write_protected_is_7_27_00_eperm (void **state)
 {
-  struct unit *ro = unit_new (store_memory_create (MiB, 0), 512, true, false);
+  struct unit *ro = unit_new (memdisk_new (MiB), 512, true, false);
   uint8_t cdb[16], buf[512] = { 0 };
 
   scsi_cdb_write16 (cdb, 0, 1, false);
