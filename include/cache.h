@@ -37,7 +37,7 @@ enum cache_mode {
 
 struct cache_config {
   uint64_t size;            /* bytes; ignored (taken from backing) with a backing store */
-  struct store *backing;    /* NULL: the map is the memory store; owned by the cache after create */
+  struct store *backing;    /* NULL: the map is the in-memory disk; owned by the cache after create */
   uint32_t block_size;      /* power of two, CACHE_MIN_BLOCK..CACHE_MAX_BLOCK; 0 = 4096 */
   uint64_t mem_limit;       /* bytes of memory for compressed data; 0 = unlimited (memory) or 256 MiB (backing) */
   enum cache_mode mode;

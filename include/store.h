@@ -65,10 +65,6 @@ struct store {
   unsigned caps;      /* STORE_CAP_* */
 };
 
-/* Memory store: sparse, pages allocated on first write, freed by trim and
- * zero.  mem_limit 0 means no limit; past the limit writes fail ENOSPC. */
-struct store *store_memory_create (uint64_t size, uint64_t mem_limit);
-
 /* File or block device store. */
 #define STORE_FILE_READ_ONLY 0x1u
 #define STORE_FILE_CREATE    0x2u   /* create or extend to create_size */
