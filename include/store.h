@@ -1,9 +1,11 @@
 /* store: the backing store interface, a small vtable in the manner of
  * nbdkit's struct backend.
  *
- * A store is a linear array of bytes of fixed size.  Callers (the SCSI core,
- * later the cache) always pass ranges inside [0, size); the store does not
- * re-check them.  Every operation returns 0, or -1 with errno set:
+ * A store is a linear array of bytes of fixed size, addressed to the byte.
+ * Callers (the SCSI core, the cache over its backing store) always pass
+ * ranges inside [0, size) and only the flags defined below; the store does
+ * not re-check them, the wrappers at the end assert them (unless NDEBUG).
+ * Every operation returns 0, or -1 with errno set:
  *   ENOSPC   the store could not allocate space (memory limit, full disk)
  *   EIO      the medium failed
  *   ENOTSUP  the operation (e.g. a fast zero) is not possible
@@ -14,6 +16,7 @@
 #ifndef SGBLK_STORE_H
 #define SGBLK_STORE_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -72,26 +75,102 @@ struct store {
 struct store *store_file_open (const char *path, unsigned flags,
                                uint64_t create_size);
 
-/* Convenience wrappers: the data path calls through these. */
-static inline int store_pread (struct store *s, const struct iovec *iov,
-                               int iovcnt, uint64_t off)
-{ return s->ops->pread (s, iov, iovcnt, off); }
-static inline int store_pwrite (struct store *s, const struct iovec *iov,
-                                int iovcnt, uint64_t off, unsigned flags)
-{ return s->ops->pwrite (s, iov, iovcnt, off, flags); }
-static inline int store_flush (struct store *s)
-{ return s->ops->flush (s); }
-static inline int store_trim (struct store *s, uint64_t off, uint64_t len)
-{ return s->ops->trim (s, off, len); }
-static inline int store_zero (struct store *s, uint64_t off, uint64_t len,
-                              unsigned flags)
-{ return s->ops->zero (s, off, len, flags); }
-static inline int store_extent (struct store *s, uint64_t off, uint64_t len,
-                                uint64_t *ext_len, bool *allocated)
-{ return s->ops->extent (s, off, len, ext_len, allocated); }
-static inline void store_get_stats (struct store *s, struct store_stats *st)
-{ s->ops->stats (s, st); }
-static inline void store_close (struct store *s)
-{ if (s) s->ops->close (s); }
+/* The bytes an iovec array describes. */
+static inline uint64_t
+store_iov_len (const struct iovec *iov, int iovcnt)
+{
+  uint64_t n = 0;
+
+  for (int i = 0; i < iovcnt; i++)
+    n += iov[i].iov_len;
+  return n;
+}
+
+/* The caller's side of the contract, for the assertions below: a well-
+ * formed iovec array, a range inside the store. */
+static inline bool
+store_iov_ok (const struct iovec *iov, int iovcnt)
+{
+  if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
+    return false;
+  for (int i = 0; i < iovcnt; i++)
+    if (iov[i].iov_base == NULL && iov[i].iov_len > 0)
+      return false;
+  return true;
+}
+
+static inline bool
+store_range_ok (const struct store *s, uint64_t off, uint64_t len)
+{
+  return off <= s->size && len <= s->size - off;
+}
+
+/* Convenience wrappers: the data path calls through these.  They assert
+ * the preconditions of each operation; a failed assertion is a bug in the
+ * caller, never in the store. */
+static inline int
+store_pread (struct store *s, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+  assert (store_iov_ok (iov, iovcnt));
+  assert (store_range_ok (s, off, store_iov_len (iov, iovcnt)));
+  return s->ops->pread (s, iov, iovcnt, off);
+}
+
+static inline int
+store_pwrite (struct store *s, const struct iovec *iov, int iovcnt,
+              uint64_t off, unsigned flags)
+{
+  assert (store_iov_ok (iov, iovcnt));
+  assert (store_range_ok (s, off, store_iov_len (iov, iovcnt)));
+  assert ((flags & ~STORE_FUA) == 0);
+  return s->ops->pwrite (s, iov, iovcnt, off, flags);
+}
+
+static inline int
+store_flush (struct store *s)
+{
+  return s->ops->flush (s);
+}
+
+static inline int
+store_trim (struct store *s, uint64_t off, uint64_t len)
+{
+  assert (store_range_ok (s, off, len));
+  return s->ops->trim (s, off, len);
+}
+
+static inline int
+store_zero (struct store *s, uint64_t off, uint64_t len, unsigned flags)
+{
+  assert (store_range_ok (s, off, len));
+  assert ((flags & ~(STORE_MAY_TRIM | STORE_FAST_ZERO)) == 0);
+  return s->ops->zero (s, off, len, flags);
+}
+
+/* Also checks the store's side: an extent of 1..len bytes. */
+static inline int
+store_extent (struct store *s, uint64_t off, uint64_t len, uint64_t *ext_len,
+              bool *allocated)
+{
+  assert (len > 0 && store_range_ok (s, off, len));
+  assert (ext_len != NULL && allocated != NULL);
+  int r = s->ops->extent (s, off, len, ext_len, allocated);
+  assert (r == -1 || (*ext_len >= 1 && *ext_len <= len));
+  return r;
+}
+
+static inline void
+store_get_stats (struct store *s, struct store_stats *st)
+{
+  assert (st != NULL);
+  s->ops->stats (s, st);
+}
+
+static inline void
+store_close (struct store *s)
+{
+  if (s)
+    s->ops->close (s);
+}
 
 #endif
