@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 
@@ -141,12 +140,7 @@ cache_evict (struct cache *k)
       if (m->flags & CM_REF)
         m->flags &= ~(uint32_t) CM_REF;  /* second chance */
       else {
-        zpool_free (k->zp, m->handle);
-        atomic_fetch_sub (&k->st.compr_bytes, m->csize);
-        if (m->flags & CM_HUGE)
-          atomic_fetch_sub (&k->st.huge_blocks, 1);
-        atomic_fetch_sub (&k->st.present, 1);
-        memset (m, 0, sizeof *m);
+        cache_drop_block (k, b);
         atomic_fetch_add (&k->st.evicted, 1);
         freed++;
       }

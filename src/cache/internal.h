@@ -104,6 +104,9 @@ struct cache {
 };
 
 int cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty);
+/* Forget block b: free its object, take it out of the stats, clear its
+ * entry (absent).  Stripe lock held. */
+void cache_drop_block (struct cache *k, uint64_t b);
 /* Block b's present data into out (bs bytes).  Stripe lock held.  -1 with
  * EIO if its object does not decompress to exactly one block (then
  * counted once and flagged CM_BAD). */

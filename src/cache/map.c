@@ -173,9 +173,8 @@ cache_decode (struct cache *k, uint64_t b, uint8_t *out)
   return 0;
 }
 
-/* Forget block b's object and stats.  Lock held. */
-static void
-drop (struct cache *k, uint64_t b)
+void
+cache_drop_block (struct cache *k, uint64_t b)
 {
   struct cmeta *m = &k->meta[b];
 
@@ -217,7 +216,7 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
 
   if (same_word (data, k->bs, &word)) {
     if (word == 0 && k->backing == NULL) {      /* a hole costs nothing */
-      drop (k, b);
+      cache_drop_block (k, b);
       return 0;
     }
     n.flags |= CM_SAME;
@@ -244,7 +243,7 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
       return -1;
     memcpy (zpool_map (k->zp, n.handle), src, n.csize);
   }
-  drop (k, b);
+  cache_drop_block (k, b);
   k->meta[b] = n;
   atomic_fetch_add (&k->st.present, 1);
   if (n.flags & CM_SAME)
@@ -305,7 +304,7 @@ fetch (struct cache *k, uint64_t b, uint8_t *out, bool *hit)
     }
     if (k->backing == NULL || (m->flags & CM_DIRTY))
       return -1;                          /* EIO: the only copy is damaged */
-    drop (k, b);
+    cache_drop_block (k, b);
   }
   if (k->backing == NULL) {
     memset (out, 0, k->bs);
