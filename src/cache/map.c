@@ -320,10 +320,8 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
 {
   struct cache *k = (struct cache *) s;
   struct cursor c = { iov, cnt, 0, 0 };
-  uint64_t len = 0;
+  uint64_t len = store_iov_len (iov, cnt);
 
-  for (int i = 0; i < cnt; i++)
-    len += iov[i].iov_len;
   while (len > 0) {
     uint64_t b = off >> k->shift;
     uint32_t in = (uint32_t) (off & (k->bs - 1));
@@ -449,10 +447,8 @@ cache_pwrite (struct store *s, const struct iovec *iov, int cnt, uint64_t off,
 {
   struct cache *k = (struct cache *) s;
   struct cursor c = { iov, cnt, 0, 0 };
-  uint64_t len = 0;
+  uint64_t len = store_iov_len (iov, cnt);
 
-  for (int i = 0; i < cnt; i++)
-    len += iov[i].iov_len;
   if (update (k, &c, off, len) == -1)
     return -1;
   if (k->backing && (k->mode == CACHE_MODE_WRITETHROUGH || (flags & STORE_FUA)))
