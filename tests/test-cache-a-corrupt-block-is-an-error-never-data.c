@@ -26,6 +26,7 @@
 static void
 text_block (uint8_t *p, unsigned seed)
 {
+  memset (p, ' ', BS);                  /* each line's tail, past its text */
   for (unsigned i = 0; i < BS; i += 64)
     snprintf ((char *) p + i, 64, "block %8u line %4u of some compressible text.....", seed, i / 64);
 }
