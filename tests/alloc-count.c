@@ -53,6 +53,8 @@ static int log_fd = -1;
 static _Atomic int window = AFTER;         /* AFTER until the constructor ran */
 static __thread int busy __attribute__ ((tls_model ("initial-exec")));
 
+static void say (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
 static void
 say (const char *fmt, ...)
 {
