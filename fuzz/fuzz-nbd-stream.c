@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "be.h"
 #include "cache.h"
 #include "log.h"
 #include "nbd.h"
@@ -25,9 +26,6 @@ static struct nbd_export exp;
 static struct nbd_server *srv;
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
-
-static void
-be32 (uint8_t *p, uint32_t v) { p[0] = (uint8_t) (v >> 24); p[1] = (uint8_t) (v >> 16); p[2] = (uint8_t) (v >> 8); p[3] = (uint8_t) v; }
 
 static void
 setup (void)
@@ -65,10 +63,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     return 0;
   }
   if (size > 0 && data[0] == 'G') {      /* flags, STRUCTURED_REPLY, GO "" */
-    be32 (pre, 3);
-    memcpy (pre + 4, "IHAVEOPT", 8); be32 (pre + 12, 8); be32 (pre + 16, 0);
-    memcpy (pre + 20, "IHAVEOPT", 8); be32 (pre + 28, 7); be32 (pre + 32, 6);
-    be32 (pre + 36, 0); pre[40] = 0; pre[41] = 0;
+    be_put32 (pre, 3);
+    memcpy (pre + 4, "IHAVEOPT", 8); be_put32 (pre + 12, 8); be_put32 (pre + 16, 0);
+    memcpy (pre + 20, "IHAVEOPT", 8); be_put32 (pre + 28, 7); be_put32 (pre + 32, 6);
+    be_put32 (pre + 36, 0); pre[40] = 0; pre[41] = 0;
     npre = 42;
     data++;
     size--;

@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "be.h"
 #include "cache.h"
 #include "nbd.h"
 #include "../src/nbd/protocol.h"
@@ -89,12 +90,6 @@ tx (int fd, const void *buf, size_t n)
   assert_int_equal (send (fd, buf, n, MSG_NOSIGNAL), (ssize_t) n);
 }
 
-static inline void be16 (uint8_t *p, uint16_t v) { p[0] = (uint8_t) (v >> 8); p[1] = (uint8_t) v; }
-static inline void be32 (uint8_t *p, uint32_t v) { be16 (p, (uint16_t) (v >> 16)); be16 (p + 2, (uint16_t) v); }
-static inline void be64 (uint8_t *p, uint64_t v) { be32 (p, (uint32_t) (v >> 32)); be32 (p + 4, (uint32_t) v); }
-static inline uint16_t g16 (const uint8_t *p) { return (uint16_t) (p[0] << 8 | p[1]); }
-static inline uint32_t g32 (const uint8_t *p) { return (uint32_t) g16 (p) << 16 | g16 (p + 2); }
-static inline uint64_t g64 (const uint8_t *p) { return (uint64_t) g32 (p) << 32 | g32 (p + 4); }
 
 /* Read the greeting and send client flags. */
 static inline void
@@ -102,9 +97,9 @@ greet (int fd, uint32_t cflags)
 {
   uint8_t g[18], f[4];
   assert_int_equal (rx (fd, g, 18), 0);
-  assert_true (g64 (g) == NBD_MAGIC);
-  assert_true (g64 (g + 8) == NBD_IHAVEOPT);
-  be32 (f, cflags);
+  assert_true (be_get64 (g) == NBD_MAGIC);
+  assert_true (be_get64 (g + 8) == NBD_IHAVEOPT);
+  be_put32 (f, cflags);
   tx (fd, f, 4);
 }
 
@@ -112,9 +107,9 @@ static inline void
 send_opt (int fd, uint32_t opt, const void *data, uint32_t len)
 {
   uint8_t h[16];
-  be64 (h, NBD_IHAVEOPT);
-  be32 (h + 8, opt);
-  be32 (h + 12, len);
+  be_put64 (h, NBD_IHAVEOPT);
+  be_put32 (h + 8, opt);
+  be_put32 (h + 12, len);
   tx (fd, h, 16);
   if (len) tx (fd, data, len);
 }
@@ -125,9 +120,9 @@ read_opt_reply (int fd, uint32_t opt, void *data, uint32_t max, uint32_t *len)
 {
   uint8_t h[20], junk[256];
   assert_int_equal (rx (fd, h, 20), 0);
-  assert_true (g64 (h) == NBD_REP_MAGIC);
-  assert_int_equal (g32 (h + 8), opt);
-  uint32_t l = g32 (h + 16);
+  assert_true (be_get64 (h) == NBD_REP_MAGIC);
+  assert_int_equal (be_get32 (h + 8), opt);
+  uint32_t l = be_get32 (h + 16);
   if (len) *len = l;
   for (uint32_t got = 0; got < l; ) {
     uint32_t m = l - got;
@@ -135,7 +130,7 @@ read_opt_reply (int fd, uint32_t opt, void *data, uint32_t max, uint32_t *len)
     else { if (m > sizeof junk) m = sizeof junk; assert_int_equal (rx (fd, junk, m), 0); }
     got += m;
   }
-  return g32 (h + 12);
+  return be_get32 (h + 12);
 }
 
 /* Full negotiation: STRUCTURED_REPLY and base:allocation if asked, then
@@ -152,19 +147,19 @@ negotiate (int fd, bool structured)
     send_opt (fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
     assert_int_equal (read_opt_reply (fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0, NULL), NBD_REP_ACK);
     uint8_t q[4 + 4 + 4 + 4 + 15];
-    be32 (q, 4); memcpy (q + 4, "disk", 4); be32 (q + 8, 1); be32 (q + 12, 15);
+    be_put32 (q, 4); memcpy (q + 4, "disk", 4); be_put32 (q + 8, 1); be_put32 (q + 12, 15);
     memcpy (q + 16, "base:allocation", 15);
     send_opt (fd, NBD_OPT_SET_META_CONTEXT, q, sizeof q);
     assert_int_equal (read_opt_reply (fd, NBD_OPT_SET_META_CONTEXT, d, sizeof d, NULL), NBD_REP_META_CONTEXT);
-    assert_int_equal (g32 (d), 1);
+    assert_int_equal (be_get32 (d), 1);
     assert_int_equal (read_opt_reply (fd, NBD_OPT_SET_META_CONTEXT, NULL, 0, NULL), NBD_REP_ACK);
   }
   uint8_t go[4 + 4 + 2];
-  be32 (go, 4); memcpy (go + 4, "disk", 4); be16 (go + 8, 0);
+  be_put32 (go, 4); memcpy (go + 4, "disk", 4); be_put16 (go + 8, 0);
   send_opt (fd, NBD_OPT_GO, go, sizeof go);
   while ((t = read_opt_reply (fd, NBD_OPT_GO, d, sizeof d, &len)) == NBD_REP_INFO)
-    if (g16 (d) == NBD_INFO_EXPORT)
-      flags = g16 (d + 10);
+    if (be_get16 (d) == NBD_INFO_EXPORT)
+      flags = be_get16 (d + 10);
   assert_int_equal (t, NBD_REP_ACK);
   return flags;
 }
@@ -174,12 +169,12 @@ request (int fd, uint16_t type, uint16_t flags, uint64_t cookie, uint64_t off,
          uint32_t len, const void *payload)
 {
   uint8_t h[28];
-  be32 (h, NBD_REQUEST_MAGIC);
-  be16 (h + 4, flags);
-  be16 (h + 6, type);
-  be64 (h + 8, cookie);
-  be64 (h + 16, off);
-  be32 (h + 24, len);
+  be_put32 (h, NBD_REQUEST_MAGIC);
+  be_put16 (h + 4, flags);
+  be_put16 (h + 6, type);
+  be_put64 (h + 8, cookie);
+  be_put64 (h + 16, off);
+  be_put32 (h + 24, len);
   tx (fd, h, 28);
   if (payload) tx (fd, payload, len);
 }
@@ -201,35 +196,35 @@ read_reply (int fd, bool structured, void *buf, uint32_t len, struct reply *r)
   memset (r, 0, sizeof *r);
   if (!structured) {
     if (rx (fd, h, 16) == -1) return -1;
-    assert_int_equal (g32 (h), NBD_SIMPLE_REPLY_MAGIC);
-    r->error = g32 (h + 4);
-    r->cookie = g64 (h + 8);
+    assert_int_equal (be_get32 (h), NBD_SIMPLE_REPLY_MAGIC);
+    r->error = be_get32 (h + 4);
+    r->cookie = be_get64 (h + 8);
     if (r->error == 0 && buf && len)
       return rx (fd, buf, len);
     return 0;
   }
   for (;;) {
     if (rx (fd, h, 20) == -1) return -1;
-    assert_int_equal (g32 (h), NBD_STRUCTURED_REPLY_MAGIC);
-    uint16_t flags = g16 (h + 4);
-    r->type = g16 (h + 6);
-    r->cookie = g64 (h + 8);
-    uint32_t l = g32 (h + 16);
+    assert_int_equal (be_get32 (h), NBD_STRUCTURED_REPLY_MAGIC);
+    uint16_t flags = be_get16 (h + 4);
+    r->type = be_get16 (h + 6);
+    r->cookie = be_get64 (h + 8);
+    uint32_t l = be_get32 (h + 16);
     uint8_t *p = malloc (l + 1);
     if (l && rx (fd, p, l) == -1) { free (p); return -1; }
     if (r->type == NBD_REPLY_TYPE_OFFSET_DATA)
       memcpy (buf, p + 8, l - 8);
     else if (r->type == NBD_REPLY_TYPE_OFFSET_HOLE) {
       r->hole = true;
-      memset (buf, 0, g32 (p + 8));
+      memset (buf, 0, be_get32 (p + 8));
     }
     else if (r->type == NBD_REPLY_TYPE_BLOCK_STATUS) {
       r->nextents = (l - 4) / 8;
       for (uint32_t i = 0; i < 2 * r->nextents && i < 128; i++)
-        r->extents[i] = g32 (p + 4 + 4 * i);
+        r->extents[i] = be_get32 (p + 4 + 4 * i);
     }
     else if (r->type & 0x8000)
-      r->error = g32 (p);
+      r->error = be_get32 (p);
     free (p);
     if (flags & NBD_REPLY_FLAG_DONE)
       return 0;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "be.h"
 #include "cache.h"
 #include "scsi.h"
 #include "sgv.h"
@@ -195,16 +196,5 @@ assert_sense (struct unit *u, uint8_t key, uint8_t asc, uint8_t ascq)
   assert_int_equal (si.asc, asc);
   assert_int_equal (si.ascq, ascq);
 }
-
-static inline void
-put64 (uint8_t *p, uint64_t v) { for (int i = 7; i >= 0; i--) { p[i] = (uint8_t) v; v >>= 8; } }
-static inline void
-put32 (uint8_t *p, uint32_t v) { for (int i = 3; i >= 0; i--) { p[i] = (uint8_t) v; v >>= 8; } }
-static inline void
-put16 (uint8_t *p, uint16_t v) { p[0] = (uint8_t) (v >> 8); p[1] = (uint8_t) v; }
-static inline uint32_t
-get32 (const uint8_t *p) { return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3]; }
-static inline uint64_t
-get64 (const uint8_t *p) { return (uint64_t) get32 (p) << 32 | get32 (p + 4); }
 
 #endif

@@ -89,9 +89,9 @@ a_huge_option_length_is_dropped_without_reading_it (void **state)
   int fd = client_new (s);
   greet (fd, NBD_FLAG_C_FIXED_NEWSTYLE);
   uint8_t h[16];
-  be64 (h, NBD_IHAVEOPT);
-  be32 (h + 8, NBD_OPT_GO);
-  be32 (h + 12, 0x7fffffff);
+  be_put64 (h, NBD_IHAVEOPT);
+  be_put32 (h + 8, NBD_OPT_GO);
+  be_put32 (h + 12, 0x7fffffff);
   tx (fd, h, 16);
   assert_closed (fd);
   close (fd);
@@ -112,8 +112,8 @@ export_name_of_an_unknown_export_disconnects (void **state)
   send_opt (fd, NBD_OPT_EXPORT_NAME, "disk", 4);
   uint8_t d[134];
   assert_int_equal (rx (fd, d, sizeof d), 0);
-  assert_true (g64 (d) == 1 << 20);
-  assert_true (g16 (d + 8) & NBD_FLAG_HAS_FLAGS);
+  assert_true (be_get64 (d) == 1 << 20);
+  assert_true (be_get16 (d + 8) & NBD_FLAG_HAS_FLAGS);
   for (int i = 10; i < 134; i++)
     assert_int_equal (d[i], 0);
   close (fd);
@@ -125,13 +125,13 @@ info_with_a_name_longer_than_the_option_is_invalid (void **state)
   int fd = client_new (s);
   greet (fd, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
   uint8_t d[10];
-  be32 (d, 100);                                       /* name length 100 in a 10-byte option */
+  be_put32 (d, 100);                                       /* name length 100 in a 10-byte option */
   memcpy (d + 4, "disk", 4);
-  be16 (d + 8, 0);
+  be_put16 (d + 8, 0);
   send_opt (fd, NBD_OPT_INFO, d, sizeof d);
   assert_int_equal (read_opt_reply (fd, NBD_OPT_INFO, NULL, 0, NULL), NBD_REP_ERR_INVALID);
   /* Unknown export name in GO. */
-  be32 (d, 4);
+  be_put32 (d, 4);
   memcpy (d + 4, "nope", 4);
   send_opt (fd, NBD_OPT_GO, d, sizeof d);
   assert_int_equal (read_opt_reply (fd, NBD_OPT_GO, NULL, 0, NULL), NBD_REP_ERR_UNKNOWN);
@@ -151,7 +151,7 @@ unknown_option_is_unsupported_and_negotiation_goes_on (void **state)
   send_opt (fd, NBD_OPT_STRUCTURED_REPLY, "x", 1);
   assert_int_equal (read_opt_reply (fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0, NULL), NBD_REP_ERR_INVALID);
   uint8_t q[12];
-  be32 (q, 4); memcpy (q + 4, "disk", 4); be32 (q + 8, 0);
+  be_put32 (q, 4); memcpy (q + 4, "disk", 4); be_put32 (q + 8, 0);
   send_opt (fd, NBD_OPT_SET_META_CONTEXT, q, sizeof q);   /* before STRUCTURED_REPLY */
   assert_int_equal (read_opt_reply (fd, NBD_OPT_SET_META_CONTEXT, NULL, 0, NULL), NBD_REP_ERR_INVALID);
   /* LIST names the export. */
@@ -159,7 +159,7 @@ unknown_option_is_unsupported_and_negotiation_goes_on (void **state)
   uint32_t len;
   send_opt (fd, NBD_OPT_LIST, NULL, 0);
   assert_int_equal (read_opt_reply (fd, NBD_OPT_LIST, l, sizeof l, &len), NBD_REP_SERVER);
-  assert_int_equal (g32 (l), 4);
+  assert_int_equal (be_get32 (l), 4);
   assert_memory_equal (l + 4, "disk", 4);
   assert_int_equal (read_opt_reply (fd, NBD_OPT_LIST, NULL, 0, NULL), NBD_REP_ACK);
   /* LIST_META_CONTEXT with an empty query lists base:allocation. */
@@ -169,16 +169,16 @@ unknown_option_is_unsupported_and_negotiation_goes_on (void **state)
   assert_int_equal (read_opt_reply (fd, NBD_OPT_LIST_META_CONTEXT, NULL, 0, NULL), NBD_REP_ACK);
   /* Then GO, simple replies, data. */
   uint8_t go[10];
-  be32 (go, 4); memcpy (go + 4, "disk", 4); be16 (go + 8, 0);
+  be_put32 (go, 4); memcpy (go + 4, "disk", 4); be_put16 (go + 8, 0);
   send_opt (fd, NBD_OPT_GO, go, sizeof go);
   uint32_t t;
   bool block_size = false;
   while ((t = read_opt_reply (fd, NBD_OPT_GO, l, sizeof l, &len)) == NBD_REP_INFO)
-    if (g16 (l) == NBD_INFO_BLOCK_SIZE) {
+    if (be_get16 (l) == NBD_INFO_BLOCK_SIZE) {
       block_size = true;
-      assert_int_equal (g32 (l + 2), 512);
-      assert_int_equal (g32 (l + 6), 4096);
-      assert_int_equal (g32 (l + 10), NBD_MAX_PAYLOAD);
+      assert_int_equal (be_get32 (l + 2), 512);
+      assert_int_equal (be_get32 (l + 6), 4096);
+      assert_int_equal (be_get32 (l + 10), NBD_MAX_PAYLOAD);
     }
   assert_int_equal (t, NBD_REP_ACK);
   assert_true (block_size);

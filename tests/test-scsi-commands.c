@@ -46,9 +46,9 @@ write_then_read_back_with_every_read_and_write_cdb (void **state)
         cdb[0] = ops[k][dir];
         switch (ops[k][2]) {
         case 6:  cdb[2] = (uint8_t) (lba >> 8); cdb[3] = (uint8_t) lba; cdb[4] = (uint8_t) n; break;
-        case 10: put32 (cdb + 2, lba); put16 (cdb + 7, (uint16_t) n); break;
-        case 12: put32 (cdb + 2, lba); put32 (cdb + 6, n); break;
-        default: put64 (cdb + 2, lba); put32 (cdb + 10, n); break;
+        case 10: be_put32 (cdb + 2, lba); be_put16 (cdb + 7, (uint16_t) n); break;
+        case 12: be_put32 (cdb + 2, lba); be_put32 (cdb + 6, n); break;
+        default: be_put64 (cdb + 2, lba); be_put32 (cdb + 10, n); break;
         }
         if (dir == 0)
           exec_cdb (u, cdb, ops[k][2], w, NULL, len);
@@ -136,9 +136,9 @@ inquiry_vpd_pages_describe_serial_ids_limits_and_provisioning (void **state)
   assert_good (u);
   assert_int_equal (d[3], 0x3c);
   assert_int_equal (d[4] & 1, 1);                   /* WSNZ */
-  assert_int_equal (get32 (d + 8), 32 * MiB / 512); /* maximum transfer */
-  assert_int_equal (get32 (d + 20), 0xffffffffu);   /* maximum unmap LBA count */
-  assert_int_equal (get32 (d + 24), SCSI_MAX_UNMAP_DESCRIPTORS);
+  assert_int_equal (be_get32 (d + 8), 32 * MiB / 512); /* maximum transfer */
+  assert_int_equal (be_get32 (d + 20), 0xffffffffu);   /* maximum unmap LBA count */
+  assert_int_equal (be_get32 (d + 24), SCSI_MAX_UNMAP_DESCRIPTORS);
 
   cdb[2] = 0xb1;
   exec_cdb (u, cdb, 6, NULL, d, sizeof d);
@@ -173,7 +173,7 @@ mode_sense_caching_page_shows_wce_of_the_cache_mode (void **state)
     assert_good (u);
     assert_int_equal (d[0] << 8 | d[1], 8 + 8 + 20 + 12 - 2);
     assert_int_equal (d[7], 8);                     /* one block descriptor */
-    assert_int_equal (get32 (d + 12), 512);
+    assert_int_equal (be_get32 (d + 12), 512);
     assert_int_equal (d[16], 0x08);
     assert_int_equal ((d[18] >> 2) & 1, wce);
     assert_int_equal (d[36], 0x0a);                 /* control page follows */
@@ -202,13 +202,13 @@ read_capacity_reports_last_lba_and_block_size (void **state)
 
   exec_cdb (u, c10, 10, NULL, d, 8);
   assert_good (u);
-  assert_int_equal (get32 (d), 4 * MiB / 4096 - 1);
-  assert_int_equal (get32 (d + 4), 4096);
-  put32 (c16 + 10, 32);
+  assert_int_equal (be_get32 (d), 4 * MiB / 4096 - 1);
+  assert_int_equal (be_get32 (d + 4), 4096);
+  be_put32 (c16 + 10, 32);
   exec_cdb (u, c16, 16, NULL, d, 32);
   assert_good (u);
-  assert_int_equal (get64 (d), 4 * MiB / 4096 - 1);
-  assert_int_equal (get32 (d + 8), 4096);
+  assert_int_equal (be_get64 (d), 4 * MiB / 4096 - 1);
+  assert_int_equal (be_get32 (d + 8), 4096);
   assert_int_equal (d[14] & 0xc0, 0xc0);            /* LBPME, LBPRZ */
   unit_free (u);
 }
@@ -223,10 +223,10 @@ read_capacity_10_of_a_huge_disk_says_use_16 (void **state)
 
   exec_cdb (u, c10, 10, NULL, d, 8);
   assert_good (u);
-  assert_int_equal (get32 (d), 0xffffffffu);
-  put32 (c16 + 10, 32);
+  assert_int_equal (be_get32 (d), 0xffffffffu);
+  be_put32 (c16 + 10, 32);
   exec_cdb (u, c16, 16, NULL, d, 32);
-  assert_int_equal (get64 (d), (4ull << 40) / 512 - 1);
+  assert_int_equal (be_get64 (d), (4ull << 40) / 512 - 1);
   unit_free (u);
 }
 
@@ -242,8 +242,8 @@ verify_compares_data_and_reports_the_first_miscompare (void **state)
   assert_good (u);
   memset (cdb, 0, 16);
   cdb[0] = SCSI_OP_VERIFY_16;
-  put64 (cdb + 2, 10);
-  put32 (cdb + 10, 4);
+  be_put64 (cdb + 2, 10);
+  be_put32 (cdb + 10, 4);
   exec_cdb (u, cdb, 16, NULL, NULL, 0);             /* BYTCHK 0: readable */
   assert_good (u);
   cdb[1] = 0x02;                                    /* BYTCHK 1 */
@@ -259,8 +259,8 @@ verify_compares_data_and_reports_the_first_miscompare (void **state)
   assert_int_equal (si.info, 1234);
   /* VERIFY(10) as well. */
   uint8_t c10[10] = { SCSI_OP_VERIFY_10, 0x02 };
-  put32 (c10 + 2, 10);
-  put16 (c10 + 7, 4);
+  be_put32 (c10 + 2, 10);
+  be_put16 (c10 + 7, 4);
   exec_cdb (u, c10, 10, w, NULL, sizeof w);
   assert_good (u);
   unit_free (u);
@@ -273,8 +273,8 @@ write_and_verify_writes_then_checks (void **state)
   uint8_t cdb[16] = { SCSI_OP_WRITE_AND_VERIFY_16 }, w[1024], r[1024];
 
   fill (w, sizeof w, 4);
-  put64 (cdb + 2, 100);
-  put32 (cdb + 10, 2);
+  be_put64 (cdb + 2, 100);
+  be_put32 (cdb + 10, 2);
   exec_cdb (u, cdb, 16, w, NULL, sizeof w);
   assert_good (u);
   scsi_cdb_read16 (cdb, 100, 2, false);
@@ -311,8 +311,8 @@ write_same_replicates_a_pattern_or_zeroes_or_unmaps (void **state)
   /* WRITE SAME(16) with a pattern over 3000 blocks (more than one chunk). */
   memset (cdb, 0, 16);
   cdb[0] = SCSI_OP_WRITE_SAME_16;
-  put64 (cdb + 2, 8);
-  put32 (cdb + 10, 3000);
+  be_put64 (cdb + 2, 8);
+  be_put32 (cdb + 10, 3000);
   exec_cdb (u, cdb, 16, blk, NULL, sizeof blk);
   assert_good (u);
   for (unsigned i = 8; i < 3008; i++)
@@ -328,8 +328,8 @@ write_same_replicates_a_pattern_or_zeroes_or_unmaps (void **state)
   assert_memory_equal (f->data + 24 * 512, blk, 512);
   /* WRITE SAME(10) with UNMAP and a zero block. */
   uint8_t c10[10] = { SCSI_OP_WRITE_SAME_10, 0x08 };
-  put32 (c10 + 2, 100);
-  put16 (c10 + 7, 10);
+  be_put32 (c10 + 2, 100);
+  be_put16 (c10 + 7, 10);
   memset (blk, 0, sizeof blk);
   exec_cdb (u, c10, 10, blk, NULL, sizeof blk);
   assert_good (u);
@@ -379,7 +379,7 @@ compare_and_write_writes_only_on_a_match (void **state)
   fill (both + 1024, 1024, 2);
   memset (cdb, 0, 16);
   cdb[0] = SCSI_OP_COMPARE_AND_WRITE;
-  put64 (cdb + 2, 40);
+  be_put64 (cdb + 2, 40);
   cdb[13] = 2;
   exec_cdb (u, cdb, 16, both, NULL, sizeof both);
   assert_good (u);
@@ -410,7 +410,7 @@ prefetch_test_unit_ready_and_start_stop_succeed (void **state)
   scsi_cdb_prefetch16 (cdb, 0, 100);
   exec_cdb (u, cdb, 16, NULL, NULL, 0);
   assert_good (u);
-  put16 (p10 + 7, 8);
+  be_put16 (p10 + 7, 8);
   exec_cdb (u, p10, 10, NULL, NULL, 0);
   assert_good (u);
   exec_cdb (u, tur, 6, NULL, NULL, 0);
@@ -448,10 +448,10 @@ report_luns_lists_lun_0 (void **state)
   struct unit *u = mem_unit (512);
   uint8_t cdb[12] = { SCSI_OP_REPORT_LUNS }, d[16];
 
-  put32 (cdb + 6, 16);
+  be_put32 (cdb + 6, 16);
   exec_cdb (u, cdb, 12, NULL, d, sizeof d);
   assert_good (u);
-  assert_int_equal (get32 (d), 8);
+  assert_int_equal (be_get32 (d), 8);
   for (int i = 8; i < 16; i++)
     assert_int_equal (d[i], 0);
   unit_free (u);
@@ -463,10 +463,10 @@ report_supported_operation_codes_lists_what_the_unit_runs (void **state)
   struct unit *u = mem_unit (512);
   uint8_t cdb[12] = { SCSI_OP_MAINTENANCE_IN, SCSI_MI_REPORT_SUPPORTED_OPS }, d[1024];
 
-  put32 (cdb + 6, sizeof d);
+  be_put32 (cdb + 6, sizeof d);
   exec_cdb (u, cdb, 12, NULL, d, sizeof d);
   assert_good (u);
-  uint32_t len = get32 (d);
+  uint32_t len = be_get32 (d);
   assert_true (len >= 8 * 25);
   bool read16 = false, gls = false;
   for (uint32_t p = 4; p < 4 + len; p += 8) {

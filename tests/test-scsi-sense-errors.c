@@ -80,7 +80,7 @@ lba_out_of_range_is_5_21_00_enospc_for_writes_einval_for_reads (void **state)
   exec_cdb (u, cdb, 16, buf, NULL, sizeof buf);
   assert_fixed (5, 0x21, 0x00);
   assert_int_equal (u->cmd.sense[0], 0xf0);             /* VALID: INFORMATION set */
-  assert_int_equal (get32 (u->cmd.sense + 3), last);
+  assert_int_equal (be_get32 (u->cmd.sense + 3), last);
   assert_int_equal (scsi_cmd_errno (&u->cmd), ENOSPC);
   scsi_cdb_read16 (cdb, last + 1, 1, false);
   exec_cdb (u, cdb, 16, NULL, buf, 512);
@@ -99,14 +99,14 @@ static void
 parameter_list_length_error_is_5_1a_00 (void **state)
 {
   uint8_t cdb[10] = { SCSI_OP_UNMAP }, param[24] = { 0 };
-  put16 (cdb + 7, 4);                                   /* shorter than a header */
+  be_put16 (cdb + 7, 4);                                   /* shorter than a header */
   exec_cdb (u, cdb, 10, param, NULL, 4);
   assert_fixed (5, 0x1a, 0x00);
   assert_int_equal (scsi_cmd_errno (&u->cmd), EINVAL);
   /* Descriptor length longer than the list. */
-  put16 (cdb + 7, 24);
-  put16 (param, 22);
-  put16 (param + 2, 32);
+  be_put16 (cdb + 7, 24);
+  be_put16 (param, 22);
+  be_put16 (param + 2, 32);
   exec_cdb (u, cdb, 10, param, NULL, 24);
   assert_fixed (5, 0x1a, 0x00);
 }
@@ -161,12 +161,12 @@ miscompare_is_e_1d_00_with_the_offset_eio (void **state)
   uint8_t cdb[16] = { SCSI_OP_COMPARE_AND_WRITE }, buf[1024];
   memset (buf, 0, sizeof buf);
   buf[300] = 1;                                      /* the medium holds zeroes */
-  put64 (cdb + 2, 5);
+  be_put64 (cdb + 2, 5);
   cdb[13] = 1;
   exec_cdb (u, cdb, 16, buf, NULL, sizeof buf);
   assert_fixed (0x0e, 0x1d, 0x00);
   assert_int_equal (u->cmd.sense[0], 0xf0);
-  assert_int_equal (get32 (u->cmd.sense + 3), 300);
+  assert_int_equal (be_get32 (u->cmd.sense + 3), 300);
   assert_int_equal (scsi_cmd_errno (&u->cmd), EIO);
 }
 
@@ -241,7 +241,7 @@ lba_beyond_32_bits_is_reported_in_descriptor_format (void **state)
   assert_int_equal (s[8], 0x00);
   assert_int_equal (s[9], 0x0a);
   assert_int_equal (s[10], 0x80);
-  assert_int_equal (get64 (s + 12), lba);
+  assert_int_equal (be_get64 (s + 12), lba);
   struct scsi_sense_info si;
   assert_int_equal (scsi_sense_decode (s, b->cmd.sense_len, &si), 0);
   assert_int_equal (si.response_code, 0x72);
