@@ -22,6 +22,7 @@ struct cli_options {
   bool read_only;
   uint32_t block_size;         /* 512 or 4096 */
   unsigned threads;            /* 0 = number of CPUs */
+  unsigned handshake_timeout;  /* seconds; 0 = NBD's default */
   bool foreground;
   const char *pidfile;
   int verbose;

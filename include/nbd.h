@@ -47,6 +47,8 @@ nbd_export_max_payload (const struct nbd_export *e)
 
 struct nbd_server_config {
   unsigned threads;          /* workers shared by all connections; 0 = CPUs */
+  unsigned handshake_timeout;  /* seconds a client may be silent before
+                                * transmission; 0 = NBD_HANDSHAKE_TIMEOUT */
   struct nbd_export *exports;
   unsigned nexports;
 };

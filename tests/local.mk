@@ -16,6 +16,7 @@ SHELL_TESTS = \
 	tests/test-guest-swap-through-nbd0-under-a-memory-cgroup.sh \
 	tests/test-nbd-a-client-that-never-reads-costs-other-clients-nothing.sh \
 	tests/test-nbd-a-reply-never-reaches-another-client.sh \
+	tests/test-nbd-a-silent-client-is-dropped-after-the-handshake-timeout.sh \
 	tests/test-nbd-and-fuse-racing-on-the-same-sectors-lose-no-update.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
 	tests/test-nbd-every-size-to-the-maximum-round-trips-at-odd-offsets.sh \

@@ -176,6 +176,14 @@ bad_port_and_thread_counts_are_refused (void **state)
   assert_usage_error ("invalid port '70000'");
   assert_int_equal (parse (&o, "-t", "0", NULL), -1);
   assert_usage_error ("invalid thread count '0'");
+  assert_int_equal (parse (&o, "--handshake-timeout", "0", NULL), -1);
+  assert_usage_error ("invalid handshake timeout '0'");
+  assert_int_equal (parse (&o, "--handshake-timeout", "5s", NULL), -1);
+  assert_usage_error ("invalid handshake timeout '5s'");
+  assert_int_equal (parse (&o, NULL), 0);
+  assert_int_equal (o.handshake_timeout, 0);              /* NBD's default */
+  assert_int_equal (parse (&o, "--handshake-timeout", "600", NULL), 0);
+  assert_int_equal (o.handshake_timeout, 600);
 }
 
 static void
@@ -270,7 +278,7 @@ help_text_lists_every_long_option (void **state)
     "--size", "--create", "--direct", "--mem-limit", "--read-only",
     "--block-size", "--unix", "--port", "--bind", "--export-name",
     "--cache-size", "--cache-mode", "--cache-block", "--fuse", "--fuse-opt", "--swap",
-    "--threads", "--foreground", "--pidfile", "--verbose", "--version",
+    "--threads", "--handshake-timeout", "--foreground", "--pidfile", "--verbose", "--version",
     "--help",
   };
   char buf[8192] = "";

@@ -46,9 +46,9 @@ boot ()   # STEP DAEMON
   fail "the guest did not disconnect both connections cleanly"
 }
 
-start_sgblkd first -v --create --size 256M "$tmp/disk.img"
+start_sgblkd first -v --handshake-timeout 600 --create --size 256M "$tmp/disk.img"
 boot mkfs first
 stop_sgblkd first
-start_sgblkd second -v "$tmp/disk.img"
+start_sgblkd second -v --handshake-timeout 600 "$tmp/disk.img"
 boot check second
 stop_sgblkd second

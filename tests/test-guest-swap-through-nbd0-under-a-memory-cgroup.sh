@@ -16,7 +16,7 @@ requires addr2line
 . "${top_srcdir:-.}/tests/guest-functions.sh"
 
 LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-mem SGBLK_TEST_CMD_FAIL_EVERY=1 \
-  start_sgblkd mem --swap --size 512M --mem-limit 128M
+  start_sgblkd mem --handshake-timeout 600 --swap --size 512M --mem-limit 128M
 # The socket is bound before the memory is locked: wait for the summary.
 for i in $(seq 100); do grep -q "swap mode:" "$tmp/mem.log" && break; sleep 0.1; done
 grep "swap mode:" "$tmp/mem.log" || fail "swap mode not reported"

@@ -27,6 +27,7 @@ enum {
   OPT_FUSE,
   OPT_FUSE_OPT,
   OPT_SWAP,
+  OPT_HANDSHAKE_TIMEOUT,
 };
 
 static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -48,6 +49,7 @@ static const struct option long_opts[] = {
   { "fuse",        required_argument, NULL, OPT_FUSE },
   { "fuse-opt",    required_argument, NULL, OPT_FUSE_OPT },
   { "swap",        no_argument,       NULL, OPT_SWAP },
+  { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -88,6 +90,9 @@ cli_usage (FILE *f)
 "\n"
 "Daemon:\n"
 "  -t, --threads N         I/O worker threads (default: number of CPUs)\n"
+"      --handshake-timeout SECONDS\n"
+"                          drop a client silent for this long before its\n"
+"                          handshake is done (default 30)\n"
 "      --swap              safe to swap onto: lock memory, mark I/O threads\n"
 "                          as I/O flushers, never OOM-kill, preallocate pools\n"
 "                          and cache memory (--mem-limit defaults to half\n"
@@ -256,6 +261,11 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       break;
     case OPT_FUSE_OPT: o->fuse_opts = optarg; break;
     case OPT_SWAP: o->swap = true; break;
+    case OPT_HANDSHAKE_TIMEOUT:
+      if (parse_uint (optarg, 1, 86400, &v) == -1)
+        USAGE ("invalid handshake timeout '%s' (1-86400 seconds)", optarg);
+      o->handshake_timeout = (unsigned) v;
+      break;
     case 'f': o->foreground = true; break;
     case 'P': o->pidfile = optarg; break;
     case 'v': o->verbose++; break;

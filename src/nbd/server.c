@@ -49,6 +49,8 @@ nbd_server_create (const struct nbd_server_config *cfg)
   s->exports = cfg->exports;
   if (s->cfg.threads == 0)
     s->cfg.threads = sync_default_threads ();
+  if (s->cfg.handshake_timeout == 0)
+    s->cfg.handshake_timeout = NBD_HANDSHAKE_TIMEOUT;
   if (pipe2 (s->stop_pipe, O_CLOEXEC) == -1) {
     free (s);
     return NULL;

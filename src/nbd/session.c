@@ -139,7 +139,7 @@ cleanup (struct nbd_conn *c)
 void
 nbd_session_run (struct nbd_conn *c)
 {
-  struct timeval tv = { .tv_sec = NBD_HANDSHAKE_TIMEOUT };
+  struct timeval tv = { .tv_sec = c->srv->cfg.handshake_timeout };
 
   setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (nbd_handshake (c) == -1)
