@@ -28,4 +28,11 @@ tests_test_cache_a_corrupt_block_is_an_error_never_data_SOURCES = tests/test-cac
 tests_test_cache_a_corrupt_block_is_an_error_never_data_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/cache
 tests_test_cache_a_corrupt_block_is_an_error_never_data_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_a_corrupt_block_is_an_error_never_data_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test-cache-concurrent-io-agrees-with-a-shadow-model
+TESTS += tests/test-cache-concurrent-io-agrees-with-a-shadow-model
+UNIT_TESTS += tests/test-cache-concurrent-io-agrees-with-a-shadow-model
+tests_test_cache_concurrent_io_agrees_with_a_shadow_model_SOURCES = tests/test-cache-concurrent-io-agrees-with-a-shadow-model.c
+tests_test_cache_concurrent_io_agrees_with_a_shadow_model_CFLAGS = $(TEST_CFLAGS)
+tests_test_cache_concurrent_io_agrees_with_a_shadow_model_LDADD = $(TEST_LDADD)
 endif
