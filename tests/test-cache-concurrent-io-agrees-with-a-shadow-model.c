@@ -64,11 +64,13 @@
  * still has the right data (a write-back was skipped: a block marked
  * clean too early) or not (the cache lost the write).
  *
- * The first failure stops the run.  Each case runs SGBLK_CACHE_STRESS_MS
- * (default 3000 ms; 1000 ms under valgrind); SGBLK_CACHE_STRESS_OPS=write,
- * fua,zero,trim,burst,read,flush,verify picks the operations, and
- * SGBLK_CACHE_STRESS_SEED the seed of the threads' choices (their
- * interleaving is not reproducible). */
+ * The first failure stops the run.  A case still running a minute after
+ * its time is up is stuck (a deadlock, or memory the cache cannot get
+ * back): a watchdog aborts it, saying what each thread is doing.  Each
+ * case runs SGBLK_CACHE_STRESS_MS (default 3000 ms; 1000 ms under
+ * valgrind); SGBLK_CACHE_STRESS_OPS=write,fua,zero,trim,burst,read,flush,
+ * verify picks the operations, and SGBLK_CACHE_STRESS_SEED the seed of
+ * the threads' choices (their interleaving is not reproducible). */
 #include <config.h>
 
 #include <stdarg.h>
@@ -145,6 +147,8 @@ struct run {
   atomic_uint_fast64_t first_failure;  /* ns after t0, 0 if none */
   atomic_uint_fast64_t undecidable, torn, file_checks, cache_checks;
   pthread_mutex_t log_lock;
+  struct worker *ws;
+  atomic_int phase;                /* 0 workers, 1 final checks, 2 closing, 3 done */
 };
 
 struct worker {
@@ -157,6 +161,8 @@ struct worker {
   uint8_t *img;                    /* the whole file or cache */
   uint32_t *lo;                    /* done[] snapshot */
   uint32_t v[RUN];
+  atomic_int doing;                /* enum op under way, -1 between operations */
+  _Atomic uint32_t doing_s0, doing_n;
 };
 
 static uint64_t
@@ -550,7 +556,7 @@ check_own (struct worker *w, uint32_t s0, uint32_t n, bool file, const char *aft
 /* A range of the worker's own sectors: one sector in the first half
  * (often in a few hot blocks), up to a run in the second half. */
 static void
-pick (struct worker *w, uint32_t *s0, uint32_t *n)
+pick_range (struct worker *w, uint32_t *s0, uint32_t *n)
 {
   struct run *r = w->r;
   uint32_t spb = r->cfg->block_size / SECTOR;
@@ -575,6 +581,14 @@ pick (struct worker *w, uint32_t *s0, uint32_t *n)
   uint32_t i = below (w, RUN);
   *s0 = base + i;
   *n = 1 + below (w, RUN - i);
+}
+
+static void
+pick (struct worker *w, uint32_t *s0, uint32_t *n)
+{
+  pick_range (w, s0, n);
+  atomic_store (&w->doing_s0, *s0);
+  atomic_store (&w->doing_n, *n);
 }
 
 static void
@@ -669,6 +683,8 @@ work (void *arg)
   while (!atomic_load (&r->stop) && now_ns () < r->deadline) {
     enum op k = choose (w);
     w->count[k]++;
+    atomic_store (&w->doing_n, 0);
+    atomic_store (&w->doing, (int) k);
     switch (k) {
     case OP_WRITE: case OP_FUA:
       pick (w, &s0, &n);
@@ -699,6 +715,48 @@ work (void *arg)
     default:
       break;
     }
+    atomic_store (&w->doing, -1);
+  }
+  return NULL;
+}
+
+/* A cache that deadlocks fails the test, saying where everybody is,
+ * instead of hanging it. */
+static void *
+watchdog (void *arg)
+{
+  struct run *r = arg;
+  uint64_t limit = r->deadline + (UNDER_VALGRIND () ? 600 : 60) * UINT64_C (1000000000);
+
+  while (atomic_load (&r->phase) < 3) {
+    struct timespec ts = { 0, 100 * 1000 * 1000 };
+    nanosleep (&ts, NULL);
+    if (now_ns () < limit)
+      continue;
+    int phase = atomic_load (&r->phase);
+    printf ("  STUCK [%s, %.3f s] %s\n", r->cfg->name, (double) (now_ns () - r->t0) / 1e9,
+            phase == 0 ? "in the workers" : phase == 1 ? "in the final checks" : "closing the cache");
+    for (unsigned i = 0; phase == 0 && i < NTHREADS; i++) {
+      int k = atomic_load (&r->ws[i].doing);
+      uint32_t n = atomic_load (&r->ws[i].doing_n);
+      if (k < 0)
+        printf ("    t%u between operations\n", i);
+      else if (n == 0)
+        printf ("    t%u in %s\n", i, op_names[k]);
+      else
+        printf ("    t%u in %s of sectors %u+%u\n", i, op_names[k],
+                atomic_load (&r->ws[i].doing_s0), n);
+    }
+    struct cache_stats st;
+    if (phase < 2 && cache_get_stats (r->s, &st) == 0)
+      printf ("    cache: memory used %llu of %llu, %llu blocks present, %llu dirty,"
+              " %llu written back, %llu writer waits\n",
+              (unsigned long long) st.mem_used, (unsigned long long) st.mem_limit,
+              (unsigned long long) st.orig_bytes / st.block_size,
+              (unsigned long long) st.dirty_blocks, (unsigned long long) st.written_back,
+              (unsigned long long) st.writer_waits);
+    fflush (stdout);
+    abort ();
   }
   return NULL;
 }
@@ -805,14 +863,17 @@ run_case (const struct config *cfg)
     w->buf = malloc (RUN * SECTOR);
     w->img = malloc ((size_t) r->nsec * SECTOR);
     w->lo = malloc ((size_t) r->nsec * sizeof *w->lo);
+    atomic_init (&w->doing, -1);
     assert_true (w->buf && w->img && w->lo);
   }
-  /* A cache that deadlocks fails the test instead of hanging it. */
-  alarm (ms / 1000 + (UNDER_VALGRIND () ? 600 : 120));
+  r->ws = ws;
+  pthread_t dog;
+  assert_int_equal (pthread_create (&dog, NULL, watchdog, r), 0);
   for (unsigned i = 0; i < NTHREADS; i++)
     assert_int_equal (pthread_create (&ws[i].thread, NULL, work, &ws[i]), 0);
   for (unsigned i = 0; i < NTHREADS; i++)
     pthread_join (ws[i].thread, NULL);
+  atomic_store (&r->phase, 1);
   double secs = (double) (now_ns () - r->t0) / 1e9;
 
   /* Everything, exactly: the cache, then the file after a flush, then
@@ -843,8 +904,10 @@ run_case (const struct config *cfg)
           (unsigned long long) st.writer_waits, (unsigned long long) st.misses,
           (unsigned long long) disk->writes, (unsigned long long) disk->fua,
           (unsigned long long) disk->zeroes, (unsigned long long) disk->flushes);
+  atomic_store (&r->phase, 2);
   store_close (r->s);
-  alarm (0);
+  atomic_store (&r->phase, 3);
+  pthread_join (dog, NULL);
   free (disk);
   r->s = NULL;
   final_check (r, &ws[0], "closing the cache", true);
