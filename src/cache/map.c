@@ -258,23 +258,6 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
   return 0;
 }
 
-/* Store with room made as needed (backing mode evicts and waits). */
-static int
-store_with_room (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
-{
-  for (;;) {
-    if (cache_store_block (k, b, data, dirty) == 0)
-      return 0;
-    if (errno != ENOSPC || k->backing == NULL)
-      return -1;
-    pthread_mutex_unlock (stripe (k, b));
-    int r = cache_make_room (k);
-    pthread_mutex_lock (stripe (k, b));
-    if (r == -1)
-      return -1;
-  }
-}
-
 /* Read block b from the backing store into out (bs bytes, zero-padded). */
 static int
 backing_read (struct cache *k, uint64_t b, uint8_t *out)
@@ -371,7 +354,8 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
 }
 
 /* Write (from the cursor) or zero (c NULL) the range in the map: DIRTY
- * blocks in backing mode. */
+ * blocks in backing mode.  A partial block is read, merged and stored
+ * under its stripe lock, never across an unlock. */
 static int
 update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len)
 {
@@ -385,24 +369,41 @@ update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len)
     pthread_mutex_t *l = stripe (k, b);
     const uint8_t *src;
     bool hit;
-    int r = 0;
+    int r;
+    struct cursor at = c ? *c : (struct cursor) { 0 };
 
     pthread_mutex_lock (l);
-    if (c && whole && n == k->bs && (src = cur_direct (c, n)) != NULL)
-      cur_skip (c, n);                    /* compress straight from the pages */
-    else {
-      if (!whole)
-        r = fetch (k, b, bounce, &hit);   /* read-modify-write */
-      else
-        memset (bounce + n, 0, k->bs - n);
+    for (;;) {
+      r = 0;
+      if (c && whole && n == k->bs && (src = cur_direct (c, n)) != NULL)
+        cur_skip (c, n);                  /* compress straight from the pages */
+      else {
+        if (!whole)
+          r = fetch (k, b, bounce, &hit); /* read-modify-write */
+        else
+          memset (bounce + n, 0, k->bs - n);
+        if (c)
+          cur_io (c, bounce + in, n, false);
+        else
+          memset (bounce + in, 0, n);
+        src = bounce;
+      }
+      if (r == -1)
+        break;                            /* the old contents are lost */
+      r = cache_store_block (k, b, src, dirty);
+      if (r == 0 || errno != ENOSPC || k->backing == NULL)
+        break;
+      /* No room: evict, or wait for write-back, without the lock.  The
+       * block may change meanwhile, so what was merged is stale: merge
+       * again from the start. */
+      pthread_mutex_unlock (l);
+      r = cache_make_room (k);
+      pthread_mutex_lock (l);
+      if (r == -1)
+        break;
       if (c)
-        cur_io (c, bounce + in, n, false);
-      else
-        memset (bounce + in, 0, n);
-      src = bounce;
+        *c = at;
     }
-    if (r == 0)
-      r = store_with_room (k, b, src, dirty);
     int e = errno;
     pthread_mutex_unlock (l);
     if (r == -1) {
