@@ -439,14 +439,15 @@ static void
 release_chunk (struct zpool *zp, struct zchunk *ch)
 {
   struct zclass *c = &zp->cls[ch->cls];
+  uint64_t bytes = ch->bytes;       /* the descriptor is another's once put back */
 
   pthread_mutex_lock (&zp->chunk_lock);
-  push_free (zp, ch->base, ch->bytes / PAGE);
+  push_free (zp, ch->base, bytes / PAGE);
   zp->table[ch->id] = NULL;
   zp->free_ids[zp->nfree_ids++] = ch->id;
   put_desc (zp, ch, c->desc);
   pthread_mutex_unlock (&zp->chunk_lock);
-  atomic_fetch_sub (&zp->mem_used, ch->bytes);
+  atomic_fetch_sub (&zp->mem_used, bytes);
 }
 
 /* Take a slot of ch; class lock held. */
