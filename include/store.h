@@ -1,5 +1,5 @@
-/* store: the backing store interface, a small vtable in the manner of
- * nbdkit's struct backend.
+/* store: the backing store interface, a small vtable whose wrappers
+ * below check what callers promise.
  *
  * A store is a linear array of bytes of fixed size, addressed to the byte.
  * Callers (the SCSI core, the cache over its backing store) always pass
