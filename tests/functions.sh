@@ -101,18 +101,26 @@ wait_for_socket ()
   fail "sgblkd did not listen on $1 within 10 s"
 }
 
+# wait_for_exit PID SECONDS: 0 once PID has exited, 1 if it still runs
+# after SECONDS.
+wait_for_exit ()
+{
+  local i
+  for i in $(seq $(( $2 * 10 ))); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  ! kill -0 "$1" 2>/dev/null
+}
+
 # stop_sgblkd NAME [SIGNAL]: signal the daemon (TERM by default), wait for
 # it, and fail unless it exits 0 within 30 s.
 stop_sgblkd ()
 {
-  local name=$1 sig=${2:-TERM} pid i
+  local name=$1 sig=${2:-TERM} pid
   eval "pid=\$pid_$name"
   kill -"$sig" "$pid"
-  for i in $(seq 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && fail "sgblkd ($name) still running 30 s after SIG$sig"
+  wait_for_exit "$pid" 30 || fail "sgblkd ($name) still running 30 s after SIG$sig"
   local status=0
   wait "$pid" || status=$?
   [ "$status" -eq 0 ] || { cat "$tmp/$name.log" >&2; fail "sgblkd ($name) exited with status $status after SIG$sig"; }

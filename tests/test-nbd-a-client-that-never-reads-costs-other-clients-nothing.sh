@@ -78,19 +78,11 @@ print("%s: seconds taken: %s" % (name, ", ".join(times)))
 
   # SIGTERM with the stalling clients still connected.
   kill -TERM "$pid"
-  for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
+  if ! wait_for_exit "$pid" 10; then
     echo "FAIL: $name: sgblkd still running 10 s after SIGTERM while a client that never reads is connected"
     failed+=("$name: no exit within 10 s of SIGTERM")
     touch "$tmp/$name.release"
-    for i in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
+    if ! wait_for_exit "$pid" 5; then
       echo "$name: sgblkd still running 5 s after the stalling clients left; killing it"
       kill -KILL "$pid"
     else
