@@ -64,6 +64,9 @@ void blkio_stop (struct blkio *io);
  * vector of a fixed pool is that large). */
 struct sgv_vec *blkio_vec_get (struct blkio *io, size_t len);
 void blkio_vec_put (struct blkio *io, struct sgv_vec *v);
+/* A request's result after blkio_vec_get failed with errno err: EINVAL for
+ * a request larger than any vector, else ESHUTDOWN (or EIO). */
+int blkio_vec_error (int err);
 
 /* len bytes at off into v (from its byte 0). */
 int blkio_read (struct blkio *io, struct scsi_cmd *c, uint64_t off,

@@ -73,11 +73,17 @@ blkio_vec_put (struct blkio *io, struct sgv_vec *v)
   sgv_free (io->sgv, v);
 }
 
-/* errno of a failed vector wait, as a call's result. */
+int
+blkio_vec_error (int err)
+{
+  return err == E2BIG ? EINVAL : err == ESHUTDOWN ? ESHUTDOWN : EIO;
+}
+
+/* The same, for a failure just now. */
 static int
 vec_error (void)
 {
-  return errno == E2BIG ? EINVAL : errno == ESHUTDOWN ? ESHUTDOWN : EIO;
+  return blkio_vec_error (errno);
 }
 
 static bool

@@ -17,20 +17,13 @@
 
 static struct blkio *io_of (struct nbd_job *j) { return j->conn->exp->io; }
 
-/* errno of a failed vector wait: too large for a fixed pool is invalid. */
-static int
-vec_error (void)
-{
-  return errno == E2BIG ? EINVAL : ESHUTDOWN;
-}
-
 static int
 do_read (struct nbd_job *j)
 {
   int err;
 
   if (nbd_job_take_vec (j, j->length) == NULL)
-    return vec_error ();
+    return blkio_vec_error (errno);
   err = blkio_read (io_of (j), j->cmd, j->offset, j->length, j->vec);
   if (err)
     return err;
@@ -48,7 +41,7 @@ do_block_status (struct nbd_job *j)
   int err;
 
   if (nbd_job_take_vec (j, sizeof pairs) == NULL)
-    return vec_error ();
+    return blkio_vec_error (errno);
   err = blkio_extents (io_of (j), j->cmd, j->offset, j->length, ext, max, &n);
   if (err)
     return err;

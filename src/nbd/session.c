@@ -74,7 +74,7 @@ serve_one (struct nbd_conn *c, bool memory_store)
   if (r.type == NBD_CMD_WRITE) {
     struct sgv_vec *v = NULL;
     if (err == 0 && (v = nbd_job_take_vec (j, r.length)) == NULL)
-      err = j->error = errno == E2BIG ? EINVAL : ESHUTDOWN;
+      err = j->error = blkio_vec_error (errno);
     /* Read (or skip) the payload to stay in step with the stream. */
     if (nbd_read_payload (c, v, r.length) == -1) {
       log_warn ("%s: connection lost in the middle of a request payload", c->peer);
