@@ -126,6 +126,14 @@ send_jobs (struct nbd_conn *c, struct nbd_job **list, struct nbd_job **done, int
   return 0;
 }
 
+static struct nbd_job *
+tail_of (struct nbd_job *list)
+{
+  while (list->next)
+    list = list->next;
+  return list;
+}
+
 /* Holding send_lock: send the queue, then 'mine' after it.  Blocking, or
  * not: then what the socket does not take is queued for the sender
  * thread.  Returns the jobs to release once send_lock is dropped. */
@@ -138,22 +146,16 @@ flush_locked (struct nbd_conn *c, struct nbd_job *mine, bool block)
   list = c->sq_head;
   c->sq_head = c->sq_tail = NULL;
   pthread_mutex_unlock (&c->sq_lock);
-  if (list) {                           /* mine goes after what waited */
-    struct nbd_job *t = list;
-    while (t->next)
-      t = t->next;
-    t->next = mine;
-  }
+  if (list)                             /* mine goes after what waited */
+    tail_of (list)->next = mine;
   else
     list = mine;
-  if (is_dead (c) || send_jobs (c, &list, &done, block ? 0 : MSG_DONTWAIT) == 0)
-    ;
-  else if (!block && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+  int r = is_dead (c) ? 0 : send_jobs (c, &list, &done, block ? 0 : MSG_DONTWAIT);
+  bool full = r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  if (full && !block) {
     /* Back to the head of the queue, for the sender thread. */
     pthread_mutex_lock (&c->sq_lock);
-    struct nbd_job *t = list;
-    while (t->next)
-      t = t->next;
+    struct nbd_job *t = tail_of (list);
     t->next = c->sq_head;
     if (c->sq_head == NULL)
       c->sq_tail = t;
@@ -162,12 +164,12 @@ flush_locked (struct nbd_conn *c, struct nbd_job *mine, bool block)
     pthread_mutex_unlock (&c->sq_lock);
     return done;
   }
-  else {
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
+  if (r == -1) {                       /* failed, or the send timeout passed */
+    if (full)
       NSTAT_INC (c->srv, send_timeouts);
     mark_dead (c);
   }
-  /* Sent, or never to be: either way, done with. */
+  /* Sent, or never to be (dead): either way, done with. */
   while (list) {
     struct nbd_job *next = list->next;
     list->next = done;
