@@ -64,6 +64,9 @@
  * still has the right data (a write-back was skipped: a block marked
  * clean too early) or not (the cache lost the write).
  *
+ * A fifth thread compacts the map every millisecond, so objects move
+ * while their blocks are rewritten in place.
+ *
  * The first failure stops the run.  A case still running a minute after
  * its time is up is stuck (a deadlock, or memory the cache cannot get
  * back): a watchdog aborts it, saying what each thread is doing.  Each
@@ -720,6 +723,21 @@ work (void *arg)
   return NULL;
 }
 
+/* Compaction moves objects of sparse chunks while the workers rewrite
+ * them: a rewrite in place during a move must not be lost. */
+static void *
+compactor (void *arg)
+{
+  struct run *r = arg;
+
+  while (atomic_load (&r->phase) == 0) {
+    cache_compact (r->s);
+    struct timespec ts = { 0, 1000 * 1000 };
+    nanosleep (&ts, NULL);
+  }
+  return NULL;
+}
+
 /* A cache that deadlocks fails the test, saying where everybody is,
  * instead of hanging it. */
 static void *
@@ -867,13 +885,15 @@ run_case (const struct config *cfg)
     assert_true (w->buf && w->img && w->lo);
   }
   r->ws = ws;
-  pthread_t dog;
+  pthread_t dog, mover;
   assert_int_equal (pthread_create (&dog, NULL, watchdog, r), 0);
+  assert_int_equal (pthread_create (&mover, NULL, compactor, r), 0);
   for (unsigned i = 0; i < NTHREADS; i++)
     assert_int_equal (pthread_create (&ws[i].thread, NULL, work, &ws[i]), 0);
   for (unsigned i = 0; i < NTHREADS; i++)
     pthread_join (ws[i].thread, NULL);
   atomic_store (&r->phase, 1);
+  pthread_join (mover, NULL);
   double secs = (double) (now_ns () - r->t0) / 1e9;
 
   /* Everything, exactly: the cache, then the file after a flush, then
@@ -896,13 +916,13 @@ run_case (const struct config *cfg)
     printf (" %s %llu", op_names[k], (unsigned long long) count[k]);
   printf ("\n  checked %llu file and %llu cache images (%llu torn sectors read again,"
           " %llu zero sectors undecidable); cache: %llu written back, %llu evicted,"
-          " %llu writer waits, %llu misses; file: %llu writes, %llu FUA writes, %llu zeroes,"
+          " %llu writer waits, %llu misses, %llu objects moved; file: %llu writes, %llu FUA writes, %llu zeroes,"
           " %llu flushes\n",
           (unsigned long long) r->file_checks, (unsigned long long) r->cache_checks,
           (unsigned long long) r->torn, (unsigned long long) r->undecidable,
           (unsigned long long) st.written_back, (unsigned long long) st.evicted,
           (unsigned long long) st.writer_waits, (unsigned long long) st.misses,
-          (unsigned long long) disk->writes, (unsigned long long) disk->fua,
+          (unsigned long long) st.compactions, (unsigned long long) disk->writes, (unsigned long long) disk->fua,
           (unsigned long long) disk->zeroes, (unsigned long long) disk->flushes);
   atomic_store (&r->phase, 2);
   store_close (r->s);

@@ -18,9 +18,11 @@ struct zpool;
  * shared libraries than the kernel's zram, against 0.2% at 7/8). */
 #define CACHE_RAW_THRESHOLD(bs) ((bs) * 7 / 8)
 
-/* Moving an object during compaction: the pool has copied it to new_h;
- * the callback repoints the owner (block index) from old_h to new_h and
- * returns true, or returns false if it cannot do so now (busy block). */
+/* Moving an object during compaction: the pool has taken slot new_h;
+ * the callback copies the object from old_h to new_h and repoints the
+ * owner (block index) to new_h, both under the owner's lock (owners
+ * rewrite their objects in place), and returns true; or it returns false
+ * if it cannot do so now (busy block). */
 typedef bool (*zpool_relocate_fn) (void *opaque, uint32_t owner,
                                    uint64_t old_h, uint64_t new_h);
 
@@ -38,6 +40,8 @@ void zpool_free (struct zpool *zp, uint64_t h);
 void *zpool_map (struct zpool *zp, uint64_t h);
 /* The object size a request of size bytes really takes. */
 uint32_t zpool_class_size (const struct zpool *zp, uint32_t size);
+/* Whether an object of size bytes belongs in h's size class. */
+bool zpool_fits (const struct zpool *zp, uint64_t h, uint32_t size);
 uint64_t zpool_mem_used (const struct zpool *zp);
 /* Move objects out of sparse chunks; returns the bytes released. */
 uint64_t zpool_compact (struct zpool *zp);
@@ -61,6 +65,10 @@ uint64_t zpool_moved (const struct zpool *zp);
 #define CM_WB      0x20  /* with DIRTY: a write-back holds a copy of exactly
                           * this contents; any write clears it (map.c) */
 #define CM_BAD     0x40  /* the object failed to decompress; counted once */
+/* With HUGE: writes left that store the block raw without an lz4 attempt. */
+#define CM_SKIP_SHIFT 8
+#define CM_SKIP(n) ((uint32_t) (n) << CM_SKIP_SHIFT)
+#define CM_SKIP_OF(f) (((f) >> CM_SKIP_SHIFT) & 0xfu)
 
 struct cmeta {
   uint64_t handle;

@@ -36,3 +36,10 @@ tests_test_cache_concurrent_io_agrees_with_a_shadow_model_SOURCES = tests/test-c
 tests_test_cache_concurrent_io_agrees_with_a_shadow_model_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_concurrent_io_agrees_with_a_shadow_model_LDADD = $(TEST_LDADD)
 endif
+
+check_PROGRAMS += tests/test-cache-compaction-keeps-rewrites-in-place
+TESTS += tests/test-cache-compaction-keeps-rewrites-in-place
+UNIT_TESTS += tests/test-cache-compaction-keeps-rewrites-in-place
+tests_test_cache_compaction_keeps_rewrites_in_place_SOURCES = tests/test-cache-compaction-keeps-rewrites-in-place.c
+tests_test_cache_compaction_keeps_rewrites_in_place_CFLAGS = $(TEST_CFLAGS)
+tests_test_cache_compaction_keeps_rewrites_in_place_LDADD = $(TEST_LDADD)

@@ -2,10 +2,12 @@
  *
  * meta[] has one 16-byte entry per cache block: the object handle (or, for
  * a SAME block, its fill word), the compressed size and the flags below.
- * An entry changes only under its block's stripe lock (block % NSTRIPES),
- * so two threads never serialize on one lock for blocks in other stripes.
- * Objects are immutable: a write stores a new object and frees the old,
- * so a reader under the block lock always sees a whole object.
+ * An entry, and the object it points to, change only under its block's
+ * stripe lock (block % NSTRIPES), so two threads never serialize on one
+ * lock for blocks in other stripes, and a reader under the block lock
+ * always sees a whole object.  A rewrite whose object falls in the same
+ * size class reuses the object in place; otherwise it stores a new object
+ * and frees the old.
  *
  * Memory mode (no backing store): absent blocks read as zeroes and a block
  * written with zeroes becomes absent, so zeroing and trimming free memory.
@@ -173,25 +175,55 @@ cache_decode (struct cache *k, uint64_t b, uint8_t *out)
   return 0;
 }
 
+/* Bring the shared counters from entry o to entry n.  Only the counters
+ * that change are touched: every thread writes them, and a rewrite in
+ * place changes none of them. */
+static void
+account (struct cache *k, const struct cmeta *o, const struct cmeta *n)
+{
+  int64_t present = 0, same = 0, bytes = 0, huge = 0, dirty = 0;
+  const struct cmeta *e[2] = { o, n };
+
+  for (int i = 0; i < 2; i++) {
+    int sign = i ? 1 : -1;
+    uint32_t f = e[i]->flags;
+    if (!(f & CM_PRESENT))
+      continue;
+    present += sign;
+    if (f & CM_SAME)
+      same += sign;
+    else
+      bytes += sign * (int64_t) e[i]->csize;
+    if (f & CM_HUGE)
+      huge += sign;
+    if (f & CM_DIRTY)
+      dirty += sign;
+  }
+  if (present) atomic_fetch_add (&k->st.present, (uint64_t) present);
+  if (same) atomic_fetch_add (&k->st.same_blocks, (uint64_t) same);
+  if (bytes) atomic_fetch_add (&k->st.compr_bytes, (uint64_t) bytes);
+  if (huge) atomic_fetch_add (&k->st.huge_blocks, (uint64_t) huge);
+  if (dirty) atomic_fetch_add (&k->st.dirty_blocks, (uint64_t) dirty);
+}
+
+static inline bool
+has_object (const struct cmeta *m)
+{
+  return (m->flags & (CM_PRESENT | CM_SAME)) == CM_PRESENT;
+}
+
 void
 cache_drop_block (struct cache *k, uint64_t b)
 {
   struct cmeta *m = &k->meta[b];
+  static const struct cmeta none;
 
   if (!(m->flags & CM_PRESENT))
     return;
-  if (m->flags & CM_SAME)
-    atomic_fetch_sub (&k->st.same_blocks, 1);
-  else {
+  if (has_object (m))
     zpool_free (k->zp, m->handle);
-    atomic_fetch_sub (&k->st.compr_bytes, m->csize);
-    if (m->flags & CM_HUGE)
-      atomic_fetch_sub (&k->st.huge_blocks, 1);
-  }
-  if (m->flags & CM_DIRTY)
-    atomic_fetch_sub (&k->st.dirty_blocks, 1);
-  atomic_fetch_sub (&k->st.present, 1);
-  memset (m, 0, sizeof *m);
+  account (k, m, &none);
+  *m = none;
 }
 
 static bool
@@ -206,11 +238,19 @@ same_word (const uint8_t *p, uint32_t n, uint64_t *word)
   return true;
 }
 
+/* After a failed lz4 attempt a block is stored raw without trying for
+ * its next CM_SKIP_AFTER_RAW writes: data that did not compress rarely
+ * starts to, and each attempt costs about as much as the copy. */
+#define CM_SKIP_AFTER_RAW 7u
+
 /* Store bs bytes of data as block b, replacing what was there.  Lock held.
- * -1/ENOSPC leaves the old contents intact. */
+ * An object of the same size class is rewritten in place: no allocator
+ * call, no lock beyond the stripe's (compaction copies under the stripe
+ * lock too).  -1/ENOSPC leaves the old contents intact. */
 int
 cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
 {
+  struct cmeta *o = &k->meta[b];
   struct cmeta n = { .flags = CM_PRESENT | (dirty ? CM_DIRTY : 0) | CM_REF };
   uint64_t word;
 
@@ -221,40 +261,43 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
     }
     n.flags |= CM_SAME;
     n.handle = word;
+    if (has_object (o))
+      zpool_free (k->zp, o->handle);
   }
   else {
     const uint8_t *src = data;
-    /* A block that was incompressible last time most likely still is:
-     * try it with a high acceleration, which gives up on random data
-     * several times faster and still finds what compresses well. */
-    int accel = (k->meta[b].flags & CM_HUGE) ? 16 : 1;
-    int r = LZ4_compress_fast_extState (&lz4_state, (const char *) data, (char *) packed,
-                                        (int) k->bs, (int) k->zp_threshold, accel);
+    uint32_t skip = (o->flags & CM_PRESENT) ? CM_SKIP_OF (o->flags) : 0;
+    int r = 0;
+
+    if (skip == 0) {
+      /* A block that was incompressible last time most likely still is:
+       * try it with a high acceleration, which gives up on random data
+       * several times faster and still finds what compresses well. */
+      int accel = (o->flags & CM_HUGE) ? 16 : 1;
+      r = LZ4_compress_fast_extState (&lz4_state, (const char *) data, (char *) packed,
+                                      (int) k->bs, (int) k->zp_threshold, accel);
+    }
     if (r > 0) {
       n.csize = (uint32_t) r;
       src = packed;
     }
     else {                                       /* incompressible: raw */
       n.csize = k->bs;
-      n.flags |= CM_HUGE;
+      n.flags |= CM_HUGE | CM_SKIP (skip ? skip - 1 : CM_SKIP_AFTER_RAW);
     }
-    n.handle = zpool_alloc (k->zp, n.csize, (uint32_t) b);
-    if (n.handle == 0)
-      return -1;
+    if (has_object (o) && zpool_fits (k->zp, o->handle, n.csize))
+      n.handle = o->handle;
+    else {
+      n.handle = zpool_alloc (k->zp, n.csize, (uint32_t) b);
+      if (n.handle == 0)
+        return -1;
+      if (has_object (o))
+        zpool_free (k->zp, o->handle);
+    }
     memcpy (zpool_map (k->zp, n.handle), src, n.csize);
   }
-  cache_drop_block (k, b);
-  k->meta[b] = n;
-  atomic_fetch_add (&k->st.present, 1);
-  if (n.flags & CM_SAME)
-    atomic_fetch_add (&k->st.same_blocks, 1);
-  else {
-    atomic_fetch_add (&k->st.compr_bytes, n.csize);
-    if (n.flags & CM_HUGE)
-      atomic_fetch_add (&k->st.huge_blocks, 1);
-  }
-  if (dirty)
-    atomic_fetch_add (&k->st.dirty_blocks, 1);
+  account (k, o, &n);
+  *o = n;
   return 0;
 }
 
@@ -304,6 +347,7 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
   struct cache *k = (struct cache *) s;
   struct cursor c = { iov, cnt, 0, 0 };
   uint64_t len = store_iov_len (iov, cnt);
+  uint64_t hits = 0;                    /* counted once: the counter is shared */
 
   while (len > 0) {
     uint64_t b = off >> k->shift;
@@ -320,12 +364,14 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
     if (fetch (k, b, buf, &hit) == -1) {
       int e = errno;
       pthread_mutex_unlock (l);
+      atomic_fetch_add_explicit (&k->st.hits, hits, memory_order_relaxed);
       errno = e;
       return -1;
     }
     if (hit) {
-      k->meta[b].flags |= CM_REF;
-      atomic_fetch_add_explicit (&k->st.hits, 1, memory_order_relaxed);
+      if (!(k->meta[b].flags & CM_REF))
+        k->meta[b].flags |= CM_REF;
+      hits++;
     }
     else if (k->backing) {
       atomic_fetch_add_explicit (&k->st.misses, 1, memory_order_relaxed);
@@ -350,6 +396,8 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
     off += n;
     len -= n;
   }
+  if (hits)
+    atomic_fetch_add_explicit (&k->st.hits, hits, memory_order_relaxed);
   return 0;
 }
 
@@ -595,10 +643,13 @@ relocate (void *opaque, uint32_t owner, uint64_t old_h, uint64_t new_h)
 
   if (pthread_mutex_trylock (l) != 0)
     return false;
-  bool ok = k->meta[owner].handle == old_h &&
-            (k->meta[owner].flags & (CM_PRESENT | CM_SAME)) == CM_PRESENT;
-  if (ok)
-    k->meta[owner].handle = new_h;
+  struct cmeta *m = &k->meta[owner];
+  bool ok = has_object (m) && m->handle == old_h;
+  if (ok) {
+    /* Copied under the stripe lock: objects are rewritten in place. */
+    memcpy (zpool_map (k->zp, new_h), zpool_map (k->zp, old_h), m->csize);
+    m->handle = new_h;
+  }
   pthread_mutex_unlock (l);
   return ok;
 }

@@ -19,7 +19,9 @@
  *
  * A handle is (chunk id + 1) << 20 | slot; 0 is never a handle.  Each
  * slot records its owner (a block index) so that compaction can move the
- * objects of sparse chunks into fuller ones and tell the owner.
+ * objects of sparse chunks into fuller ones: the owner copies the object
+ * and takes the new handle under its own lock, because an owner may
+ * rewrite its object in place at any time.
  *
  * Chunk descriptors (struct zchunk with its owner array, a size fixed per
  * class) are carved from chunk memory too, in power-of-two sizes shared by
@@ -546,6 +548,12 @@ zpool_free (struct zpool *zp, uint64_t h)
   pthread_mutex_unlock (&c->lock);
 }
 
+bool
+zpool_fits (const struct zpool *zp, uint64_t h, uint32_t size)
+{
+  return chunk_of (zp, h)->cls == class_of (zp, size);
+}
+
 void *
 zpool_map (struct zpool *zp, uint64_t h)
 {
@@ -577,7 +585,7 @@ compact_class (struct zpool *zp, uint32_t ci)
         continue;
       struct zchunk *dst = c->partial == sparse ? sparse->next : c->partial;
       uint32_t ns = take_slot (c, dst, owner);
-      memcpy (dst->base + (size_t) ns * c->size, sparse->base + (size_t) slot * c->size, c->size);
+      /* relocate copies the object, under the owner's lock */
       if (!zp->relocate (zp->opaque, owner, handle (sparse, slot), handle (dst, ns))) {
         put_slot (zp, dst, ns);            /* the block is busy: try later */
         return moved;
