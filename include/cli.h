@@ -8,6 +8,10 @@
 #include <stdio.h>
 
 #define CLI_MAX_UNIX 4
+/* Default --busy-poll: requests of a busy queue-depth-16 client come
+ * tens of microseconds apart; an idle connection polls in vain about
+ * twice this long (the window halves on each miss), then sleeps. */
+#define CLI_BUSY_POLL_US 50
 
 struct cli_options {
   const char *file;            /* NULL: in-memory disk */
@@ -23,6 +27,7 @@ struct cli_options {
   uint32_t block_size;         /* 512 or 4096 */
   unsigned threads;            /* 0 = number of CPUs */
   unsigned handshake_timeout;  /* seconds; 0 = NBD's default */
+  unsigned busy_poll_us;       /* NBD sessions poll this long before sleeping; 0 = never */
   bool foreground;
   const char *pidfile;
   int verbose;

@@ -49,6 +49,8 @@ struct nbd_server_config {
   unsigned threads;          /* workers shared by all connections; 0 = CPUs */
   unsigned handshake_timeout;  /* seconds a client may be silent before
                                 * transmission; 0 = NBD_HANDSHAKE_TIMEOUT */
+  unsigned busy_poll_us;       /* microseconds a session polls for its next
+                                * request before it sleeps; 0 = never */
   struct nbd_export *exports;
   unsigned nexports;
 };

@@ -184,6 +184,14 @@ bad_port_and_thread_counts_are_refused (void **state)
   assert_int_equal (o.handshake_timeout, 0);              /* NBD's default */
   assert_int_equal (parse (&o, "--handshake-timeout", "600", NULL), 0);
   assert_int_equal (o.handshake_timeout, 600);
+  assert_int_equal (parse (&o, "--busy-poll", "-1", NULL), -1);
+  assert_usage_error ("invalid busy-poll time '-1'");
+  assert_int_equal (parse (&o, "--busy-poll", "2000000", NULL), -1);
+  assert_usage_error ("invalid busy-poll time '2000000'");
+  assert_int_equal (parse (&o, NULL), 0);
+  assert_int_equal (o.busy_poll_us, CLI_BUSY_POLL_US);
+  assert_int_equal (parse (&o, "--busy-poll", "0", NULL), 0);
+  assert_int_equal (o.busy_poll_us, 0);
 }
 
 static void
@@ -278,7 +286,7 @@ help_text_lists_every_long_option (void **state)
     "--size", "--create", "--direct", "--mem-limit", "--read-only",
     "--block-size", "--unix", "--port", "--bind", "--export-name",
     "--cache-size", "--cache-mode", "--cache-block", "--fuse", "--fuse-opt", "--swap",
-    "--threads", "--handshake-timeout", "--foreground", "--pidfile", "--verbose", "--version",
+    "--threads", "--handshake-timeout", "--busy-poll", "--foreground", "--pidfile", "--verbose", "--version",
     "--help",
   };
   char buf[8192] = "";

@@ -28,6 +28,7 @@ enum {
   OPT_FUSE_OPT,
   OPT_SWAP,
   OPT_HANDSHAKE_TIMEOUT,
+  OPT_BUSY_POLL,
 };
 
 static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -50,6 +51,7 @@ static const struct option long_opts[] = {
   { "fuse-opt",    required_argument, NULL, OPT_FUSE_OPT },
   { "swap",        no_argument,       NULL, OPT_SWAP },
   { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+  { "busy-poll",   required_argument, NULL, OPT_BUSY_POLL },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -93,6 +95,9 @@ cli_usage (FILE *f)
 "      --handshake-timeout SECONDS\n"
 "                          drop a client silent for this long before its\n"
 "                          handshake is done (default 30)\n"
+"      --busy-poll MICROSECONDS\n"
+"                          how long a busy NBD connection polls for its next\n"
+"                          request before sleeping; 0 never (default 50)\n"
 "      --swap              safe to swap onto: lock memory, mark I/O threads\n"
 "                          as I/O flushers, never OOM-kill, preallocate pools\n"
 "                          and cache memory (--mem-limit defaults to half\n"
@@ -186,6 +191,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
   o->cache_size = UINT64_C (256) << 20;
   o->cache_mode = "writeback";
   o->cache_block = 4096;
+  o->busy_poll_us = CLI_BUSY_POLL_US;
 
   optind = 0;           /* 0 resets GNU getopt fully, so tests may call twice */
   opterr = 0;           /* we word the errors ourselves */
@@ -265,6 +271,11 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       if (parse_uint (optarg, 1, 86400, &v) == -1)
         USAGE ("invalid handshake timeout '%s' (1-86400 seconds)", optarg);
       o->handshake_timeout = (unsigned) v;
+      break;
+    case OPT_BUSY_POLL:
+      if (parse_uint (optarg, 0, 1000000, &v) == -1)
+        USAGE ("invalid busy-poll time '%s' (0-1000000 microseconds)", optarg);
+      o->busy_poll_us = (unsigned) v;
       break;
     case 'f': o->foreground = true; break;
     case 'P': o->pidfile = optarg; break;

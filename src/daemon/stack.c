@@ -148,6 +148,7 @@ daemon_stack_build (struct daemon_stack *d, const struct cli_options *o)
   struct nbd_server_config nc = {
     .threads = d->threads,
     .handshake_timeout = o->handshake_timeout,
+    .busy_poll_us = o->busy_poll_us,
     .exports = &d->export, .nexports = 1,
   };
   d->srv = nbd_server_create (&nc);

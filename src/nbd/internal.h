@@ -41,6 +41,7 @@
 #define NBD_JOBS_PER_CONN 64
 #define NBD_CONN_BYTES (64u << 20)     /* data in flight per connection */
 #define NBD_RXBUF (64u * 1024)
+#define NBD_SNDBUF (4 << 20)           /* socket send buffer asked for (send.c) */
 #define NBD_MAX_REPLY_IOV (NBD_MAX_PAYLOAD / SGV_MAX_SEG + 8)
 #define NBD_HANDSHAKE_TIMEOUT 30       /* seconds without progress */
 #define NBD_SEND_TIMEOUT 30            /* seconds a client may accept nothing */
@@ -91,6 +92,7 @@ struct nbd_conn {
   /* Receive buffer (the session's alone): [rx_start, rx_end) unparsed. */
   uint8_t *rx;
   size_t rx_start, rx_end;
+  uint64_t poll_ns;              /* busy-polling window (wire.c); 0 closed */
 
   /* Sender (send.c).  send_lock: one writer of the socket at a time. */
   pthread_mutex_t send_lock;
@@ -141,6 +143,8 @@ struct nbd_server {
   unsigned nconns;
   atomic_bool stopping;
   bool stopped;
+  atomic_uint pollers;            /* sessions busy-polling now (wire.c) */
+  unsigned max_pollers;
 
   struct {
     atomic_uint_fast64_t connections_total, requests, errors;

@@ -49,6 +49,9 @@ nbd_server_create (const struct nbd_server_config *cfg)
   s->exports = cfg->exports;
   if (s->cfg.threads == 0)
     s->cfg.threads = sync_default_threads ();
+  /* Half the CPUs may poll (wire.c): the rest are the clients'. */
+  long ncpu = sysconf (_SC_NPROCESSORS_ONLN);
+  s->max_pollers = ncpu >= 4 ? (unsigned) ncpu / 2 : 1;
   if (s->cfg.handshake_timeout == 0)
     s->cfg.handshake_timeout = NBD_HANDSHAKE_TIMEOUT;
   if (pipe2 (s->stop_pipe, O_CLOEXEC) == -1) {

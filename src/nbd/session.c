@@ -151,6 +151,7 @@ nbd_session_run (struct nbd_conn *c)
     return;
   }
   atomic_store (&c->state, NBD_CONN_TRANSMISSION);
+  c->poll_ns = (uint64_t) c->srv->cfg.busy_poll_us * 1000u;
   log_debug ("%s: transmission on export '%s'%s", c->peer, c->exp->name,
              c->structured ? " with structured replies" : "");
   bool memory_store = (scsi_lu_store (c->exp->lu)->caps & STORE_CAP_MEMORY) != 0;

@@ -6,6 +6,17 @@
  * of what is already buffered and the rest is read straight into the
  * request's vector.
  *
+ * Busy-polling: on a busy connection the next request is microseconds
+ * away, and sleeping in recv costs this thread a context switch and the
+ * client a wake-up in each send.  So in transmission a session whose
+ * buffer ran dry first polls the socket (non-blocking recv) for up to
+ * its window, c->poll_ns, and only then sleeps; but only while fewer
+ * than the server's max_pollers sessions poll, so that polling never
+ * takes the CPUs the clients need.  The window adapts: it goes back to
+ * the full budget (cfg.busy_poll_us) whenever a request arrives within
+ * it, polled for or not, and halves whenever it expires in vain, so an
+ * idle connection stops polling after a few misses.
+ *
  * Replies are encoded into the job itself: a header in j->hdr, then the
  * read data as slices of j->vec, all in j->iov, ready for one sendmsg.
  * Nothing here knows which thread will send them.
@@ -15,6 +26,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -70,6 +82,50 @@ nbd_write_full (int fd, const void *buf, size_t n)
   return nbd_writev_full (fd, &iov, 1);
 }
 
+#define POLL_MIN_NS 2000u               /* a window below this is closed */
+
+static uint64_t
+now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* Receive into the buffer, polling first if the window is open.  Like
+ * recv: bytes, 0 at end of stream, -1 with errno. */
+static ssize_t
+rx_recv (struct nbd_conn *c)
+{
+  struct nbd_server *s = c->srv;
+  uint8_t *p = c->rx + c->rx_end;
+  size_t room = NBD_RXBUF - c->rx_end;
+  uint64_t budget = (uint64_t) s->cfg.busy_poll_us * 1000u;
+  ssize_t r;
+
+  if (c->poll_ns >= POLL_MIN_NS) {
+    if (atomic_fetch_add (&s->pollers, 1) < s->max_pollers) {
+      uint64_t end = now_ns () + c->poll_ns;
+      do
+        r = recv (c->fd, p, room, MSG_DONTWAIT);
+      while (r == -1 && (errno == EAGAIN || errno == EINTR) && now_ns () < end);
+      atomic_fetch_sub (&s->pollers, 1);
+      if (r != -1 || (errno != EAGAIN && errno != EINTR)) {
+        c->poll_ns = budget;
+        return r;
+      }
+      c->poll_ns /= 2;                   /* in vain */
+    }
+    else
+      atomic_fetch_sub (&s->pollers, 1);
+  }
+  uint64_t t0 = budget ? now_ns () : 0;
+  r = recv (c->fd, p, room, 0);
+  if (budget && r > 0 && now_ns () - t0 < budget)
+    c->poll_ns = budget;                 /* polling would have caught it */
+  return r;
+}
+
 int
 nbd_rx_fill (struct nbd_conn *c, size_t n)
 {
@@ -81,7 +137,7 @@ nbd_rx_fill (struct nbd_conn *c, size_t n)
     c->rx_start = 0;
   }
   while (c->rx_end < n) {
-    ssize_t r = recv (c->fd, c->rx + c->rx_end, NBD_RXBUF - c->rx_end, 0);
+    ssize_t r = rx_recv (c);
     if (r == -1 && errno == EINTR)
       continue;
     if (r <= 0)
