@@ -19,6 +19,7 @@ SHELL_TESTS = \
 	tests/test-nbd-a-silent-client-is-dropped-after-the-handshake-timeout.sh \
 	tests/test-nbd-and-fuse-racing-on-the-same-sectors-lose-no-update.sh \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
+	tests/test-nbd-busy-polling-stops-when-connections-go-idle.sh \
 	tests/test-nbd-every-size-to-the-maximum-round-trips-at-odd-offsets.sh \
 	tests/test-nbd-fua-write-keeps-a-concurrent-write-to-the-same-block.sh \
 	tests/test-nbd-memory-stays-bounded-behind-a-client-that-never-reads.sh \
