@@ -14,9 +14,11 @@
  *   - the connection's sender thread, blocking: it sends what is queued.
  *     A client that takes nothing for NBD_SEND_TIMEOUT seconds
  *     (SO_SNDTIMEO) is disconnected.
- *   - the session, blocking, for the replies of requests it ran itself,
- *     held and sent together when it has nothing more to read: it may
- *     wait for its own client, which reads nothing meanwhile anyway.
+ *   - the session, for the replies of requests it ran itself, held and
+ *     sent together when it has nothing more to read; without blocking,
+ *     as a worker does: a client may send all its requests before it
+ *     reads a reply, and it must still be read (up to the connection's
+ *     limits on what is in flight).
  *
  * Jobs sent are released only after send_lock is dropped: the release of
  * the last job may free the connection.
@@ -228,7 +230,7 @@ nbd_send_batch (struct nbd_conn *c)
     return;
   c->batch_head = c->batch_tail = NULL;
   pthread_mutex_lock (&c->send_lock);
-  struct nbd_job *done = flush_locked (c, list, true);
+  struct nbd_job *done = flush_locked (c, list, false);
   pthread_mutex_unlock (&c->send_lock);
   release_all (done);
 }
