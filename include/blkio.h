@@ -63,6 +63,8 @@ void blkio_stop (struct blkio *io);
  * memory shortage.  NULL with errno ESHUTDOWN (stopping) or E2BIG (no
  * vector of a fixed pool is that large). */
 struct sgv_vec *blkio_vec_get (struct blkio *io, size_t len);
+/* The same without waiting: NULL with errno EAGAIN when it would wait. */
+struct sgv_vec *blkio_vec_try_get (struct blkio *io, size_t len);
 void blkio_vec_put (struct blkio *io, struct sgv_vec *v);
 /* A request's result after blkio_vec_get failed with errno err: EINVAL for
  * a request larger than any vector, else ESHUTDOWN (or EIO). */

@@ -82,6 +82,9 @@ int sgv_pool_destroy (struct sgv_pool *p);
 /* len 1 .. SGV_PAGE << SGV_MAX_ORDER.  NULL with errno (EINVAL, ENOMEM,
  * E2BIG past a fixed pool's largest vector). */
 struct sgv_vec *sgv_alloc (struct sgv_pool *p, size_t len);
+/* The same, but where sgv_alloc would wait for a vector of a fixed pool
+ * to come back, NULL with errno EAGAIN. */
+struct sgv_vec *sgv_try_alloc (struct sgv_pool *p, size_t len);
 void sgv_free (struct sgv_pool *p, struct sgv_vec *v);
 
 /* Release every idle vector now; returns how many were released. */

@@ -67,6 +67,16 @@ blkio_vec_get (struct blkio *io, size_t len)
   return v;
 }
 
+struct sgv_vec *
+blkio_vec_try_get (struct blkio *io, size_t len)
+{
+  struct sgv_vec *v = sgv_try_alloc (io->sgv, len);
+
+  if (v == NULL && errno == ENOMEM)
+    errno = atomic_load (&io->stopping) ? ESHUTDOWN : EAGAIN;
+  return v;
+}
+
 void
 blkio_vec_put (struct blkio *io, struct sgv_vec *v)
 {

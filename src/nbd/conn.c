@@ -86,14 +86,20 @@ nbd_conn_put (struct nbd_conn *c)
 }
 
 struct nbd_job *
-nbd_job_get (struct nbd_conn *c, uint64_t bytes)
+nbd_job_get (struct nbd_conn *c, uint64_t bytes, bool wait)
 {
   struct nbd_job *j;
 
   pthread_mutex_lock (&c->lock);
   while ((j = c->free_jobs) == NULL ||
-         (c->inflight > 0 && c->bytes_inflight + bytes > NBD_CONN_BYTES))
+         (c->inflight > 0 && c->bytes_inflight + bytes > NBD_CONN_BYTES)) {
+    if (!wait) {
+      pthread_mutex_unlock (&c->lock);
+      errno = EAGAIN;
+      return NULL;
+    }
     pthread_cond_wait (&c->cond, &c->lock);
+  }
   c->free_jobs = j->next;
   c->inflight++;
   c->refs++;
@@ -108,17 +114,21 @@ nbd_job_get (struct nbd_conn *c, uint64_t bytes)
   return j;
 }
 
-void
-nbd_job_take_cmd (struct nbd_job *j)
+bool
+nbd_job_take_cmd (struct nbd_job *j, bool wait)
 {
-  j->cmd = scsi_cmd_get (j->conn->exp->cmds, true);
+  j->cmd = scsi_cmd_get (j->conn->exp->cmds, wait);
+  if (j->cmd == NULL)
+    return false;
   atomic_fetch_add (&j->conn->cmds_out, 1);
+  return true;
 }
 
 struct sgv_vec *
-nbd_job_take_vec (struct nbd_job *j, size_t len)
+nbd_job_take_vec (struct nbd_job *j, size_t len, bool wait)
 {
-  struct sgv_vec *v = blkio_vec_get (j->conn->exp->io, len);
+  struct blkio *io = j->conn->exp->io;
+  struct sgv_vec *v = wait ? blkio_vec_get (io, len) : blkio_vec_try_get (io, len);
 
   if (v) {
     atomic_fetch_add (&j->conn->vecs_out, 1);

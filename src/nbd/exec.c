@@ -1,7 +1,7 @@
 /* Executing one NBD request, and encoding its reply.
  *
- * Runs in a worker, or in the session for a small request on a store that
- * answers from memory.  Each NBD command is one call of the block-I/O seam
+ * Runs in a worker, or in the session for a read or write of up to 1 MiB
+ * on a store that answers from memory.  Each NBD command is one call of the block-I/O seam
  * (blkio.h), which turns its byte range into CDBs: unaligned edges,
  * splitting of large TRIM, WRITE_ZEROES and CACHE requests (the kernel
  * discards a whole device in one), and the unit's rmw lock, shared with
@@ -22,7 +22,8 @@ do_read (struct nbd_job *j)
 {
   int err;
 
-  if (nbd_job_take_vec (j, j->length) == NULL)
+  /* (The session takes it before it runs a read itself.) */
+  if (j->vec == NULL && nbd_job_take_vec (j, j->length, true) == NULL)
     return blkio_vec_error (errno);
   err = blkio_read (io_of (j), j->cmd, j->offset, j->length, j->vec);
   if (err)
@@ -40,7 +41,7 @@ do_block_status (struct nbd_job *j)
   unsigned max = (j->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : 64, n;
   int err;
 
-  if (nbd_job_take_vec (j, sizeof pairs) == NULL)
+  if (nbd_job_take_vec (j, sizeof pairs, true) == NULL)
     return blkio_vec_error (errno);
   err = blkio_extents (io_of (j), j->cmd, j->offset, j->length, ext, max, &n);
   if (err)

@@ -183,13 +183,16 @@ void nbd_encode_block_status (struct nbd_job *j, const uint32_t *ext, unsigned n
 /* conn.c */
 struct nbd_conn *nbd_conn_new (struct nbd_server *s, int fd);
 void nbd_conn_put (struct nbd_conn *c);   /* the session's reference */
-/* A free job with room for 'bytes' more data in flight; waits. */
-struct nbd_job *nbd_job_get (struct nbd_conn *c, uint64_t bytes);
+/* Each of these waits for what it takes if wait is true; if not, it
+ * fails with EAGAIN instead of waiting.  The session holds replies to
+ * send together, and must send them before it waits (session.c). */
+/* A free job with room for 'bytes' more data in flight. */
+struct nbd_job *nbd_job_get (struct nbd_conn *c, uint64_t bytes, bool wait);
 /* The job's command from the export's pool. */
-void nbd_job_take_cmd (struct nbd_job *j);
+bool nbd_job_take_cmd (struct nbd_job *j, bool wait);
 /* A vector for len bytes, counted against the connection.  NULL with
  * errno ESHUTDOWN (stopping) or E2BIG (larger than any vector). */
-struct sgv_vec *nbd_job_take_vec (struct nbd_job *j, size_t len);
+struct sgv_vec *nbd_job_take_vec (struct nbd_job *j, size_t len, bool wait);
 /* Return everything the job took, and the job. */
 void nbd_job_release (struct nbd_job *j);
 /* Wait until nothing is in flight, ending on NBD_CLEANUP_TIMEOUT without

@@ -35,6 +35,40 @@
  * Larger requests still overlap in the workers. */
 #define INLINE_MAX (1024u * 1024)
 
+/* Taking a job, a command or a vector may wait for one to come back, and
+ * the replies the session holds keep theirs until they are sent: so when
+ * one is not there at once, the held replies go first, then it waits. */
+static struct nbd_job *
+get_job (struct nbd_conn *c, uint64_t bytes)
+{
+  struct nbd_job *j = nbd_job_get (c, bytes, false);
+  if (j == NULL) {
+    nbd_send_batch (c);
+    j = nbd_job_get (c, bytes, true);
+  }
+  return j;
+}
+
+static struct sgv_vec *
+take_vec (struct nbd_job *j, size_t len)
+{
+  struct sgv_vec *v = nbd_job_take_vec (j, len, false);
+  if (v == NULL && errno == EAGAIN) {
+    nbd_send_batch (j->conn);
+    v = nbd_job_take_vec (j, len, true);
+  }
+  return v;
+}
+
+static void
+take_cmd (struct nbd_job *j)
+{
+  if (!nbd_job_take_cmd (j, false)) {
+    nbd_send_batch (j->conn);
+    nbd_job_take_cmd (j, true);
+  }
+}
+
 /* Read one request and start it.  Returns false when reading ends. */
 static bool
 serve_one (struct nbd_conn *c, bool memory_store)
@@ -69,7 +103,7 @@ serve_one (struct nbd_conn *c, bool memory_store)
   if (err == 0 && atomic_load (&c->srv->stopping))
     err = ESHUTDOWN;
   bool data = err == 0 && (r.type == NBD_CMD_READ || r.type == NBD_CMD_WRITE);
-  struct nbd_job *j = nbd_job_get (c, data ? r.length : 0);
+  struct nbd_job *j = get_job (c, data ? r.length : 0);
   j->flags = r.flags;
   j->type = r.type;
   j->cookie = r.cookie;
@@ -78,7 +112,7 @@ serve_one (struct nbd_conn *c, bool memory_store)
   j->error = err;
   if (r.type == NBD_CMD_WRITE) {
     struct sgv_vec *v = NULL;
-    if (err == 0 && (v = nbd_job_take_vec (j, r.length)) == NULL)
+    if (err == 0 && (v = take_vec (j, r.length)) == NULL)
       err = j->error = blkio_vec_error (errno);
     /* Read (or skip) the payload to stay in step with the stream. */
     if (nbd_read_payload (c, v, r.length) == -1) {
@@ -90,8 +124,14 @@ serve_one (struct nbd_conn *c, bool memory_store)
       NSTAT_ADD (c->srv, bytes_written, r.length);
   }
   if (err == 0)
-    nbd_job_take_cmd (j);
-  if (memory_store && err == 0 && data && r.length <= INLINE_MAX) {
+    take_cmd (j);
+  /* Run here only what cannot wait inside: an aligned request (no
+   * read-modify-write buffers), whose read vector is taken here. */
+  bool here = memory_store && err == 0 && data && r.length <= INLINE_MAX &&
+              ((r.offset | r.length) & (c->exp->io->bs - 1)) == 0;
+  if (here && r.type == NBD_CMD_READ && take_vec (j, r.length) == NULL)
+    here = false;                       /* the worker says why */
+  if (here) {
     nbd_job_exec (j);
     nbd_send_hold (j);
   }

@@ -309,8 +309,8 @@ inject_failure (struct sgv_pool *p)
   return p->fail_every && p->new_attempts % p->fail_every == 0;
 }
 
-struct sgv_vec *
-sgv_alloc (struct sgv_pool *p, size_t len)
+static struct sgv_vec *
+alloc (struct sgv_pool *p, size_t len, bool wait)
 {
   struct vec *x;
   int o;
@@ -336,6 +336,11 @@ sgv_alloc (struct sgv_pool *p, size_t len)
         x = p->order_head[k];
       if (x)
         break;
+      if (!wait) {
+        pthread_mutex_unlock (&p->lock);
+        errno = EAGAIN;
+        return NULL;
+      }
       p->st.waits++;
       p->waiters++;
       pthread_cond_wait (&p->returned, &p->lock);
@@ -373,6 +378,18 @@ sgv_alloc (struct sgv_pool *p, size_t len)
   pthread_mutex_unlock (&p->lock);
   describe (x, len);
   return &x->v;
+}
+
+struct sgv_vec *
+sgv_alloc (struct sgv_pool *p, size_t len)
+{
+  return alloc (p, len, true);
+}
+
+struct sgv_vec *
+sgv_try_alloc (struct sgv_pool *p, size_t len)
+{
+  return alloc (p, len, false);
 }
 
 void
