@@ -1,58 +1,34 @@
 #!/usr/bin/env bash
 # The disk as a file, through a loop device: sgblkd's FUSE file against
 # nbdfuse over nbdkit's memory plugin (the nearest existing stack), same
-# size, same run, runs alternating, medians of ROUNDS runs of RUNTIME s.
-# fio with libaio and direct I/O on each loop device.
+# size, same run, filled first, runs alternating, medians of ROUNDS runs
+# of RUNTIME s.  fio with libaio and direct I/O on each loop device, which
+# does direct I/O on its file.
 #
-#   contrib/bench/fuse.sh [ROUNDS] [RUNTIME]     (root; defaults 3, 5)
-set -euo pipefail
+#   contrib/bench/fuse.sh [ROUNDS] [RUNTIME]     (root)
+#
+# Writes fuse.md and its plots into BENCH_OUT.
 . "$(dirname "$0")/common.sh"
+need_fuse_pair "FUSE mounts and loop devices"
+need fio fio
 
-rounds=${1:-3}
-runtime=${2:-5}
-size=1G
-SGBLKD=${SGBLKD:-$(dirname "$0")/../../sgblkd}
-for c in fio nbdkit nbdfuse jq losetup; do
-  command -v "$c" >/dev/null || { echo "$0: needs $c" >&2; exit 1; }
+section fuse "FUSE file through a loop device: sgblkd --fuse against nbdfuse + nbdkit memory"
+start_fuse_pair "$size"
+for key in sg nf; do
+  attach_loop "$tmp/$key/disk" --direct-io=on
+  target[$key]="--ioengine=libaio --direct=1 --filename=$loop"
 done
+servers=(sg nf)
+for key in "${servers[@]}"; do fill "$key"; done
 
-tmp=$(mktemp -d)
-pids=() loops=()
-cleanup ()
-{
-  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
-  for m in "$tmp/sg" "$tmp/nf"; do mountpoint -q "$m" && fusermount3 -u "$m"; done
-  kill "${pids[@]}" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-mkdir "$tmp/sg" "$tmp/nf"
-
-"$SGBLKD" -f --size "$size" --fuse "$tmp/sg" 2>"$tmp/sg.log" &
-pids+=($!)
-nbdfuse "$tmp/nf/disk" [ nbdkit memory "$size" ] &
-pids+=($!)
-for i in $(seq 100); do
-  [ -f "$tmp/sg/disk" ] && [ -f "$tmp/nf/disk" ] && break
-  sleep 0.1
-done
-sg=$(losetup -f --show --direct-io=on "$tmp/sg/disk"); loops+=("$sg")
-nf=$(losetup -f --show --direct-io=on "$tmp/nf/disk"); loops+=("$nf")
-
-run ()   # sg|nf RW BS -> IOPS and bytes/s
-{
-  local dev=$sg
-  [ "$1" = nf ] && dev=$nf
-  fio --name=b --filename="$dev" --ioengine=libaio --direct=1 --rw="$2" --bs="$3" \
-      --iodepth=16 --time_based --runtime="$runtime" --output-format=json \
-      --output="$tmp/out.json" >/dev/null
-  fio_rate "$tmp/out.json" "$2"
-}
-
-for d in "$sg" "$nf"; do
-  fio --name=fill --filename="$d" --ioengine=libaio --direct=1 --rw=write --bs=1M \
-      --iodepth=4 --output=/dev/null >/dev/null
-done
-echo "| workload | sgblk FUSE + loop | nbdfuse + nbdkit memory + loop | ratio |"
-echo "| --- | ---: | ---: | ---: |"
-bench_rows sg nf
+workloads=(
+  "4k random read|randread|4k"
+  "4k random write|randwrite|4k"
+  "1M sequential write|write|1M"
+)
+say "Both disks are $size in memory, filled with fio's incompressible data" \
+    "first; fio (libaio, direct I/O) on a loop device with \`--direct-io=on\`" \
+    "over each FUSE file.  The CPU of nbdfuse and of its nbdkit is summed;" \
+    "work done in the kernel for the loop device and FUSE is not counted."
+bench
+section_done

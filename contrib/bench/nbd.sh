@@ -1,54 +1,30 @@
 #!/usr/bin/env bash
-# NBD throughput of sgblkd's in-memory disk against nbdkit's memory plugin,
-# side by side in one run: fio's nbd engine, one connection over a Unix
-# socket, queue depth 16.  Runs alternate between the servers; each figure
-# is the median of ROUNDS runs of RUNTIME seconds.
+# NBD speed of sgblkd's in-memory disk against nbdkit's memory plugin,
+# both filled first: fio's nbd engine, one connection over a Unix socket,
+# queue depth 16, fio's default (incompressible) data.  Runs alternate
+# between the servers; each figure is the median of ROUNDS runs of
+# RUNTIME seconds, beside the server's CPU time per I/O.
 #
-#   contrib/bench/nbd.sh [ROUNDS] [RUNTIME]      (defaults: 5 rounds, 10 s)
+#   contrib/bench/nbd.sh [ROUNDS] [RUNTIME]      (defaults 3, 5)
 #
-# Prints a Markdown table with the ratio sgblk / nbdkit.  Not part of make
-# check: timings depend on the machine and what else runs on it.
-set -euo pipefail
+# Writes nbd-memory.md and its plots into BENCH_OUT (see common.sh).
 . "$(dirname "$0")/common.sh"
+need fio fio
+need nbdkit nbdkit
 
-rounds=${1:-5}
-runtime=${2:-10}
-size=1G
-SGBLKD=${SGBLKD:-$(dirname "$0")/../../sgblkd}
-for c in fio nbdkit jq; do
-  command -v "$c" >/dev/null || { echo "$0: needs $c" >&2; exit 1; }
-done
+section nbd-memory "NBD, in-memory disks: sgblkd against nbdkit memory"
+start_sgblkd_memory sg "$tmp/sg.sock"
+start_nbdkit_memory nk "$tmp/nk.sock"
+servers=(sg nk)
+for key in "${servers[@]}"; do fill "$key"; done
 
-tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
-
-"$SGBLKD" -f -U "$tmp/sgblk.sock" --size "$size" 2>"$tmp/sgblk.log" &
-pids+=($!)
-nbdkit -f -U "$tmp/nbdkit.sock" memory "$size" &
-pids+=($!)
-for s in sgblk nbdkit; do
-  for i in $(seq 50); do [ -S "$tmp/$s.sock" ] && break; sleep 0.1; done
-done
-
-uri () { echo "nbd+unix:///?socket=$tmp/$1.sock"; }
-
-# run SERVER RW BS -> prints IOPS and bytes/s of the job's direction
-run ()
-{
-  fio --name=b --ioengine=nbd --uri="$(uri "$1")" --rw="$2" --bs="$3" \
-      --iodepth=16 --numjobs=1 --size="$size" --time_based \
-      --runtime="$runtime" --output-format=json --output="$tmp/out.json" >/dev/null
-  fio_rate "$tmp/out.json" "$2"
-}
-
-
-# Fill both disks so that reads hit allocated data.
-for s in sgblk nbdkit; do
-  fio --name=fill --ioengine=nbd --uri="$(uri "$s")" --rw=write --bs=1M \
-      --iodepth=4 --size="$size" --output="$tmp/fill.out" >/dev/null
-done
-
-echo "| workload | sgblk | nbdkit memory | ratio |"
-echo "| --- | ---: | ---: | ---: |"
-bench_rows sgblk nbdkit
+workloads=(
+  "4k random read|randread|4k"
+  "4k random write|randwrite|4k"
+  "1M sequential write|write|1M"
+  "1M sequential read|read|1M"
+)
+say "Both disks are $size, filled with fio's incompressible data first;" \
+    "fio's nbd engine, one connection over a Unix socket."
+bench
+section_done
