@@ -1,5 +1,6 @@
 # Shell integration tests: the daemon driven by real NBD clients.
 SHELL_TESTS = \
+	tests/test-bench-suite-writes-its-tables-and-plots.sh \
 	tests/test-cache-block-rewritten-during-write-back-stays-dirty.sh \
 	tests/test-cache-disconnect-with-64-writes-in-flight-and-cache-full.sh \
 	tests/test-cache-ext4-image-compresses-in-the-memory-disk.sh \
@@ -43,6 +44,12 @@ SHELL_TESTS = \
 
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py tests/race_sectors.py tests/crash_client.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh tests/nbd_stall.py
+
+# The benchmark suite, which a shell test runs in its quick mode.
+EXTRA_DIST += contrib/bench/run.sh contrib/bench/common.sh contrib/bench/nbd.sh \
+	contrib/bench/nbd-compressible.sh contrib/bench/nbd-multiconn.sh \
+	contrib/bench/nbd-file.sh contrib/bench/fuse.sh contrib/bench/compress.sh \
+	contrib/bench/fuse-swap.sh
 
 # The allocator-call counter that swap-mode tests preload into the daemon
 # (tests/alloc-count.c).  Built without the sanitizers: it must be the
