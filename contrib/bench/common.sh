@@ -188,6 +188,15 @@ start_sgblkd_memory () { serve_nbd "$1" sgblk "$2" "$SGBLKD" -f -U "$2" --size "
 # start_nbdkit_memory KEY SOCKET: nbdkit's memory plugin of $size.
 start_nbdkit_memory () { serve_nbd "$1" "nbdkit memory" "$2" nbdkit -f -U "$2" memory "$size"; }
 
+# start_memory_pair: sgblkd's in-memory disk (sg) and nbdkit memory (nk),
+# fresh, $size each, as $servers.
+start_memory_pair ()
+{
+  start_sgblkd_memory sg "$tmp/sg.sock"
+  start_nbdkit_memory nk "$tmp/nk.sock"
+  servers=(sg nk)
+}
+
 # start_fuse_pair SIZE: sgblkd's FUSE file ($tmp/sg/disk, key sg) and
 # nbdfuse over nbdkit memory ($tmp/nf/disk, key nf), SIZE each, unmounted
 # at exit.
@@ -250,6 +259,15 @@ fill ()
   wait_fg fio --name=fill "${t[@]}" --rw=write --bs=1M --iodepth=4 ${fio_data[@]+"${fio_data[@]}"} \
       --output="$tmp/fill.out" >/dev/null
 }
+fill_all () { local key; for key in "${servers[@]}"; do fill "$key"; done; }
+
+# The workloads of the NBD sections ("LABEL|RW|BS|FIO OPTIONS"; see bench).
+nbd_workloads=(
+  "4k random read|randread|4k"
+  "4k random write|randwrite|4k"
+  "1M sequential write|write|1M"
+  "1M sequential read|read|1M"
+)
 
 # settle ROOT PIDS: up to 3 s for ROOT's tree to be down to PIDS again
 # (nbd-server serves each connection in a child process, whose time

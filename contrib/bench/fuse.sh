@@ -19,13 +19,9 @@ for key in sg nf; do
   target[$key]="--ioengine=libaio --direct=1 --filename=$loop"
 done
 servers=(sg nf)
-for key in "${servers[@]}"; do fill "$key"; done
+fill_all
 
-workloads=(
-  "4k random read|randread|4k"
-  "4k random write|randwrite|4k"
-  "1M sequential write|write|1M"
-)
+workloads=("${nbd_workloads[@]:0:3}")
 say "Both disks are $size in memory, filled with fio's incompressible data" \
     "first; fio (libaio, direct I/O) on a loop device with \`--direct-io=on\`" \
     "over each FUSE file.  The CPU of nbdfuse and of its nbdkit is summed;" \

@@ -15,9 +15,7 @@ section nbd-compressible "NBD, in-memory disks, 2:1 compressible data: sgblkd ag
 # Half of every 4 KiB chunk is random, half compresses away; every
 # buffer is filled afresh, so no block repeats another.
 fio_data=(--buffer_compress_percentage=50 --buffer_compress_chunk=4k --refill_buffers)
-start_sgblkd_memory sg "$tmp/sg.sock"
-start_nbdkit_memory nk "$tmp/nk.sock"
-servers=(sg nk)
+start_memory_pair
 
 mib () { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 declare -A rss0 rss1
@@ -29,12 +27,7 @@ done
 read -r orig comp used <<<"$(sgblk_stats sg)"
 ratio=$(awk -v o="$orig" -v c="$comp" 'BEGIN { printf "%.2f", o / c }')
 
-workloads=(
-  "4k random read|randread|4k"
-  "4k random write|randwrite|4k"
-  "1M sequential write|write|1M"
-  "1M sequential read|read|1M"
-)
+workloads=("${nbd_workloads[@]}")
 say "Both disks are $size, filled first with data fio makes 50 % compressible" \
     "(\`${fio_data[*]}\`), which every write of the runs below carries too;" \
     "fio's nbd engine, one connection over a Unix socket."

@@ -37,14 +37,9 @@ wait_until ns test -S "$tmp/ns.sock"
 nbd_target ns "$tmp/ns.sock" disk
 
 servers=(sg qn ns)
-for key in "${servers[@]}"; do fill "$key"; done
+fill_all
 
-workloads=(
-  "4k random read|randread|4k"
-  "4k random write|randwrite|4k"
-  "1M sequential write|write|1M"
-  "1M sequential read|read|1M"
-)
+workloads=("${nbd_workloads[@]}")
 say "Each server has its own $size file, made by \`fallocate\` in a" \
     "\`mktemp -d\` directory in /tmp ($(df --output=fstype /tmp | tail -n 1)), filled through the server" \
     "with fio's incompressible data first.  \`sgblkd --cache-size $cache FILE\`" \

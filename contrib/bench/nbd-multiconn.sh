@@ -12,10 +12,8 @@ need fio fio
 need nbdkit nbdkit
 
 section nbd-multiconn "NBD, in-memory disks, 4 connections against 1: sgblkd and nbdkit memory"
-start_sgblkd_memory sg "$tmp/sg.sock"
-start_nbdkit_memory nk "$tmp/nk.sock"
-servers=(sg nk)
-for key in "${servers[@]}"; do fill "$key"; done
+start_memory_pair
+fill_all
 
 workloads=(
   "4k random read, 1 conn|randread|4k|--numjobs=1"

@@ -13,17 +13,10 @@ need fio fio
 need nbdkit nbdkit
 
 section nbd-memory "NBD, in-memory disks: sgblkd against nbdkit memory"
-start_sgblkd_memory sg "$tmp/sg.sock"
-start_nbdkit_memory nk "$tmp/nk.sock"
-servers=(sg nk)
-for key in "${servers[@]}"; do fill "$key"; done
+start_memory_pair
+fill_all
 
-workloads=(
-  "4k random read|randread|4k"
-  "4k random write|randwrite|4k"
-  "1M sequential write|write|1M"
-  "1M sequential read|read|1M"
-)
+workloads=("${nbd_workloads[@]}")
 say "Both disks are $size, filled with fio's incompressible data first;" \
     "fio's nbd engine, one connection over a Unix socket."
 bench
