@@ -489,7 +489,7 @@ plot ()
     first=3
     [ "$kind" = cpu ] && first=$((3 + n))
     {
-      echo "set terminal pngcairo size $((160 + 440 * ${#units[@]})),480 font ',9'"
+      echo "set terminal pngcairo size $((160 + 240 * ${#workloads[@]})),480 font ',9'"
       echo "set output '$out/$name-$kind.png'"
       echo "set datafile separator '\t'"
       echo "set style data histograms"
