@@ -4,12 +4,15 @@
  * send lock) are held for a few instructions, so they spin briefly before
  * sleeping: on a small machine that saves a futex round trip and a context
  * switch on most contention.  And every pool of worker threads that is
- * not given a size gets one per online CPU, from one place.
+ * not given a size gets one per online CPU, from one place; and the
+ * monotonic clock in nanoseconds has one definition.
  */
 #ifndef SGBLK_SYNC_H
 #define SGBLK_SYNC_H
 
 #include <pthread.h>
+#include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline int
@@ -33,6 +36,16 @@ sync_default_threads (void)
   long n = sysconf (_SC_NPROCESSORS_ONLN);
 
   return n > 0 ? (unsigned) n : 1;
+}
+
+/* CLOCK_MONOTONIC in nanoseconds (a vDSO call, no system call). */
+static inline uint64_t
+sync_now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
 #endif

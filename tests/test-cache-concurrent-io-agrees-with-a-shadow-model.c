@@ -104,6 +104,7 @@
 #endif
 
 #include "cache.h"
+#include "sync.h"
 
 #define SECTOR 512u
 #define NTHREADS 4
@@ -167,14 +168,6 @@ struct worker {
   atomic_int doing;                /* enum op under way, -1 between operations */
   _Atomic uint32_t doing_s0, doing_n;
 };
-
-static uint64_t
-now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 static uint64_t
 rnd (struct worker *w)
@@ -376,7 +369,7 @@ static void
 report (struct run *r, const char *fmt, ...)
 {
   va_list ap;
-  uint64_t t = now_ns () - r->t0;
+  uint64_t t = sync_now_ns () - r->t0;
   uint64_t none = 0;
 
   atomic_compare_exchange_strong (&r->first_failure, &none, t ? t : 1);
@@ -683,7 +676,7 @@ work (void *arg)
   struct run *r = w->r;
   uint32_t s0, n;
 
-  while (!atomic_load (&r->stop) && now_ns () < r->deadline) {
+  while (!atomic_load (&r->stop) && sync_now_ns () < r->deadline) {
     enum op k = choose (w);
     w->count[k]++;
     atomic_store (&w->doing_n, 0);
@@ -749,10 +742,10 @@ watchdog (void *arg)
   while (atomic_load (&r->phase) < 3) {
     struct timespec ts = { 0, 100 * 1000 * 1000 };
     nanosleep (&ts, NULL);
-    if (now_ns () < limit)
+    if (sync_now_ns () < limit)
       continue;
     int phase = atomic_load (&r->phase);
-    printf ("  STUCK [%s, %.3f s] %s\n", r->cfg->name, (double) (now_ns () - r->t0) / 1e9,
+    printf ("  STUCK [%s, %.3f s] %s\n", r->cfg->name, (double) (sync_now_ns () - r->t0) / 1e9,
             phase == 0 ? "in the workers" : phase == 1 ? "in the final checks" : "closing the cache");
     for (unsigned i = 0; phase == 0 && i < NTHREADS; i++) {
       int k = atomic_load (&r->ws[i].doing);
@@ -829,7 +822,7 @@ run_case (const struct config *cfg)
   struct worker *ws = calloc (NTHREADS, sizeof *ws);
   const char *dir = getenv ("TMPDIR");
   unsigned ms = env_unsigned ("SGBLK_CACHE_STRESS_MS", UNDER_VALGRIND () ? 1000 : 3000);
-  unsigned seed = env_unsigned ("SGBLK_CACHE_STRESS_SEED", (unsigned) now_ns ());
+  unsigned seed = env_unsigned ("SGBLK_CACHE_STRESS_SEED", (unsigned) sync_now_ns ());
   int fd;
 
   assert_non_null (r);
@@ -871,7 +864,7 @@ run_case (const struct config *cfg)
           cfg->name, NTHREADS, (unsigned long long) cfg->size >> 10, cfg->block_size >> 10,
           (unsigned long long) cfg->mem_limit >> 10, ms, seed);
   fflush (stdout);
-  r->t0 = now_ns ();
+  r->t0 = sync_now_ns ();
   r->deadline = r->t0 + (uint64_t) ms * 1000000u;
   for (unsigned i = 0; i < NTHREADS; i++) {
     struct worker *w = &ws[i];
@@ -894,7 +887,7 @@ run_case (const struct config *cfg)
     pthread_join (ws[i].thread, NULL);
   atomic_store (&r->phase, 1);
   pthread_join (mover, NULL);
-  double secs = (double) (now_ns () - r->t0) / 1e9;
+  double secs = (double) (sync_now_ns () - r->t0) / 1e9;
 
   /* Everything, exactly: the cache, then the file after a flush, then
    * the file after closing the cache. */

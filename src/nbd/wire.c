@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "sync.h"
 
 int
 nbd_read_full (int fd, void *buf, size_t n)
@@ -84,14 +85,6 @@ nbd_write_full (int fd, const void *buf, size_t n)
 
 #define POLL_MIN_NS 2000u               /* a window below this is closed */
 
-static uint64_t
-now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 /* Receive into the buffer, polling first if the window is open.  Like
  * recv: bytes, 0 at end of stream, -1 with errno. */
 static ssize_t
@@ -105,10 +98,10 @@ rx_recv (struct nbd_conn *c)
 
   if (c->poll_ns >= POLL_MIN_NS) {
     if (atomic_fetch_add (&s->pollers, 1) < s->max_pollers) {
-      uint64_t end = now_ns () + c->poll_ns;
+      uint64_t end = sync_now_ns () + c->poll_ns;
       do
         r = recv (c->fd, p, room, MSG_DONTWAIT);
-      while (r == -1 && (errno == EAGAIN || errno == EINTR) && now_ns () < end);
+      while (r == -1 && (errno == EAGAIN || errno == EINTR) && sync_now_ns () < end);
       atomic_fetch_sub (&s->pollers, 1);
       if (r != -1 || (errno != EAGAIN && errno != EINTR)) {
         c->poll_ns = budget;
@@ -119,9 +112,9 @@ rx_recv (struct nbd_conn *c)
     else
       atomic_fetch_sub (&s->pollers, 1);
   }
-  uint64_t t0 = budget ? now_ns () : 0;
+  uint64_t t0 = budget ? sync_now_ns () : 0;
   r = recv (c->fd, p, room, 0);
-  if (budget && r > 0 && now_ns () - t0 < budget)
+  if (budget && r > 0 && sync_now_ns () - t0 < budget)
     c->poll_ns = budget;                 /* polling would have caught it */
   return r;
 }

@@ -77,15 +77,6 @@ to_vec (const struct sgv_vec *v)
   return (struct vec *) v;
 }
 
-static uint64_t
-now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
 /* Smallest order whose capacity holds len bytes; len is 1 .. max. */
 static int
 order_of (size_t len)
@@ -408,7 +399,7 @@ sgv_free (struct sgv_pool *p, struct sgv_vec *v)
   v->len = v->capacity;
 
   pthread_mutex_lock (&p->lock);
-  v->last_used = now_ns ();
+  v->last_used = sync_now_ns ();
   p->st.in_use--;
   link_idle (p, x);
   if (p->fixed) {
@@ -484,7 +475,7 @@ sgv_pool_trim (struct sgv_pool *p)
   uint64_t now;
 
   pthread_mutex_lock (&p->lock);
-  now = now_ns ();
+  now = sync_now_ns ();
   while (!p->fixed && p->lru_tail && now - p->lru_tail->last_used >= p->idle_ns) {
     evict_oldest (p, &victims);
     p->st.trimmed++;
@@ -522,7 +513,7 @@ sgv_pool_prefill (struct sgv_pool *p, int order, unsigned n)
       return -1;
     }
     pthread_mutex_lock (&p->lock);
-    x->v.last_used = now_ns ();
+    x->v.last_used = sync_now_ns ();
     x->v.nents = x->v.total_ents;
     x->v.len = x->v.capacity;
     p->st.allocated++;
