@@ -37,6 +37,9 @@ struct store;
 #define STORE_CAP_EXTENTS    0x8u  /* extent() reports real holes */
 #define STORE_CAP_READ_ONLY  0x10u /* opened read-only */
 #define STORE_CAP_MEMORY     0x20u /* answers from memory, never waits on I/O */
+#define STORE_CAP_CACHED     0x40u /* a write-back cache: plain reads and writes
+                                    * are answered from memory, waiting on I/O
+                                    * only for a miss or for room */
 
 struct store_stats {
   uint64_t bytes_allocated;   /* memory or disk space in use for data */

@@ -698,6 +698,8 @@ cache_create (const struct cache_config *cfg)
   pthread_mutex_init (&k->wb_lock, NULL);
   if (cfg->backing) {
     k->s.caps = cfg->backing->caps & ~STORE_CAP_MEMORY;
+    if (cfg->mode == CACHE_MODE_WRITEBACK)
+      k->s.caps |= STORE_CAP_CACHED;
     k->unsynced = true;              /* whatever was there before us, too */
     if (cache_flusher_start (k) == -1) {
       int e = errno;

@@ -181,31 +181,37 @@ flush_locked (struct nbd_conn *c, struct nbd_job *mine, bool block)
   return done;
 }
 
-void
-nbd_send (struct nbd_job *j)
+/* Send the jobs head..tail without waiting: at once if nobody holds the
+ * socket, else after the queue, by whoever sends next. */
+static void
+send_list (struct nbd_conn *c, struct nbd_job *head, struct nbd_job *tail)
 {
-  struct nbd_conn *c = j->conn;
-
-  j->next = NULL;
+  tail->next = NULL;
   if (is_dead (c)) {
-    nbd_job_release (j);
+    release_all (head);
     return;
   }
   if (pthread_mutex_trylock (&c->send_lock) == 0) {
-    struct nbd_job *done = flush_locked (c, j, false);
+    struct nbd_job *done = flush_locked (c, head, false);
     pthread_mutex_unlock (&c->send_lock);
     release_all (done);
     return;
   }
   pthread_mutex_lock (&c->sq_lock);
   if (c->sq_tail)
-    c->sq_tail->next = j;
+    c->sq_tail->next = head;
   else {
-    c->sq_head = j;
+    c->sq_head = head;
     pthread_cond_signal (&c->sq_cond);
   }
-  c->sq_tail = j;
+  c->sq_tail = tail;
   pthread_mutex_unlock (&c->sq_lock);
+}
+
+void
+nbd_send (struct nbd_job *j)
+{
+  send_list (j->conn, j, j);
 }
 
 void
@@ -224,15 +230,12 @@ nbd_send_hold (struct nbd_job *j)
 void
 nbd_send_batch (struct nbd_conn *c)
 {
-  struct nbd_job *list = c->batch_head;
+  struct nbd_job *head = c->batch_head, *tail = c->batch_tail;
 
-  if (list == NULL)
+  if (head == NULL)
     return;
   c->batch_head = c->batch_tail = NULL;
-  pthread_mutex_lock (&c->send_lock);
-  struct nbd_job *done = flush_locked (c, list, false);
-  pthread_mutex_unlock (&c->send_lock);
-  release_all (done);
+  send_list (c, head, tail);
 }
 
 static void *

@@ -4,8 +4,8 @@
  * it validates the header (validate.c), takes a job and what the request
  * needs (conn.c), reads a write's payload straight into the job's vector,
  * and either runs the request itself (a read or write of up to 1 MiB on
- * a store that answers from memory: a handoff costs a large part of the
- * work) or queues it for the shared workers.  Replies go through the
+ * a store that answers from memory, or a write-back cache: a handoff
+ * costs a large part of the work) or queues it for the shared workers.  Replies go through the
  * connection's sender (send.c).
  *
  * Cleanup runs when reading ends (NBD_CMD_DISC, a lost or broken socket,
@@ -28,11 +28,13 @@
 #include "internal.h"
 #include "log.h"
 
-/* Up to this size a request on an in-memory store runs in the session:
- * handing a 1 MiB read or write to a worker and its reply back cost
- * about a fifth of the work itself (measured: 245-265 against 185-210 us
- * of daemon CPU per 1 MiB read, 240-345 against 195-225 per write).
- * Larger requests still overlap in the workers. */
+/* Up to this size a read or write on an in-memory store or a write-back
+ * cache runs in the session.  Handing a 1 MiB request on memory to a
+ * worker and its reply back cost about a fifth of the work (245-265
+ * against 185-210 us of daemon CPU per 1 MiB read, 240-345 against
+ * 195-225 per write); 4 KiB random reads and writes on a cached file
+ * went 2.2x and 2.3x faster run here (same run).  Larger requests still
+ * overlap in the workers. */
 #define INLINE_MAX (1024u * 1024)
 
 /* Taking a job, a command or a vector may wait for one to come back, and
@@ -71,7 +73,7 @@ take_cmd (struct nbd_job *j)
 
 /* Read one request and start it.  Returns false when reading ends. */
 static bool
-serve_one (struct nbd_conn *c, bool memory_store)
+serve_one (struct nbd_conn *c, unsigned caps)
 {
   /* About to wait for the client: first give it the replies held. */
   if (c->rx_end - c->rx_start < NBD_REQUEST_SIZE)
@@ -125,13 +127,20 @@ serve_one (struct nbd_conn *c, bool memory_store)
   }
   if (err == 0)
     take_cmd (j);
-  /* Run here only what cannot wait inside: an aligned request (no
-   * read-modify-write buffers), whose read vector is taken here. */
-  bool here = memory_store && err == 0 && data && r.length <= INLINE_MAX &&
+  /* Run here only what waits for nothing the session holds: an aligned
+   * request (no read-modify-write buffers), whose read vector is taken
+   * here, on memory or, without FUA, on a write-back cache. */
+  bool here = err == 0 && data && r.length <= INLINE_MAX &&
+              ((caps & STORE_CAP_MEMORY) ||
+               ((caps & STORE_CAP_CACHED) && !(r.flags & NBD_CMD_FLAG_FUA))) &&
               ((r.offset | r.length) & (c->exp->io->bs - 1)) == 0;
   if (here && r.type == NBD_CMD_READ && take_vec (j, r.length) == NULL)
     here = false;                       /* the worker says why */
   if (here) {
+    /* A write-back cache may wait on its file (a miss, or no room): what
+     * is done already goes out first. */
+    if (!(caps & STORE_CAP_MEMORY))
+      nbd_send_batch (c);
     nbd_job_exec (j);
     nbd_send_hold (j);
   }
@@ -199,8 +208,8 @@ nbd_session_run (struct nbd_conn *c)
   c->poll_ns = (uint64_t) c->srv->cfg.busy_poll_us * 1000u;
   log_debug ("%s: transmission on export '%s'%s", c->peer, c->exp->name,
              c->structured ? " with structured replies" : "");
-  bool memory_store = (scsi_lu_store (c->exp->lu)->caps & STORE_CAP_MEMORY) != 0;
-  while (serve_one (c, memory_store))
+  unsigned caps = scsi_lu_store (c->exp->lu)->caps;
+  while (serve_one (c, caps))
     ;
   cleanup (c);
 }
