@@ -36,6 +36,7 @@
 #define NBLOCKS 4096u
 #define NOISE 1024u                /* incompressible bytes a block */
 #define RUN_MS 1500
+#define MIN_ROUNDS 3
 
 struct run {
   struct store *s;
@@ -50,6 +51,7 @@ struct writer {
   uint64_t rng;
   pthread_t thread;
   uint64_t writes, trims;
+  atomic_uint rounds;              /* rounds completed */
 };
 
 static uint64_t
@@ -152,6 +154,7 @@ write_loop (void *arg)
       for (uint32_t b = w->id; b < NBLOCKS && !atomic_load (&r->stop); b += 2)
         if (b / 2 % 4 == round % 4)
           step (w, b, false);
+    atomic_fetch_add (&w->rounds, 1);
   }
   return NULL;
 }
@@ -183,8 +186,14 @@ rewrites_in_place_survive_compaction (void **state)
     assert_int_equal (pthread_create (&w[i].thread, NULL, write_loop, &w[i]), 0);
   }
   assert_int_equal (pthread_create (&mover, NULL, compact_loop, r), 0);
-  struct timespec ts = { RUN_MS / 1000, (RUN_MS % 1000) * 1000000L };
+  /* RUN_MS, and at least MIN_ROUNDS rounds each however slow the machine
+   * (valgrind), so that compaction has had sparse chunks to empty. */
+  struct timespec ts = { RUN_MS / 1000, (RUN_MS % 1000) * 1000000L }, tick = { 0, 10000000L };
   nanosleep (&ts, NULL);
+  for (int waited = 0; waited < 12000 && !atomic_load (&r->stop) &&
+       (atomic_load (&w[0].rounds) < MIN_ROUNDS || atomic_load (&w[1].rounds) < MIN_ROUNDS);
+       waited++)
+    nanosleep (&tick, NULL);
   atomic_store (&r->stop, true);
   for (unsigned i = 0; i < 2; i++)
     pthread_join (w[i].thread, NULL);
@@ -195,7 +204,8 @@ rewrites_in_place_survive_compaction (void **state)
       atomic_fetch_add (&r->failures, 1);
   struct cache_stats st;
   assert_int_equal (cache_get_stats (r->s, &st), 0);
-  print_message ("%llu writes, %llu trims, %llu objects moved, %u failures\n",
+  print_message ("%u rounds, %llu writes, %llu trims, %llu objects moved, %u failures\n",
+                 atomic_load (&w[0].rounds) + atomic_load (&w[1].rounds),
                  (unsigned long long) (w[0].writes + w[1].writes),
                  (unsigned long long) (w[0].trims + w[1].trims),
                  (unsigned long long) st.compactions, atomic_load (&r->failures));
