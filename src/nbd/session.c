@@ -5,8 +5,8 @@
  * needs (conn.c), reads a write's payload straight into the job's vector,
  * and either runs the request itself (a read or write of up to 1 MiB on
  * a store that answers from memory, or a write-back cache: a handoff
- * costs a large part of the work) or queues it for the shared workers.  Replies go through the
- * connection's sender (send.c).
+ * costs a large part of the work) or queues it for the shared workers.
+ * Replies go through the connection's sender (send.c).
  *
  * Cleanup runs when reading ends (NBD_CMD_DISC, a lost or broken socket,
  * or the server stopping), in the order of docs/architecture.md,
