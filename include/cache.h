@@ -17,6 +17,13 @@
  * and synchronously by store_flush; clean blocks are evicted when the
  * cache is full; a cache full of dirty blocks makes writers wait for the
  * flusher, it never drops data.
+ *
+ * Blocks not written for a while are recompressed in the background with
+ * LZ4HC against a dictionary sampled from the disk itself (same lz4
+ * decoder, so reads stay fast); a rewrite takes a block back to the fast
+ * compressor.  With a spill file, the in-memory disk writes its coldest
+ * blocks, incompressible ones first, to the file when its memory passes a
+ * high watermark of mem_limit, and reads them back on demand.
  */
 #ifndef SGBLK_CACHE_H
 #define SGBLK_CACHE_H
@@ -42,7 +49,18 @@ struct cache_config {
   uint64_t mem_limit;       /* bytes of memory for compressed data; 0 = unlimited (memory) or 256 MiB (backing) */
   enum cache_mode mode;
   unsigned dirty_high_pct;  /* flusher starts above this % of mem_limit dirty; 0 = 50 */
+  unsigned recompress_idle; /* seconds without a write before LZ4HC; 0 = never;
+                             * at most CACHE_MAX_RECOMPRESS_IDLE */
+  const char *spill_path;   /* memory mode: the scratch spill file; NULL = none
+                             * (needs mem_limit) */
+  bool io_flusher;          /* background threads mark themselves I/O flushers */
 };
+
+/* Write times are kept modulo 2^16 seconds; idleness is judged below half that. */
+#define CACHE_MAX_RECOMPRESS_IDLE 32767u
+/* The spiller starts above this % of mem_limit and stops below the low one. */
+#define CACHE_SPILL_HIGH_PCT 90u
+#define CACHE_SPILL_LOW_PCT 75u
 
 struct cache_stats {
   uint64_t orig_bytes;      /* logical bytes held (blocks present x block size) */
@@ -59,7 +77,22 @@ struct cache_stats {
   uint64_t compactions;     /* objects moved by compaction */
   uint64_t corrupt_blocks;  /* blocks whose object failed to decompress */
   uint64_t last_corrupt;    /* the last such block's number */
+  uint64_t mem_used_max;    /* the most mem_used has been */
+  uint64_t compacted_bytes; /* memory compaction gave back */
+  uint64_t hc_blocks;       /* blocks held as LZ4HC objects (idle pass) */
+  uint64_t recomp_passes;   /* idle passes run */
+  uint64_t recomp_blocks;   /* blocks the idle pass made smaller */
+  uint64_t recomp_tried;    /* blocks it compressed with LZ4HC (smaller or not) */
+  uint64_t recomp_saved;    /* compressed bytes it saved */
+  uint64_t recomp_cpu_ns;   /* its thread's CPU time */
+  uint64_t spilled_blocks;  /* blocks now in the spill file */
+  uint64_t bd_reads;        /* blocks read back from it */
+  uint64_t bd_writes;       /* blocks written to it */
+  uint64_t bd_errors;       /* failed spill file reads and writes */
+  uint64_t spill_waits;     /* writes that waited for the spiller */
   uint32_t block_size;
+  unsigned recompress_idle;
+  bool spill;
   enum cache_mode mode;
 };
 
@@ -74,6 +107,14 @@ int cache_get_stats (struct store *s, struct cache_stats *st);
 int cache_prealloc (struct store *s);
 /* Move objects out of sparse arena chunks; returns the bytes released. */
 uint64_t cache_compact (struct store *s);
+/* Run one idle pass now, over blocks not written for min_idle seconds;
+ * returns the blocks made smaller.  The background thread runs the same
+ * pass every half of recompress_idle. */
+uint64_t cache_recompress (struct store *s, unsigned min_idle);
+/* Spill blocks until memory used is at most keep bytes (as the spiller
+ * does past its high watermark); returns the blocks spilled, or -1 with
+ * errno (EINVAL: no spill file). */
+int64_t cache_spill (struct store *s, uint64_t keep);
 /* "writeback", "writethrough", "off" <-> enum; -1/EINVAL if unknown. */
 int cache_mode_parse (const char *name, enum cache_mode *mode);
 const char *cache_mode_name (enum cache_mode mode);

@@ -199,6 +199,7 @@ flusher (void *arg)
 {
   struct cache *k = arg;
 
+  cache_thread_setup (k);
   pthread_mutex_lock (&k->flock);
   while (!k->stopping) {
     if (!k->kicked) {
@@ -238,9 +239,10 @@ cache_flusher_start (struct cache *k)
   pthread_mutex_init (&k->flock, NULL);
   pthread_cond_init (&k->fcond, NULL);
   pthread_cond_init (&k->progress, NULL);
-  if (pthread_create (&k->flusher, NULL, flusher, k) != 0) {
+  if (cache_thread_start (k, &k->flusher, flusher, k) == -1) {
+    int e = errno;
     free (k->wbuf);
-    errno = EAGAIN;
+    errno = e;
     return -1;
   }
   k->flusher_running = true;

@@ -43,6 +43,8 @@ uint32_t zpool_class_size (const struct zpool *zp, uint32_t size);
 /* Whether an object of size bytes belongs in h's size class. */
 bool zpool_fits (const struct zpool *zp, uint64_t h, uint32_t size);
 uint64_t zpool_mem_used (const struct zpool *zp);
+/* What counts against the memory limit: chunks and descriptors in use. */
+uint64_t zpool_mem_in_use (const struct zpool *zp);
 /* Move objects out of sparse chunks; returns the bytes released. */
 uint64_t zpool_compact (struct zpool *zp);
 uint64_t zpool_moved (const struct zpool *zp);
@@ -65,10 +67,25 @@ uint64_t zpool_moved (const struct zpool *zp);
 #define CM_WB      0x20  /* with DIRTY: a write-back holds a copy of exactly
                           * this contents; any write clears it (map.c) */
 #define CM_BAD     0x40  /* the object failed to decompress; counted once */
+#define CM_HC      0x80  /* an LZ4HC object against the cache's dictionary
+                          * (idle.c); never with HUGE */
 /* With HUGE: writes left that store the block raw without an lz4 attempt. */
 #define CM_SKIP_SHIFT 8
 #define CM_SKIP(n) ((uint32_t) (n) << CM_SKIP_SHIFT)
 #define CM_SKIP_OF(f) (((f) >> CM_SKIP_SHIFT) & 0xfu)
+#define CM_SPILLED  0x1000  /* the object is in the spill file; handle is its slot */
+#define CM_RECOMP   0x2000  /* the recompressor copied these contents out */
+#define CM_SPILLING 0x4000  /* the spiller copied this object out */
+#define CM_COLD     0x8000  /* the idle pass has seen these contents (done or
+                             * not worth it) */
+/* RECOMP, SPILLING and COLD are set by a background thread under the
+ * stripe lock and cleared by every write (a new entry starts without
+ * them), exactly as WB: a thread that finds its bit still set when it
+ * comes back knows the contents are the ones it copied. */
+/* Bits 16-31: the second (modulo 2^16) of the block's last write, for
+ * the idle pass and the spiller. */
+#define CM_AGE_SHIFT 16
+#define CM_STAMP(f) ((f) >> CM_AGE_SHIFT)
 
 struct cmeta {
   uint64_t handle;
@@ -104,14 +121,42 @@ struct cache {
   int wb_error;                    /* errno of the last pass's write-back, 0 if none */
   uint64_t passes_started, passes_done;   /* flusher passes, under flock */
 
+  /* Background threads of the idle pass and the spiller (idle.c,
+   * spill.c), each started only when configured. */
+  atomic_uint_fast64_t mem_peak;   /* the most zpool memory used */
+  atomic_uint now;                 /* seconds, stamped on each write (CM_STAMP) */
+  uint64_t born_ns;                /* when the map was made: now's origin */
+  bool io_flusher;                 /* their threads mark themselves I/O flushers */
+  unsigned recomp_idle;            /* seconds without a write; 0: no idle pass */
+  struct cache_idle *idle;         /* the idle pass's thread and buffers */
+  struct cache_spill *spill;       /* the spill file and its thread; NULL: none */
+  uint8_t *dict;                   /* CACHE_DICT_BYTES; what HC objects refer to */
+  atomic_uint dict_len;            /* changed only while no HC object exists */
+
   struct {
     atomic_uint_fast64_t present, compr_bytes, same_blocks, huge_blocks;
     atomic_uint_fast64_t hits, misses, dirty_blocks, written_back, evicted;
     atomic_uint_fast64_t writer_waits, corrupt_blocks, last_corrupt;
+    atomic_uint_fast64_t hc_blocks, spilled_blocks, compacted_bytes;
+    atomic_uint_fast64_t recomp_passes, recomp_blocks, recomp_tried, recomp_saved, recomp_cpu_ns;
+    atomic_uint_fast64_t bd_reads, bd_writes, bd_errors, spill_waits;
   } st;
 };
 
+/* The dictionary LZ4HC objects are compressed against: pieces of the
+ * disk's own blocks, sampled when the idle pass finds no HC object. */
+#define CACHE_DICT_BYTES (64u << 10)
+
+/* The map behind a store; NULL with EINVAL if s is not one. */
+struct cache *cache_of (struct store *s);
 int cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty);
+/* Bring the shared counters from entry o to entry n. */
+void cache_account (struct cache *k, const struct cmeta *o, const struct cmeta *n);
+static inline bool
+cache_has_object (const struct cmeta *m)
+{
+  return (m->flags & (CM_PRESENT | CM_SAME | CM_SPILLED)) == CM_PRESENT;
+}
 /* Forget block b: free its object, take it out of the stats, clear its
  * entry (absent).  Stripe lock held. */
 void cache_drop_block (struct cache *k, uint64_t b);
@@ -128,5 +173,30 @@ int cache_make_room (struct cache *k);          /* evict, or wait for write-back
 int cache_flusher_start (struct cache *k);
 void cache_flusher_stop (struct cache *k);
 void cache_flusher_kick (struct cache *k, bool urgent);
+/* Start a background thread with a small stack (its stack is locked in
+ * swap mode), marked an I/O flusher if k->io_flusher. */
+int cache_thread_start (struct cache *k, pthread_t *t, void *(*fn) (void *), void *arg);
+void cache_thread_setup (struct cache *k);     /* first thing in such a thread */
+/* Bring 'now' up to date; the background threads call it every second. */
+void cache_tick (struct cache *k);
+
+/* idle.c: recompression of blocks not written for recomp_idle seconds. */
+int cache_idle_start (struct cache *k);
+void cache_idle_stop (struct cache *k);
+
+/* spill.c: the spill file of the in-memory disk. */
+int cache_spill_open (struct cache *k, const char *path);
+void cache_spill_close (struct cache *k);
+/* Slot 'slot' into buf (block size, 4096-aligned).  -1 with errno. */
+int cache_spill_read (struct cache *k, uint64_t slot, uint8_t *buf);
+/* The block that held 'slot' no longer needs it; stripe lock held. */
+void cache_spill_release (struct cache *k, uint64_t slot);
+/* Whether memory is low enough to take a spilled block back. */
+bool cache_spill_room (struct cache *k);
+/* After a write: wake the spiller if memory passed the high watermark. */
+void cache_spill_kick (struct cache *k);
+/* A writer at the memory limit waits for the spiller; -1 with ENOSPC if
+ * it could free nothing (or errno of a failing spill file). */
+int cache_spill_wait (struct cache *k);
 
 #endif

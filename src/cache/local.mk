@@ -3,7 +3,9 @@ libsgblk_a_SOURCES += \
 	src/cache/internal.h \
 	src/cache/zpool.c \
 	src/cache/map.c \
-	src/cache/flusher.c
+	src/cache/flusher.c \
+	src/cache/idle.c \
+	src/cache/spill.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-cache-compressed-round-trips

@@ -72,10 +72,14 @@
 
 #include "cache.h"
 #include "internal.h"
+#include "sync.h"
 
 static _Thread_local LZ4_stream_t lz4_state;
 static _Thread_local uint8_t bounce[CACHE_MAX_BLOCK] __attribute__ ((aligned (4096)));
-static _Thread_local uint8_t packed[CACHE_MAX_BLOCK];
+/* Also where a spilled block's slot is read back to (O_DIRECT wants it
+ * aligned): a thread's static TLS is zeroed, so resident, from its start,
+ * and a third buffer would cost every connection's thread 64 KiB. */
+static _Thread_local uint8_t packed[CACHE_MAX_BLOCK] __attribute__ ((aligned (4096)));
 
 static const struct store_ops cache_ops;
 
@@ -155,15 +159,31 @@ int
 cache_decode (struct cache *k, uint64_t b, uint8_t *out)
 {
   struct cmeta *m = &k->meta[b];
+  const char *obj;
+  int r;
 
   if (m->flags & CM_SAME) {
     for (uint32_t i = 0; i < k->bs; i += 8)
       memcpy (out + i, &m->handle, 8);
+    return 0;
   }
-  else if (m->flags & CM_HUGE)
-    memcpy (out, zpool_map (k->zp, m->handle), k->bs);
-  else if (LZ4_decompress_safe (zpool_map (k->zp, m->handle), (char *) out,
-                                (int) m->csize, (int) k->bs) != (int) k->bs) {
+  if (m->flags & CM_SPILLED) {
+    if (cache_spill_read (k, m->handle, packed) == -1)
+      return -1;                          /* EIO: the file failed, not the data */
+    obj = (const char *) packed;
+  }
+  else
+    obj = zpool_map (k->zp, m->handle);
+  if (m->flags & CM_HUGE) {
+    memcpy (out, obj, k->bs);
+    return 0;
+  }
+  if (m->flags & CM_HC)
+    r = LZ4_decompress_safe_usingDict (obj, (char *) out, (int) m->csize, (int) k->bs,
+                                       (const char *) k->dict, (int) k->dict_len);
+  else
+    r = LZ4_decompress_safe (obj, (char *) out, (int) m->csize, (int) k->bs);
+  if (r != (int) k->bs) {
     if (!(m->flags & CM_BAD)) {
       m->flags |= CM_BAD;
       atomic_store (&k->st.last_corrupt, b);
@@ -177,11 +197,12 @@ cache_decode (struct cache *k, uint64_t b, uint8_t *out)
 
 /* Bring the shared counters from entry o to entry n.  Only the counters
  * that change are touched: every thread writes them, and a rewrite in
- * place changes none of them. */
-static void
-account (struct cache *k, const struct cmeta *o, const struct cmeta *n)
+ * place changes none of them.  A spilled block counts as present (and
+ * HC, if it is: the dictionary must outlive it) but holds no memory. */
+void
+cache_account (struct cache *k, const struct cmeta *o, const struct cmeta *n)
 {
-  int64_t present = 0, same = 0, bytes = 0, huge = 0, dirty = 0;
+  int64_t present = 0, same = 0, bytes = 0, huge = 0, dirty = 0, hc = 0, spilled = 0;
   const struct cmeta *e[2] = { o, n };
 
   for (int i = 0; i < 2; i++) {
@@ -192,10 +213,15 @@ account (struct cache *k, const struct cmeta *o, const struct cmeta *n)
     present += sign;
     if (f & CM_SAME)
       same += sign;
-    else
+    else if (f & CM_SPILLED)
+      spilled += sign;
+    else {
       bytes += sign * (int64_t) e[i]->csize;
-    if (f & CM_HUGE)
-      huge += sign;
+      if (f & CM_HUGE)
+        huge += sign;
+    }
+    if (f & CM_HC)
+      hc += sign;
     if (f & CM_DIRTY)
       dirty += sign;
   }
@@ -204,12 +230,28 @@ account (struct cache *k, const struct cmeta *o, const struct cmeta *n)
   if (bytes) atomic_fetch_add (&k->st.compr_bytes, (uint64_t) bytes);
   if (huge) atomic_fetch_add (&k->st.huge_blocks, (uint64_t) huge);
   if (dirty) atomic_fetch_add (&k->st.dirty_blocks, (uint64_t) dirty);
+  if (hc) atomic_fetch_add (&k->st.hc_blocks, (uint64_t) hc);
+  if (spilled) atomic_fetch_add (&k->st.spilled_blocks, (uint64_t) spilled);
 }
 
-static inline bool
-has_object (const struct cmeta *m)
+/* Free what entry o holds that n does not: its object unless n reuses
+ * it, its spill slot.  Stripe lock held. */
+static void
+release (struct cache *k, const struct cmeta *o, const struct cmeta *n)
 {
-  return (m->flags & (CM_PRESENT | CM_SAME)) == CM_PRESENT;
+  if (cache_has_object (o) && !(cache_has_object (n) && n->handle == o->handle))
+    zpool_free (k->zp, o->handle);
+  else if ((o->flags & (CM_PRESENT | CM_SPILLED)) == (CM_PRESENT | CM_SPILLED))
+    cache_spill_release (k, o->handle);
+}
+
+/* The peak of memory used, kept where memory is taken. */
+static void
+note_peak (struct cache *k)
+{
+  uint64_t used = zpool_mem_used (k->zp), peak = atomic_load (&k->mem_peak);
+  while (used > peak && !atomic_compare_exchange_weak (&k->mem_peak, &peak, used))
+    ;
 }
 
 void
@@ -220,9 +262,8 @@ cache_drop_block (struct cache *k, uint64_t b)
 
   if (!(m->flags & CM_PRESENT))
     return;
-  if (has_object (m))
-    zpool_free (k->zp, m->handle);
-  account (k, m, &none);
+  release (k, m, &none);
+  cache_account (k, m, &none);
   *m = none;
 }
 
@@ -251,7 +292,10 @@ int
 cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
 {
   struct cmeta *o = &k->meta[b];
-  struct cmeta n = { .flags = CM_PRESENT | (dirty ? CM_DIRTY : 0) | CM_REF };
+  struct cmeta n = {
+    .flags = CM_PRESENT | (dirty ? CM_DIRTY : 0) | CM_REF |
+             atomic_load_explicit (&k->now, memory_order_relaxed) << CM_AGE_SHIFT,
+  };
   uint64_t word;
 
   if (same_word (data, k->bs, &word)) {
@@ -261,8 +305,6 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
     }
     n.flags |= CM_SAME;
     n.handle = word;
-    if (has_object (o))
-      zpool_free (k->zp, o->handle);
   }
   else {
     const uint8_t *src = data;
@@ -285,18 +327,18 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
       n.csize = k->bs;
       n.flags |= CM_HUGE | CM_SKIP (skip ? skip - 1 : CM_SKIP_AFTER_RAW);
     }
-    if (has_object (o) && zpool_fits (k->zp, o->handle, n.csize))
+    if (cache_has_object (o) && zpool_fits (k->zp, o->handle, n.csize))
       n.handle = o->handle;
     else {
       n.handle = zpool_alloc (k->zp, n.csize, (uint32_t) b);
       if (n.handle == 0)
         return -1;
-      if (has_object (o))
-        zpool_free (k->zp, o->handle);
+      note_peak (k);
     }
     memcpy (zpool_map (k->zp, n.handle), src, n.csize);
   }
-  account (k, o, &n);
+  release (k, o, &n);
+  cache_account (k, o, &n);
   *o = n;
   return 0;
 }
@@ -313,6 +355,29 @@ backing_read (struct cache *k, uint64_t b, uint8_t *out)
   return store_pread (k->backing, &iov, 1, b << k->shift);
 }
 
+/* A spilled block just read (its object is in packed) comes back to
+ * memory if there is room below the spiller's low watermark; otherwise
+ * it stays in the file.  Lock held. */
+static void
+bring_back (struct cache *k, uint64_t b)
+{
+  struct cmeta *m = &k->meta[b];
+
+  if (!cache_spill_room (k))
+    return;
+  uint64_t h = zpool_alloc (k->zp, m->csize, (uint32_t) b);
+  if (h == 0)
+    return;
+  note_peak (k);
+  memcpy (zpool_map (k->zp, h), packed, m->csize);
+  struct cmeta n = *m;
+  n.handle = h;
+  n.flags &= ~(uint32_t) (CM_SPILLED | CM_SPILLING);
+  release (k, m, &n);
+  cache_account (k, m, &n);
+  *m = n;
+}
+
 /* Block b's current data into out (bs bytes), from the map or, for an
  * absent block, from the backing store (zeroes in memory mode).  *hit
  * says which.  A CLEAN block that does not decompress is dropped and read
@@ -326,6 +391,8 @@ fetch (struct cache *k, uint64_t b, uint8_t *out, bool *hit)
   if (m->flags & CM_PRESENT) {
     if (cache_decode (k, b, out) == 0) {
       *hit = true;
+      if (m->flags & CM_SPILLED)
+        bring_back (k, b);
       return 0;
     }
     if (k->backing == NULL || (m->flags & CM_DIRTY))
@@ -439,13 +506,13 @@ update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len)
       if (r == -1)
         break;                            /* the old contents are lost */
       r = cache_store_block (k, b, src, dirty);
-      if (r == 0 || errno != ENOSPC || k->backing == NULL)
+      if (r == 0 || errno != ENOSPC || (k->backing == NULL && k->spill == NULL))
         break;
-      /* No room: evict, or wait for write-back, without the lock.  The
-       * block may change meanwhile, so what was merged is stale: merge
-       * again from the start. */
+      /* No room: evict, wait for write-back or for the spiller, without
+       * the lock.  The block may change meanwhile, so what was merged is
+       * stale: merge again from the start. */
       pthread_mutex_unlock (l);
-      r = cache_make_room (k);
+      r = k->backing ? cache_make_room (k) : cache_spill_wait (k);
       pthread_mutex_lock (l);
       if (r == -1)
         break;
@@ -503,6 +570,7 @@ cache_pwrite (struct store *s, const struct iovec *iov, int cnt, uint64_t off,
   if (k->backing && (k->mode == CACHE_MODE_WRITETHROUGH || (flags & STORE_FUA)))
     return sync_range (k, off, len);
   cache_flusher_kick (k, false);
+  cache_spill_kick (k);
   return 0;
 }
 
@@ -586,7 +654,24 @@ fill_stats (struct cache *k, struct cache_stats *st)
   st->corrupt_blocks = k->st.corrupt_blocks;
   st->last_corrupt = k->st.last_corrupt;
   st->compactions = zpool_moved (k->zp);
+  st->mem_used_max = k->mem_peak + k->meta_bytes;
+  if (st->mem_used_max < st->mem_used)
+    st->mem_used_max = st->mem_used;
+  st->compacted_bytes = k->st.compacted_bytes;
+  st->hc_blocks = k->st.hc_blocks;
+  st->recomp_passes = k->st.recomp_passes;
+  st->recomp_blocks = k->st.recomp_blocks;
+  st->recomp_tried = k->st.recomp_tried;
+  st->recomp_saved = k->st.recomp_saved;
+  st->recomp_cpu_ns = k->st.recomp_cpu_ns;
+  st->spilled_blocks = k->st.spilled_blocks;
+  st->bd_reads = k->st.bd_reads;
+  st->bd_writes = k->st.bd_writes;
+  st->bd_errors = k->st.bd_errors;
+  st->spill_waits = k->st.spill_waits;
   st->block_size = k->bs;
+  st->recompress_idle = k->recomp_idle;
+  st->spill = k->spill != NULL;
   st->mode = k->mode;
 }
 
@@ -604,22 +689,34 @@ cache_store_stats (struct store *s, struct store_stats *st)
   st->bytes_allocated = cs.mem_used;
 }
 
+/* Free a map and what it has, in the reverse of cache_create's order;
+ * every member may be missing (a failed create). */
+static void
+destroy (struct cache *k)
+{
+  cache_idle_stop (k);
+  cache_spill_close (k);
+  zpool_destroy (k->zp);
+  for (int i = 0; i < CACHE_NSTRIPES; i++)
+    pthread_mutex_destroy (&k->stripes[i]);
+  pthread_mutex_destroy (&k->wb_lock);
+  free (k->dict);
+  free (k->meta);
+  free (k);
+}
+
 static void
 cache_close (struct store *s)
 {
   struct cache *k = (struct cache *) s;
 
+  cache_idle_stop (k);                    /* before the map goes away under it */
   if (k->backing) {
     cache_flush (s);                      /* best effort: the caller flushed already */
     cache_flusher_stop (k);
     store_close (k->backing);
   }
-  zpool_destroy (k->zp);
-  for (int i = 0; i < CACHE_NSTRIPES; i++)
-    pthread_mutex_destroy (&k->stripes[i]);
-  pthread_mutex_destroy (&k->wb_lock);
-  free (k->meta);
-  free (k);
+  destroy (k);
 }
 
 static const struct store_ops cache_ops = {
@@ -644,7 +741,7 @@ relocate (void *opaque, uint32_t owner, uint64_t old_h, uint64_t new_h)
   if (pthread_mutex_trylock (l) != 0)
     return false;
   struct cmeta *m = &k->meta[owner];
-  bool ok = has_object (m) && m->handle == old_h;
+  bool ok = cache_has_object (m) && m->handle == old_h;
   if (ok) {
     /* Copied under the stripe lock: objects are rewritten in place. */
     memcpy (zpool_map (k->zp, new_h), zpool_map (k->zp, old_h), m->csize);
@@ -661,7 +758,9 @@ cache_create (const struct cache_config *cfg)
   uint32_t bs = cfg->block_size ? cfg->block_size : CACHE_MIN_BLOCK;
   uint64_t size = cfg->backing ? cfg->backing->size : cfg->size;
 
-  if (bs < CACHE_MIN_BLOCK || bs > CACHE_MAX_BLOCK || (bs & (bs - 1)) || size == 0) {
+  if (bs < CACHE_MIN_BLOCK || bs > CACHE_MAX_BLOCK || (bs & (bs - 1)) || size == 0 ||
+      cfg->recompress_idle > CACHE_MAX_RECOMPRESS_IDLE ||
+      (cfg->spill_path && (cfg->backing || cfg->mem_limit == 0))) {
     errno = EINVAL;
     return NULL;
   }
@@ -672,7 +771,6 @@ cache_create (const struct cache_config *cfg)
     return NULL;
   k->s.ops = &cache_ops;
   k->s.size = size;
-  k->backing = cfg->backing;
   k->bs = bs;
   k->shift = (unsigned) __builtin_ctz (bs);
   k->nblocks = (size + bs - 1) >> k->shift;
@@ -681,31 +779,42 @@ cache_create (const struct cache_config *cfg)
                  cfg->backing ? (UINT64_C (256) << 20) : 0;
   k->dirty_high = k->mem_limit / 100 * (cfg->dirty_high_pct ? cfg->dirty_high_pct : 50);
   k->zp_threshold = CACHE_RAW_THRESHOLD (bs);
+  k->recomp_idle = cfg->recompress_idle;
+  k->io_flusher = cfg->io_flusher;
+  k->born_ns = sync_now_ns ();
+  cache_tick (k);
   k->meta_bytes = k->nblocks * sizeof *k->meta;
+  for (int i = 0; i < CACHE_NSTRIPES; i++)
+    pthread_mutex_init (&k->stripes[i], NULL);
+  pthread_mutex_init (&k->wb_lock, NULL);
   k->meta = calloc (k->nblocks, sizeof *k->meta);
   /* The limit counts chunk memory; the table is fixed overhead. */
   k->zp = zpool_create (bs, k->mem_limit, k->mem_limit ? k->mem_limit : size,
                         relocate, k);
-  if (k->meta == NULL || k->zp == NULL) {
-    zpool_destroy (k->zp);
-    free (k->meta);
-    free (k);
+  if (k->recomp_idle)
+    k->dict = calloc (1, CACHE_DICT_BYTES);
+  if (k->meta == NULL || k->zp == NULL || (k->recomp_idle && k->dict == NULL)) {
+    destroy (k);
     errno = ENOMEM;
     return NULL;
   }
-  for (int i = 0; i < CACHE_NSTRIPES; i++)
-    pthread_mutex_init (&k->stripes[i], NULL);
-  pthread_mutex_init (&k->wb_lock, NULL);
+  if ((cfg->spill_path && cache_spill_open (k, cfg->spill_path) == -1) ||
+      (k->recomp_idle && cache_idle_start (k) == -1)) {
+    int e = errno;
+    destroy (k);
+    errno = e;
+    return NULL;
+  }
   if (cfg->backing) {
+    k->backing = cfg->backing;
     k->s.caps = cfg->backing->caps & ~STORE_CAP_MEMORY;
     if (cfg->mode == CACHE_MODE_WRITEBACK)
       k->s.caps |= STORE_CAP_CACHED;
     k->unsynced = true;              /* whatever was there before us, too */
     if (cache_flusher_start (k) == -1) {
       int e = errno;
-      zpool_destroy (k->zp);
-      free (k->meta);
-      free (k);
+      k->backing = NULL;             /* still the caller's */
+      destroy (k);
       errno = e;
       return NULL;
     }
@@ -741,7 +850,20 @@ cache_compact (struct store *s)
 {
   if (s == NULL || s->ops != &cache_ops)
     return 0;
-  return zpool_compact (((struct cache *) s)->zp);
+  struct cache *k = (struct cache *) s;
+  uint64_t freed = zpool_compact (k->zp);
+  atomic_fetch_add (&k->st.compacted_bytes, freed);
+  return freed;
+}
+
+struct cache *
+cache_of (struct store *s)
+{
+  if (s == NULL || s->ops != &cache_ops) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return (struct cache *) s;
 }
 
 int

@@ -197,6 +197,7 @@ zpool_class_size (const struct zpool *zp, uint32_t size)
 }
 
 uint64_t zpool_mem_used (const struct zpool *zp) { return zp->mem_used + zp->free_resident; }
+uint64_t zpool_mem_in_use (const struct zpool *zp) { return zp->mem_used; }
 uint64_t zpool_moved (const struct zpool *zp) { return zp->moved; }
 
 /* Ask for transparent huge pages on arena memory.  Objects are reached
