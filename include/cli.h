@@ -12,6 +12,11 @@
  * tens of microseconds apart; an idle connection polls in vain about
  * twice this long (the window halves on each miss), then sleeps. */
 #define CLI_BUSY_POLL_US 50
+/* Default --recompress-idle: a block not written for a minute (a page
+ * swapped out and not back in, a file at rest) is rarely written again
+ * soon, and recompressing it costs about 30 us of a background core;
+ * data being written keeps the fast compressor. */
+#define CLI_RECOMPRESS_IDLE 60
 
 struct cli_options {
   const char *file;            /* NULL: in-memory disk */
@@ -39,6 +44,8 @@ struct cli_options {
   const char *fuse_mount;      /* --fuse: serve the export as a file here */
   const char *fuse_opts;       /* --fuse-opt: extra mount options */
   bool swap;                   /* --swap: safe to swap onto */
+  unsigned recompress_idle;    /* seconds without a write before LZ4HC; 0 = never */
+  const char *spill;           /* --spill: scratch file for cold blocks of the memory disk */
   bool help, version;
 };
 

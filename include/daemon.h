@@ -51,6 +51,10 @@ void daemon_stack_tick (struct daemon_stack *d);
  * data may not have reached the store: the exit status must say so. */
 int daemon_stack_teardown (struct daemon_stack *d);
 
+/* The in-memory disk's memory limit when none is given but one is
+ * needed (--swap, --spill): half of RAM, or the disk size if less. */
+uint64_t daemon_default_mem_limit (uint64_t size);
+
 /* stats.c: one log line per layer (SIGUSR1, and at exit). */
 void daemon_stats_log (const struct daemon_stack *d);
 /* Say once what each block newly found damaged means. */

@@ -29,6 +29,8 @@ enum {
   OPT_SWAP,
   OPT_HANDSHAKE_TIMEOUT,
   OPT_BUSY_POLL,
+  OPT_RECOMPRESS_IDLE,
+  OPT_SPILL,
 };
 
 static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -52,6 +54,8 @@ static const struct option long_opts[] = {
   { "swap",        no_argument,       NULL, OPT_SWAP },
   { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
   { "busy-poll",   required_argument, NULL, OPT_BUSY_POLL },
+  { "recompress-idle", required_argument, NULL, OPT_RECOMPRESS_IDLE },
+  { "spill",       required_argument, NULL, OPT_SPILL },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -78,6 +82,11 @@ cli_usage (FILE *f)
 "      --cache-size SIZE   memory for FILE's compressed cache (default 256M)\n"
 "      --cache-mode MODE   writeback, writethrough or off (default writeback)\n"
 "      --cache-block SIZE  cache block, 4K to 64K, a power of two (default 4K)\n"
+"      --recompress-idle SECONDS\n"
+"                          recompress blocks not written for this long with\n"
+"                          LZ4HC in the background; 0 never (default 60)\n"
+"      --spill FILE        in-memory disk: move cold blocks to the scratch\n"
+"                          file FILE when memory passes 90% of --mem-limit\n"
 "  -r, --read-only         refuse writes (NBD EPERM, SCSI write protect)\n"
 "  -B, --block-size N      logical block size, 512 or 4096 (default 512)\n"
 "\n"
@@ -192,6 +201,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
   o->cache_mode = "writeback";
   o->cache_block = 4096;
   o->busy_poll_us = CLI_BUSY_POLL_US;
+  o->recompress_idle = CLI_RECOMPRESS_IDLE;
 
   optind = 0;           /* 0 resets GNU getopt fully, so tests may call twice */
   opterr = 0;           /* we word the errors ourselves */
@@ -277,6 +287,16 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
         USAGE ("invalid busy-poll time '%s' (0-1000000 microseconds)", optarg);
       o->busy_poll_us = (unsigned) v;
       break;
+    case OPT_RECOMPRESS_IDLE:
+      if (parse_uint (optarg, 0, 32767, &v) == -1)
+        USAGE ("invalid idle time '%s' (0-32767 seconds)", optarg);
+      o->recompress_idle = (unsigned) v;
+      break;
+    case OPT_SPILL:
+      if (*optarg == '\0')
+        USAGE ("empty spill file name");
+      o->spill = optarg;
+      break;
     case 'f': o->foreground = true; break;
     case 'P': o->pidfile = optarg; break;
     case 'v': o->verbose++; break;
@@ -309,6 +329,8 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       USAGE ("--create needs --size");
     if (o->mem_limit)
       USAGE ("--mem-limit applies to the in-memory disk, not to FILE (use --cache-size)");
+    if (o->spill)
+      USAGE ("--spill applies to the in-memory disk; with FILE, cold blocks are already in FILE");
   }
   else {
     if (o->create)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "daemon.h"
@@ -38,6 +39,14 @@
     return -1;                                                          \
   } while (0)
 
+uint64_t
+daemon_default_mem_limit (uint64_t size)
+{
+  long pages = sysconf (_SC_PHYS_PAGES), psize = sysconf (_SC_PAGESIZE);
+  uint64_t half = pages > 0 && psize > 0 ? (uint64_t) pages * (uint64_t) psize / 2 : size;
+  return size < half ? size : half;
+}
+
 /* The in-memory disk is the compressed block map with nothing behind it;
  * a file gets the map as a cache in front of it (unless --cache-mode off). */
 static int
@@ -47,13 +56,29 @@ open_store (struct daemon_stack *d)
   struct cache_config cc = {
     .block_size = o->cache_block,
     .mode = CACHE_MODE_WRITEBACK,
+    .recompress_idle = o->recompress_idle,
+    .io_flusher = o->swap,
   };
   struct store *file;
 
   if (o->file == NULL) {
     cc.size = o->size;
     cc.mem_limit = o->mem_limit;
+    cc.spill_path = o->spill;
+    if (o->spill && cc.mem_limit == 0)
+      cc.mem_limit = daemon_default_mem_limit (o->size);
     d->store = cache_create (&cc);
+    if (d->store == NULL && o->spill) {
+      int e = errno;
+      if (e == EEXIST)
+        FAIL (e, "%s: exists and is not an sgblk spill file; refusing to overwrite it",
+              o->spill);
+      if (e == EBUSY)
+        FAIL (e, "%s: spill file in use by another sgblkd", o->spill);
+      if (e == EINVAL)
+        FAIL (e, "%s: a spill file must be a regular file", o->spill);
+      FAIL (e, "%s: cannot open the spill file: %s", o->spill, strerror (e));
+    }
     if (d->store == NULL)
       FAIL (errno, "cannot create an in-memory disk of %" PRIu64 " bytes: %m",
             o->size);

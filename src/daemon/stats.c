@@ -50,7 +50,8 @@ daemon_stats_log (const struct daemon_stack *d)
   scsi_cmd_pool_get_stats (d->cmds, &cp);
   scsi_lu_get_stats (d->lu, &lu);
   store_get_stats (d->store, &st);
-  if (cache_get_stats (d->store, &cs) == 0)
+  bool cached = cache_get_stats (d->store, &cs) == 0;
+  if (cached)
     log_info ("cache %s, %" PRIu32 "-byte blocks: original %" PRIu64
               " B compressed %" PRIu64 " B memory used %" PRIu64
               " B (limit %" PRIu64 ") same-filled %" PRIu64 " raw %" PRIu64
@@ -64,6 +65,31 @@ daemon_stats_log (const struct daemon_stack *d)
               cs.huge_blocks, cs.hits, cs.misses, cs.dirty_blocks,
               cs.written_back, cs.evicted, cs.writer_waits, cs.compactions,
               cs.corrupt_blocks);
+  if (cached) {
+    /* The same figures in zram's terms and units (mm_stat, bd_stat:
+     * bytes, and 4 KiB pages for the counts), so that zram users read
+     * them as they read zram's. */
+    uint64_t pg = cs.block_size / 4096;
+    log_info ("cache mm_stat: orig_data_size %" PRIu64 " compr_data_size %" PRIu64
+              " mem_used_total %" PRIu64 " mem_limit %" PRIu64 " mem_used_max %" PRIu64
+              " same_pages %" PRIu64 " pages_compacted %" PRIu64 " huge_pages %" PRIu64,
+              cs.orig_bytes - cs.spilled_blocks * cs.block_size, cs.compr_bytes,
+              cs.mem_used, cs.mem_limit, cs.mem_used_max, cs.same_blocks * pg,
+              cs.compacted_bytes / 4096, cs.huge_blocks * pg);
+    if (cs.spill)
+      log_info ("cache bd_stat: bd_count %" PRIu64 " bd_reads %" PRIu64 " bd_writes %" PRIu64
+                " errors %" PRIu64 " writer waits %" PRIu64,
+                cs.spilled_blocks * pg, cs.bd_reads * pg, cs.bd_writes * pg,
+                cs.bd_errors, cs.spill_waits);
+    if (cs.recompress_idle)
+      log_info ("cache recompression: idle %u s passes %" PRIu64 " hc_blocks %" PRIu64
+                " recompressed %" PRIu64 " tried %" PRIu64 " saved %" PRIu64
+                " B cpu %" PRIu64 " ms rate %.1f MB/s",
+                cs.recompress_idle, cs.recomp_passes, cs.hc_blocks, cs.recomp_blocks,
+                cs.recomp_tried, cs.recomp_saved, cs.recomp_cpu_ns / 1000000,
+                cs.recomp_cpu_ns ? (double) cs.recomp_tried * cs.block_size * 1000.0 /
+                                   (double) cs.recomp_cpu_ns : 0.0);
+  }
   nbd_server_get_stats (d->srv, &ns);
   log_info ("nbd: connections open %" PRIu64 " total %" PRIu64
             " requests %" PRIu64 " errors %" PRIu64 " read %" PRIu64
