@@ -65,7 +65,18 @@
  * clean too early) or not (the cache lost the write).
  *
  * A fifth thread compacts the map every millisecond, so objects move
- * while their blocks are rewritten in place.
+ * while their blocks are rewritten in place, and runs the idle pass over
+ * every block (LZ4HC recompression, without waiting for blocks to be
+ * idle), so blocks are recompressed while they are rewritten.
+ *
+ * A fourth case is the in-memory disk of 2 MiB with a spill file and
+ * 512 KiB of memory (each size class in use holds a partly used chunk of
+ * up to 36 KiB that spilling cannot empty; much less memory and writers
+ * would find it all in such chunks): there is no file to check, only the
+ * cache, and the fifth thread also spills the map down to a third of its
+ * memory, on top of the spiller that writers wait for at the limit.  Blocks are spilled,
+ * read back, rewritten, trimmed and recompressed while others race on
+ * them.
  *
  * The first failure stops the run.  A case still running a minute after
  * its time is up is stuck (a deadlock, or memory the cache cannot get
@@ -91,6 +102,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #if defined __has_include
@@ -134,6 +146,7 @@ struct config {
   uint32_t block_size;
   uint64_t size, mem_limit;
   enum cache_mode mode;
+  bool memory;                     /* the in-memory disk with a spill file */
 };
 
 struct run {
@@ -141,6 +154,7 @@ struct run {
   struct store *s;
   char path[4096];
   int fd;                          /* the backing file, read-only, for the checks */
+  char spill[4096 + 8];            /* memory: the spill file */
   uint32_t nsec, half;             /* sectors; first sector of the run-owned half */
   struct sector_state *sec;
   unsigned enabled;                /* bit per enum op */
@@ -611,7 +625,7 @@ do_write (struct worker *w, uint32_t s0, uint32_t n, enum op kind)
     report (r, "t%u: %s of sectors %u+%u failed: %s", w->id, op_names[kind], s0, n, strerror (errno));
   finish (w, s0, n);
   /* FUA and write-through writes are in the file when they complete. */
-  if (kind == OP_FUA || r->cfg->mode == CACHE_MODE_WRITETHROUGH)
+  if (!r->cfg->memory && (kind == OP_FUA || r->cfg->mode == CACHE_MODE_WRITETHROUGH))
     check_own (w, s0, n, true, op_names[kind]);
 }
 
@@ -644,6 +658,10 @@ do_flush (struct worker *w)
   snapshot (w);
   if (store_flush (r->s) == -1) {
     report (r, "t%u: flush failed: %s", w->id, strerror (errno));
+    return;
+  }
+  if (r->cfg->memory) {
+    check_cache_image (w, "flush");
     return;
   }
   if (read_file (r, w->img, (size_t) r->nsec * SECTOR, 0) == -1) {
@@ -723,8 +741,12 @@ compactor (void *arg)
 {
   struct run *r = arg;
 
-  while (atomic_load (&r->phase) == 0) {
+  for (unsigned i = 0; atomic_load (&r->phase) == 0; i++) {
     cache_compact (r->s);
+    if (i % 4 == 0)
+      cache_recompress (r->s, 0);
+    if (r->cfg->memory && i % 2 == 0 && cache_spill (r->s, r->cfg->mem_limit / 3) == -1)
+      report (r, "spilling failed: %s", strerror (errno));
     struct timespec ts = { 0, 1000 * 1000 };
     nanosleep (&ts, NULL);
   }
@@ -848,15 +870,23 @@ run_case (const struct config *cfg)
   close (fd);
   struct slow *disk = calloc (1, sizeof *disk);
   assert_non_null (disk);
-  disk->file = store_file_open (r->path, STORE_FILE_CREATE, cfg->size);
-  assert_non_null (disk->file);
-  disk->s = (struct store) { .ops = &slow_ops, .size = disk->file->size, .caps = disk->file->caps };
-  disk->delay_us = DISK_DELAY_US;
-  struct store *backing = &disk->s;
-  r->fd = open (r->path, O_RDONLY | O_CLOEXEC);
-  assert_true (r->fd >= 0);
-  struct cache_config cc = { .backing = backing, .block_size = cfg->block_size,
-                             .mem_limit = cfg->mem_limit, .mode = cfg->mode };
+  struct cache_config cc = { .block_size = cfg->block_size, .mem_limit = cfg->mem_limit,
+                             .mode = cfg->mode, .recompress_idle = 3600 };
+  if (cfg->memory) {
+    snprintf (r->spill, sizeof r->spill, "%s.spill", r->path);
+    cc.size = cfg->size;
+    cc.spill_path = r->spill;
+    r->fd = -1;
+  }
+  else {
+    disk->file = store_file_open (r->path, STORE_FILE_CREATE, cfg->size);
+    assert_non_null (disk->file);
+    disk->s = (struct store) { .ops = &slow_ops, .size = disk->file->size, .caps = disk->file->caps };
+    disk->delay_us = DISK_DELAY_US;
+    cc.backing = &disk->s;
+    r->fd = open (r->path, O_RDONLY | O_CLOEXEC);
+    assert_true (r->fd >= 0);
+  }
   r->s = cache_create (&cc);
   assert_non_null (r->s);
 
@@ -893,8 +923,13 @@ run_case (const struct config *cfg)
    * the file after closing the cache. */
   final_check (r, &ws[0], "the end", false);
   assert_int_equal (store_flush (r->s), 0);
-  final_check (r, &ws[0], "the final flush", true);
+  if (!cfg->memory)
+    final_check (r, &ws[0], "the final flush", true);
   final_check (r, &ws[0], "the final flush", false);
+  if (cfg->memory) {             /* all of it in memory again, then all spilled */
+    assert_true (cache_spill (r->s, 0) >= 0);
+    final_check (r, &ws[0], "spilling everything", false);
+  }
 
   struct cache_stats st;
   uint64_t total = 0, count[NOPS] = { 0 };
@@ -909,13 +944,16 @@ run_case (const struct config *cfg)
     printf (" %s %llu", op_names[k], (unsigned long long) count[k]);
   printf ("\n  checked %llu file and %llu cache images (%llu torn sectors read again,"
           " %llu zero sectors undecidable); cache: %llu written back, %llu evicted,"
-          " %llu writer waits, %llu misses, %llu objects moved; file: %llu writes, %llu FUA writes, %llu zeroes,"
+          " %llu writer waits, %llu misses, %llu objects moved, %llu recompressed, %llu spilled"
+          " (%llu read back, %llu spill waits); file: %llu writes, %llu FUA writes, %llu zeroes,"
           " %llu flushes\n",
           (unsigned long long) r->file_checks, (unsigned long long) r->cache_checks,
           (unsigned long long) r->torn, (unsigned long long) r->undecidable,
           (unsigned long long) st.written_back, (unsigned long long) st.evicted,
           (unsigned long long) st.writer_waits, (unsigned long long) st.misses,
-          (unsigned long long) st.compactions, (unsigned long long) disk->writes, (unsigned long long) disk->fua,
+          (unsigned long long) st.compactions, (unsigned long long) st.recomp_blocks,
+          (unsigned long long) st.bd_writes, (unsigned long long) st.bd_reads,
+          (unsigned long long) st.spill_waits, (unsigned long long) disk->writes, (unsigned long long) disk->fua,
           (unsigned long long) disk->zeroes, (unsigned long long) disk->flushes);
   atomic_store (&r->phase, 2);
   store_close (r->s);
@@ -923,15 +961,23 @@ run_case (const struct config *cfg)
   pthread_join (dog, NULL);
   free (disk);
   r->s = NULL;
-  final_check (r, &ws[0], "closing the cache", true);
+  if (!cfg->memory)
+    final_check (r, &ws[0], "closing the cache", true);
   unsigned failures = atomic_load (&r->failures);
   if (failures)
     printf ("  %u failures, the first after %.3f s\n", failures,
             (double) atomic_load (&r->first_failure) / 1e9);
   fflush (stdout);
 
-  close (r->fd);
+  if (r->fd != -1)
+    close (r->fd);
   unlink (r->path);
+  if (cfg->memory) {
+    struct stat sb;            /* scratch: emptied to its header at close */
+    assert_int_equal (stat (r->spill, &sb), 0);
+    assert_int_equal (sb.st_size, 4096);
+    unlink (r->spill);
+  }
   for (unsigned i = 0; i < NTHREADS; i++) {
     free (ws[i].buf);
     free (ws[i].img);
@@ -945,14 +991,25 @@ run_case (const struct config *cfg)
 }
 
 static const struct config writeback_4k = {
-  "write-back, 4 KiB blocks", 4096, 1 << 20, 96 << 10, CACHE_MODE_WRITEBACK,
+  "write-back, 4 KiB blocks", 4096, 1 << 20, 96 << 10, CACHE_MODE_WRITEBACK, false,
 };
 static const struct config writeback_64k = {
-  "write-back, 64 KiB blocks", 65536, 4 << 20, 512 << 10, CACHE_MODE_WRITEBACK,
+  "write-back, 64 KiB blocks", 65536, 4 << 20, 512 << 10, CACHE_MODE_WRITEBACK, false,
 };
 static const struct config writethrough_4k = {
-  "write-through, 4 KiB blocks", 4096, 1 << 20, 96 << 10, CACHE_MODE_WRITETHROUGH,
+  "write-through, 4 KiB blocks", 4096, 1 << 20, 96 << 10, CACHE_MODE_WRITETHROUGH, false,
 };
+
+static const struct config memory_spill_4k = {
+  "in-memory with a spill file, 4 KiB blocks", 4096, 2 << 20, 512 << 10, CACHE_MODE_WRITEBACK,
+  true,
+};
+
+static void
+in_memory_with_a_spill_file (void **state)
+{
+  run_case (&memory_spill_4k);
+}
 
 static void
 write_back_with_4_kib_blocks (void **state)
@@ -979,6 +1036,7 @@ main (void)
     cmocka_unit_test (write_back_with_4_kib_blocks),
     cmocka_unit_test (write_back_with_64_kib_blocks),
     cmocka_unit_test (write_through_with_4_kib_blocks),
+    cmocka_unit_test (in_memory_with_a_spill_file),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
