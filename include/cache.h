@@ -89,6 +89,7 @@ struct cache_stats {
   uint64_t bd_reads;        /* blocks read back from it */
   uint64_t bd_writes;       /* blocks written to it */
   uint64_t bd_errors;       /* failed spill file reads and writes */
+  int bd_last_error;        /* errno of the last one */
   uint64_t spill_waits;     /* writes that waited for the spiller */
   uint32_t block_size;
   unsigned recompress_idle;

@@ -38,6 +38,7 @@ struct daemon_stack {
   unsigned threads;                /* workers of each front-end */
   unsigned ticks;                  /* daemon_stack_tick calls */
   uint64_t corrupt_seen;           /* damaged blocks reported so far */
+  uint64_t spill_errors_seen;      /* spill file errors reported so far */
 };
 
 /* stack.c.  Build everything up to bound (not yet served) listeners, so
@@ -57,7 +58,8 @@ uint64_t daemon_default_mem_limit (uint64_t size);
 
 /* stats.c: one log line per layer (SIGUSR1, and at exit). */
 void daemon_stats_log (const struct daemon_stack *d);
-/* Say once what each block newly found damaged means. */
+/* Say once what each block newly found damaged, and each new spill
+ * file error, means (once a second). */
 void daemon_stats_report_corrupt (struct daemon_stack *d);
 
 /* swap.c: --swap.  Before building: the memory disk's default limit. */

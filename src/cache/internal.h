@@ -139,7 +139,7 @@ struct cache {
     atomic_uint_fast64_t writer_waits, corrupt_blocks, last_corrupt;
     atomic_uint_fast64_t hc_blocks, spilled_blocks, compacted_bytes;
     atomic_uint_fast64_t recomp_passes, recomp_blocks, recomp_tried, recomp_saved, recomp_cpu_ns;
-    atomic_uint_fast64_t bd_reads, bd_writes, bd_errors, spill_waits;
+    atomic_uint_fast64_t bd_reads, bd_writes, bd_errors, bd_last_error, spill_waits;
   } st;
 };
 
@@ -196,7 +196,7 @@ bool cache_spill_room (struct cache *k);
 /* After a write: wake the spiller if memory passed the high watermark. */
 void cache_spill_kick (struct cache *k);
 /* A writer at the memory limit waits for the spiller; -1 with ENOSPC if
- * it could free nothing (or errno of a failing spill file). */
+ * it could free nothing (also when the file fails: that is counted). */
 int cache_spill_wait (struct cache *k);
 
 #endif

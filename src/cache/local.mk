@@ -37,6 +37,14 @@ UNIT_TESTS += tests/test-cache-concurrent-io-agrees-with-a-shadow-model
 tests_test_cache_concurrent_io_agrees_with_a_shadow_model_SOURCES = tests/test-cache-concurrent-io-agrees-with-a-shadow-model.c
 tests_test_cache_concurrent_io_agrees_with_a_shadow_model_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_concurrent_io_agrees_with_a_shadow_model_LDADD = $(TEST_LDADD)
+# Reaches into the block map (internal.h) to look at flags and damage an object.
+check_PROGRAMS += tests/test-cache-idle-recompression-and-spill-keep-every-block
+TESTS += tests/test-cache-idle-recompression-and-spill-keep-every-block
+UNIT_TESTS += tests/test-cache-idle-recompression-and-spill-keep-every-block
+tests_test_cache_idle_recompression_and_spill_keep_every_block_SOURCES = tests/test-cache-idle-recompression-and-spill-keep-every-block.c
+tests_test_cache_idle_recompression_and_spill_keep_every_block_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/cache
+tests_test_cache_idle_recompression_and_spill_keep_every_block_CFLAGS = $(TEST_CFLAGS)
+tests_test_cache_idle_recompression_and_spill_keep_every_block_LDADD = $(TEST_LDADD)
 endif
 
 check_PROGRAMS += tests/test-cache-compaction-keeps-rewrites-in-place
@@ -45,3 +53,4 @@ UNIT_TESTS += tests/test-cache-compaction-keeps-rewrites-in-place
 tests_test_cache_compaction_keeps_rewrites_in_place_SOURCES = tests/test-cache-compaction-keeps-rewrites-in-place.c
 tests_test_cache_compaction_keeps_rewrites_in_place_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_compaction_keeps_rewrites_in_place_LDADD = $(TEST_LDADD)
+

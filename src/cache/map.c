@@ -668,6 +668,7 @@ fill_stats (struct cache *k, struct cache_stats *st)
   st->bd_reads = k->st.bd_reads;
   st->bd_writes = k->st.bd_writes;
   st->bd_errors = k->st.bd_errors;
+  st->bd_last_error = (int) k->st.bd_last_error;
   st->spill_waits = k->st.spill_waits;
   st->block_size = k->bs;
   st->recompress_idle = k->recomp_idle;

@@ -129,6 +129,7 @@ cache_spill_read (struct cache *k, uint64_t slot, uint8_t *buf)
   ssize_t r = pread (k->spill->fd, buf, k->bs, slot_offset (k, slot));
 
   if (r != (ssize_t) k->bs) {
+    atomic_store (&k->st.bd_last_error, (uint64_t) (r == -1 ? errno : EIO));
     atomic_fetch_add (&k->st.bd_errors, 1);
     errno = EIO;
     return -1;
@@ -174,9 +175,11 @@ cache_spill_wait (struct cache *k)
   while (sp->done < pass && !sp->stopping)
     pthread_cond_wait (&sp->progress, &sp->tlock);
   /* A pass that freed nothing fails the writer, unless another freed
-   * enough before it (it then found nothing to do): there is room. */
+   * enough before it (it then found nothing to do): there is room.  A
+   * failing spill file is counted and reported apart; to the writer it
+   * means what a full memory means. */
   if (sp->done >= pass && !sp->freed && zpool_mem_in_use (k->zp) > sp->low)
-    err = sp->error ? sp->error : ENOSPC;
+    err = ENOSPC;
   else if (sp->stopping)
     err = ESHUTDOWN;
   pthread_mutex_unlock (&sp->tlock);
@@ -280,6 +283,7 @@ write_batch (struct cache *k, uint32_t n, uint64_t *spilled)
     pthread_mutex_unlock (l);
   }
   if (err) {
+    atomic_store (&k->st.bd_last_error, (uint64_t) err);
     atomic_fetch_add (&k->st.bd_errors, 1);
     errno = err;
     return -1;

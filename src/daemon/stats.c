@@ -2,12 +2,13 @@
  *
  * Reads only: each layer hands out a snapshot of its own counters
  * (*_get_stats), so the lines may be written while the stack serves.  The
- * one piece of state is daemon_stack.corrupt_seen, the damaged-block count
- * already reported, touched only by the main thread.
+ * only state is what daemon_stack says was already reported (damaged
+ * blocks, spill file errors), touched only by the main thread.
  */
 #include <config.h>
 
 #include <inttypes.h>
+#include <string.h>
 
 #include "cache.h"
 #include "daemon.h"
@@ -23,7 +24,20 @@ daemon_stats_report_corrupt (struct daemon_stack *d)
 {
   struct cache_stats cs;
 
-  if (cache_get_stats (d->store, &cs) == -1 || cs.corrupt_blocks == d->corrupt_seen)
+  if (cache_get_stats (d->store, &cs) == -1)
+    return;
+  /* Spill file failures: counted by the cache, said here once per tick. */
+  if (cs.bd_errors != d->spill_errors_seen) {
+    log_error ("%s: %" PRIu64 " spill file read%s or write%s failed (last: %s); "
+               "blocks that could not be written stay in memory, reads of blocks "
+               "that could not be read fail with EIO",
+               d->opt->spill, cs.bd_errors - d->spill_errors_seen,
+               cs.bd_errors - d->spill_errors_seen > 1 ? "s" : "",
+               cs.bd_errors - d->spill_errors_seen > 1 ? "s" : "",
+               strerror (cs.bd_last_error));
+    d->spill_errors_seen = cs.bd_errors;
+  }
+  if (cs.corrupt_blocks == d->corrupt_seen)
     return;
   log_error ("cache: %" PRIu64 " more block%s failed to decompress (last: "
              "byte offset %" PRIu64 "); %s",
