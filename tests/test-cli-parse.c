@@ -192,6 +192,20 @@ bad_port_and_thread_counts_are_refused (void **state)
   assert_int_equal (o.busy_poll_us, CLI_BUSY_POLL_US);
   assert_int_equal (parse (&o, "--busy-poll", "0", NULL), 0);
   assert_int_equal (o.busy_poll_us, 0);
+  assert_int_equal (parse (&o, "--recompress-idle", "32768", NULL), -1);
+  assert_usage_error ("invalid idle time '32768'");
+  assert_int_equal (parse (&o, "--recompress-idle", "1m", NULL), -1);
+  assert_usage_error ("invalid idle time '1m'");
+  assert_int_equal (parse (&o, NULL), 0);
+  assert_int_equal (o.recompress_idle, CLI_RECOMPRESS_IDLE);
+  assert_int_equal (parse (&o, "--recompress-idle", "0", NULL), 0);
+  assert_int_equal (o.recompress_idle, 0);
+  assert_int_equal (parse (&o, "--spill", "", NULL), -1);
+  assert_usage_error ("empty spill file name");
+  assert_int_equal (parse (&o, "--spill", "/tmp/s", "disk.img", NULL), -1);
+  assert_usage_error ("--spill applies to the in-memory disk");
+  assert_int_equal (parse (&o, "--spill", "/var/tmp/sgblk.spill", "--mem-limit", "1G", NULL), 0);
+  assert_string_equal (o.spill, "/var/tmp/sgblk.spill");
 }
 
 static void
@@ -285,7 +299,8 @@ help_text_lists_every_long_option (void **state)
   static const char *const opts[] = {
     "--size", "--create", "--direct", "--mem-limit", "--read-only",
     "--block-size", "--unix", "--port", "--bind", "--export-name",
-    "--cache-size", "--cache-mode", "--cache-block", "--fuse", "--fuse-opt", "--swap",
+    "--cache-size", "--cache-mode", "--cache-block", "--recompress-idle", "--spill",
+    "--fuse", "--fuse-opt", "--swap",
     "--threads", "--handshake-timeout", "--busy-poll", "--foreground", "--pidfile", "--verbose", "--version",
     "--help",
   };
