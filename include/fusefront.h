@@ -12,6 +12,10 @@
 
 struct fuse_front;
 
+/* libfuse worker threads of a mount: requests on the file run on at
+ * most this many at once. */
+#define FUSE_FRONT_THREADS 16
+
 /* Mount 'mountpoint' and serve 'exp' as a file there, with 'threads'
  * threads.  NULL with errno; a stale mount left by a daemon that died
  * fails with ENOTCONN (the caller says how to clear it). */

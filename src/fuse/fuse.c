@@ -46,7 +46,7 @@
 #include "fusefront.h"
 #include "log.h"
 
-#define FUSE_THREADS 16
+#define FUSE_THREADS FUSE_FRONT_THREADS
 #define DISK_FH 1                      /* fi->fh of the disk file */
 
 struct fuse_front {
