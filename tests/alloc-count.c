@@ -5,14 +5,18 @@
  *   PREFIX.start  created by the test: calls from now on are counted;
  *   PREFIX.stop   created by the test: calls from now on are not;
  *   PREFIX.log    written by the shim: "loaded pid N" at load, then one
- *                 line per counted call ("malloc 4096 from OBJ(FUNC+0xOFF)"),
- *                 so a failing test says who allocated.
+ *                 line per counted call ("malloc 4096 from OBJ(FUNC+0xOFF)
+ *                 tid N thread NAME"), so a failing test says who
+ *                 allocated, and in which thread (a test may exempt a
+ *                 thread that works outside the I/O path by its name).
  * The window is observed on the next allocator call of any thread: a call
  * after the test created PREFIX.start is always counted.  Counted are the
  * malloc family (malloc, calloc, realloc, reallocarray, free of a non-NULL
  * pointer, posix_memalign, aligned_alloc, memalign, valloc, pvalloc) and
- * the program's own mmap and munmap (glibc's internal ones are not
- * interposable and come from malloc, which is counted anyway).
+ * the program's own calls that map, unmap, lock or advise memory (mmap,
+ * munmap, mremap, mprotect, madvise, mlock, mlock2, munlock; glibc's
+ * internal ones are not interposable and come from malloc, which is
+ * counted anyway).
  *
  * The shim allocates nothing itself: it forwards to glibc's __libc_*
  * entry points, formats on the stack and writes with write(2).  A
@@ -31,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -113,21 +118,24 @@ report (const char *what, size_t n, const void *caller)
   busy = 1;
   int saved = errno;
   if (counting ()) {
+    char name[17] = "";
+    prctl (PR_GET_NAME, name, 0, 0, 0);   /* a system call: allocates nothing */
     Dl_info di;
     if (dladdr (caller, &di) && di.dli_fname) {
       const char *obj = strrchr (di.dli_fname, '/');
       obj = obj ? obj + 1 : di.dli_fname;
       if (di.dli_sname)
-        say ("%s %zu from %s(%s+0x%lx) tid %ld\n", what, n, obj, di.dli_sname,
+        say ("%s %zu from %s(%s+0x%lx) tid %ld thread %s\n", what, n, obj, di.dli_sname,
              (unsigned long) ((uintptr_t) caller - (uintptr_t) di.dli_saddr),
-             (long) syscall (SYS_gettid));
+             (long) syscall (SYS_gettid), name);
       else
-        say ("%s %zu from %s(+0x%lx) tid %ld\n", what, n, obj,
+        say ("%s %zu from %s(+0x%lx) tid %ld thread %s\n", what, n, obj,
              (unsigned long) ((uintptr_t) caller - (uintptr_t) di.dli_fbase),
-             (long) syscall (SYS_gettid));
+             (long) syscall (SYS_gettid), name);
     }
     else
-      say ("%s %zu from %p tid %ld\n", what, n, caller, (long) syscall (SYS_gettid));
+      say ("%s %zu from %p tid %ld thread %s\n", what, n, caller,
+           (long) syscall (SYS_gettid), name);
   }
   errno = saved;
   busy = 0;
@@ -228,4 +236,52 @@ munmap (void *addr, size_t n)
 {
   report ("munmap", n, CALLER);
   return (int) syscall (SYS_munmap, addr, n);
+}
+
+void *
+mremap (void *addr, size_t old, size_t n, int flags, ...)
+{
+  va_list ap;
+  void *to;
+
+  va_start (ap, flags);
+  to = (flags & MREMAP_FIXED) ? va_arg (ap, void *) : NULL;
+  va_end (ap);
+  report ("mremap", n, CALLER);
+  return (void *) syscall (SYS_mremap, addr, old, n, flags, to);
+}
+
+int
+mprotect (void *addr, size_t n, int prot)
+{
+  report ("mprotect", n, CALLER);
+  return (int) syscall (SYS_mprotect, addr, n, prot);
+}
+
+int
+madvise (void *addr, size_t n, int advice)
+{
+  report ("madvise", n, CALLER);
+  return (int) syscall (SYS_madvise, addr, n, advice);
+}
+
+int
+mlock (const void *addr, size_t n)
+{
+  report ("mlock", n, CALLER);
+  return (int) syscall (SYS_mlock, addr, n);
+}
+
+int
+mlock2 (const void *addr, size_t n, unsigned int flags)
+{
+  report ("mlock2", n, CALLER);
+  return (int) syscall (SYS_mlock2, addr, n, flags);
+}
+
+int
+munlock (const void *addr, size_t n)
+{
+  report ("munlock", n, CALLER);
+  return (int) syscall (SYS_munlock, addr, n);
 }
