@@ -65,7 +65,8 @@ struct cache_config {
 struct cache_stats {
   uint64_t orig_bytes;      /* logical bytes held (blocks present x block size) */
   uint64_t compr_bytes;     /* sum of compressed object sizes */
-  uint64_t mem_used;        /* memory used: arena bytes in use + metadata table */
+  uint64_t mem_used;        /* memory used: arena bytes in use or kept resident (the
+                             * reserve too) + metadata table */
   uint64_t mem_limit;
   uint64_t same_blocks;     /* same-filled blocks (no memory) */
   uint64_t huge_blocks;     /* incompressible blocks stored raw */
@@ -95,6 +96,13 @@ struct cache_stats {
   unsigned recompress_idle;
   bool spill;
   enum cache_mode mode;
+  /* Reserve mode (cache_reserve_start); all 0 otherwise.  mem_used
+   * includes the reserve. */
+  uint64_t reserve_bytes;   /* locked, touched, free memory held now */
+  uint64_t reserve_low, reserve_high;   /* its watermarks */
+  uint64_t reserve_waits;   /* allocations that waited for the refill thread */
+  uint64_t reserve_refills; /* bytes the refill thread mapped or locked again */
+  uint64_t reserve_returned;  /* bytes it gave back to the kernel */
 };
 
 /* NULL with errno (EINVAL for a bad block size or size, ENOMEM).  With
@@ -102,10 +110,16 @@ struct cache_stats {
 struct store *cache_create (const struct cache_config *cfg);
 /* -1 with EINVAL if s is not a cache. */
 int cache_get_stats (struct store *s, struct cache_stats *st);
-/* Map and touch the whole memory limit now; the map never maps or gives
- * back memory again (swap mode).  -1 with EINVAL if s is not a cache or
- * has no memory limit. */
-int cache_prealloc (struct store *s);
+/* Swap mode: from now on the map's I/O path never maps, touches new
+ * pages or gives memory back.  It takes memory from a locked reserve
+ * that a refill thread keeps between 'low' and 'high' bytes (filled to
+ * 'high', or the memory limit if less, before this returns); a write
+ * that finds the reserve dry waits for the refill.  The memory limit
+ * stays a cap, past which writes get ENOSPC, not an allocation.  -1 with
+ * errno: EINVAL if s is not a cache, has no memory limit, or the
+ * watermarks are wrong; EBUSY if it holds data already; what the kernel
+ * said if it refused memory. */
+int cache_reserve_start (struct store *s, uint64_t low, uint64_t high);
 /* Move objects out of sparse arena chunks; returns the bytes released. */
 uint64_t cache_compact (struct store *s);
 /* Run one idle pass now, over blocks not written for min_idle seconds;

@@ -64,9 +64,10 @@ void daemon_stats_report_corrupt (struct daemon_stack *d);
 
 /* swap.c: --swap.  Before building: the memory disk's default limit. */
 void daemon_swap_defaults (struct cli_options *o);
-/* After building, before any thread starts: lock memory, preallocate the
- * pools and the map.  -1 if the daemon could deadlock the swap-in it
- * serves; what merely degrades is a warning. */
+/* After building, before any I/O thread starts: lock memory, preallocate
+ * the pools, fill the map's memory reserve and start its refill thread.
+ * -1 if the daemon could deadlock the swap-in it serves; what merely
+ * degrades is a warning. */
 int daemon_swap_prepare (struct daemon_stack *d);
 /* After the FUSE mount: start its workers before serving. */
 void daemon_swap_fuse_workers (struct daemon_stack *d);

@@ -86,7 +86,8 @@ tests_test_swap_mode_pools_make_no_allocator_calls_CFLAGS = $(TEST_CFLAGS)
 tests_test_swap_mode_pools_make_no_allocator_calls_LDADD = $(TEST_LDADD)
 tests_test_swap_mode_pools_make_no_allocator_calls_LDFLAGS = $(AM_LDFLAGS) \
 	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
-	-Wl,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=mmap,--wrap=munmap
+	-Wl,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=mmap,--wrap=munmap \
+	-Wl,--wrap=mprotect,--wrap=madvise,--wrap=mlock,--wrap=munlock
 endif
 
 # Shared by the qemu guest tests (tests/test-guest-*.sh).

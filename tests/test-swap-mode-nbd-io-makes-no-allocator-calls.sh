@@ -5,9 +5,13 @@
 # (512 B to 2 MiB, up to 64 in flight), flushes, trims, zeroes and block
 # status, on the in-memory disk (with every third command allocation
 # failing, so the reserve serves too) and on a file behind a write-back
-# cache small enough to write back and evict, make no malloc-family or
-# mmap call.  The data reads back as written, and the export tells
-# clients its 2 MiB payload limit and refuses more with EINVAL.
+# cache small enough to write back and evict, make no malloc-family call
+# and none that maps, locks or advises memory.  They write several times
+# the cache memory reserve's high watermark, so its refill thread maps
+# and locks memory meanwhile, outside the I/O path: its calls are shown
+# apart, and it must have made some.  The data reads back as written,
+# and the export tells clients its 2 MiB payload limit and refuses more
+# with EINVAL.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdsh nbdinfo jq
 requires_test_hooks
@@ -98,7 +102,16 @@ EOF
   [ "$alloc_calls" -eq 0 ] || fail "$name: the I/O path called the allocator (callers above)"
   kill -USR1 "$(eval echo \$pid_$name)"
   sleep 0.5
-  grep -E "cmd pool:|sgv pool:|cache " "$tmp/$name.log" | tail -n 3
+  grep -E "cmd pool:|sgv pool:|cache " "$tmp/$name.log" | tail -n 4
+  # The memory came through the reserve, which the refill thread refilled.
+  local initial line mapped waits
+  initial=$(sed -nE 's/.*locked reserve of ([0-9]+) bytes.*/\1/p' "$tmp/$name.log")
+  line=$(grep 'cache reserve:' "$tmp/$name.log" | tail -n 1)
+  mapped=$(echo "$line" | sed -nE 's/.* mapped ([0-9]+) B .*/\1/p')
+  waits=$(echo "$line" | sed -nE 's/.* waits ([0-9]+) .*/\1/p')
+  [ -n "$initial" ] && [ -n "$mapped" ] && [ -n "$waits" ] || fail "$name: no word on the cache memory reserve"
+  [ "$mapped" -gt "$initial" ] || fail "$name: the reserve was never refilled ($mapped bytes mapped)"
+  [ "$alloc_refill_calls" -gt 0 ] || fail "$name: the refill thread mapped nothing while serving"
 }
 
 LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-mem SGBLK_TEST_CMD_FAIL_EVERY=3 \

@@ -30,11 +30,25 @@ struct zpool *zpool_create (uint32_t block_size, uint64_t mem_limit,
                             uint64_t max_bytes, zpool_relocate_fn relocate,
                             void *opaque);
 void zpool_destroy (struct zpool *zp);
-/* Map and touch 'bytes' of chunk memory now and fix the pool: from then
- * on it never maps, unmaps or gives memory back (swap mode). */
-int zpool_prealloc (struct zpool *zp, uint64_t bytes);
+/* Reserve mode (swap mode): from now on allocations take chunk memory
+ * only from a locked, touched reserve, which a refill thread (started
+ * here, stopped by zpool_destroy) keeps between 'low' and 'high' bytes,
+ * and allocations that find it dry wait for it.  Fills the reserve to
+ * 'high' (at most the limit) before returning.  -1 with errno: EINVAL
+ * (high 0 or below low), EBUSY (a pool already in use or in reserve
+ * mode), or the kernel's refusal to map or lock (the pool is unchanged). */
+int zpool_reserve_start (struct zpool *zp, uint64_t low, uint64_t high);
+struct zpool_reserve_stats {
+  bool on;                  /* in reserve mode */
+  uint64_t level, low, high;
+  uint64_t waits;           /* allocations that waited for the refill thread */
+  uint64_t mapped;          /* bytes the reserve took in: mapped, or locked again */
+  uint64_t returned;        /* bytes it gave back to the kernel */
+};
+void zpool_reserve_get (struct zpool *zp, struct zpool_reserve_stats *rs);
 /* An object of size bytes (1..block_size) for block 'owner'; 0 with errno
- * ENOSPC past the memory limit, ENOMEM if the system has none. */
+ * ENOSPC past the memory limit, ENOMEM if the system has none (in reserve
+ * mode: refused the refill this allocation waited for). */
 uint64_t zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner);
 void zpool_free (struct zpool *zp, uint64_t h);
 void *zpool_map (struct zpool *zp, uint64_t h);
@@ -42,6 +56,8 @@ void *zpool_map (struct zpool *zp, uint64_t h);
 uint32_t zpool_class_size (const struct zpool *zp, uint32_t size);
 /* Whether an object of size bytes belongs in h's size class. */
 bool zpool_fits (const struct zpool *zp, uint64_t h, uint32_t size);
+/* Chunk and descriptor bytes, and released memory not yet given back
+ * (not in reserve mode: the reserve is counted apart). */
 uint64_t zpool_mem_used (const struct zpool *zp);
 /* What counts against the memory limit: chunks and descriptors in use. */
 uint64_t zpool_mem_in_use (const struct zpool *zp);

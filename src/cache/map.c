@@ -674,6 +674,17 @@ fill_stats (struct cache *k, struct cache_stats *st)
   st->recompress_idle = k->recomp_idle;
   st->spill = k->spill != NULL;
   st->mode = k->mode;
+  struct zpool_reserve_stats rs;
+  zpool_reserve_get (k->zp, &rs);
+  if (rs.on) {
+    st->mem_used += rs.level;
+    st->reserve_bytes = rs.level;
+    st->reserve_low = rs.low;
+    st->reserve_high = rs.high;
+    st->reserve_waits = rs.waits;
+    st->reserve_refills = rs.mapped;
+    st->reserve_returned = rs.returned;
+  }
 }
 
 static void
@@ -837,13 +848,13 @@ cache_get_stats (struct store *s, struct cache_stats *st)
 }
 
 int
-cache_prealloc (struct store *s)
+cache_reserve_start (struct store *s, uint64_t low, uint64_t high)
 {
   if (s == NULL || s->ops != &cache_ops || ((struct cache *) s)->mem_limit == 0) {
     errno = EINVAL;
     return -1;
   }
-  return zpool_prealloc (((struct cache *) s)->zp, ((struct cache *) s)->mem_limit);
+  return zpool_reserve_start (((struct cache *) s)->zp, low, high);
 }
 
 uint64_t

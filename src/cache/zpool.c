@@ -31,21 +31,53 @@
  * malloc after zpool_create, and descriptor memory counts in mem_used
  * like the objects it describes.
  *
- * zpool_prealloc fixes the pool (swap mode): one mapping of the memory
- * limit, touched at once, and nothing mapped or given back after that.  A
- * chunk size with no released memory of its own then splits a larger
- * released run before giving up with ENOSPC.
+ * Reserve mode (zpool_reserve_start; swap mode) keeps the allocating
+ * path away from the kernel: it never maps, touches new pages or gives
+ * memory back.  Chunk memory comes from the reserve: the resident
+ * entries of the free_mem stacks, the rest of the current segment (the
+ * bump area) and whole fresh segments, all of it locked and touched.  A
+ * refill thread, owned by the pool, keeps the reserve between two
+ * watermarks: below 'low' it fills it up to 'high', re-locking runs it
+ * gave back (their address space is still the pool's) before mapping
+ * new 2 MiB segments, each huge-page aligned and placed below the last
+ * so that the kernel merges them into one mapping; above 'high' (by
+ * more than a segment) it gives the longest-idle resident runs back,
+ * munlock then MADV_DONTNEED (locked pages cannot be dropped), which
+ * makes them non-resident.  Invariants of this mode:
+ *   - the I/O path hands out only resident runs and segment memory; a
+ *     non-resident run is made resident again by the refill thread alone;
+ *   - a stack of k-page runs has room for mapped_pages / k + 1 entries
+ *     (runs are disjoint), grown by the refill thread before it maps, so
+ *     pushing a run never allocates;
+ *   - segments are never unmapped before zpool_destroy, so runs given
+ *     back keep their address space; as each may split a mapping in
+ *     three, their number is kept within a budget (nonresident_max).
+ * A request for k pages takes a resident k-page run, else the bump area,
+ * else the next fresh segment (the old one's rest, less than a chunk,
+ * becomes a run), else splits a larger resident run, else wakes the
+ * refill thread with the number of pages it needs and waits
+ * (reserve_waits counts these).  The limit is checked before, so a
+ * waiting writer is entitled to what it waits for: the refill thread
+ * maps it whatever the watermarks say, and the writer fails (ENOMEM)
+ * only if the kernel refused that refill.
  *
  * Locks: one per class (slots, lists), then chunk_lock (ids, arenas,
- * chunk memory, descriptor lists); never the other way round.  mem_used
- * counts chunk and descriptor bytes.
+ * chunk memory, descriptor lists, the reserve); never the other way
+ * round.  The refill thread takes chunk_lock alone and drops it around
+ * every system call.  mem_used counts chunk and descriptor bytes.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "sync.h"
@@ -59,6 +91,22 @@
 #define CHUNK_SPAN 8                       /* chunk sizes tried per class, in pages */
 #define DESC_MIN 128u                      /* descriptor sizes: 128 B .. 64 KiB */
 #define DESC_SIZES 10
+/* Reserve mode: the refill thread maps this much at a time (one huge
+ * page), and wakes this often to give back what is above 'high'.  Its
+ * stack is locked like every other, and it needs little of it. */
+#define SEG_BYTES (2u << 20)
+#define SEG_PAGES (SEG_BYTES / PAGE)
+#define REFILL_PERIOD_MS 1000
+#define REFILL_RETRY_MS 100
+#define REFILL_STACK (256u << 10)
+
+/* Linux 5.6; older headers lack them. */
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+#ifndef PR_GET_IO_FLUSHER
+#define PR_GET_IO_FLUSHER 58
+#endif
 
 struct zchunk {
   uint8_t *base;
@@ -79,7 +127,8 @@ struct zclass {
 
 /* A stack of released chunk memory of one size.  The top entries are
  * still resident, so an allocation right after a release costs no page
- * fault; zpool_compact gives resident ones back to the kernel. */
+ * fault; zpool_compact (or in reserve mode the refill thread) gives
+ * resident ones back to the kernel. */
 struct freemem {
   uint8_t **p;
   uint32_t n, cap, resident;             /* entries [n - resident, n) are resident */
@@ -94,8 +143,8 @@ struct zpool {
   uint32_t table_len, next_id, *free_ids, nfree_ids;
   struct { uint8_t *base; size_t len; } arenas[MAX_ARENAS];
   uint32_t narenas;
-  bool fixed;                            /* preallocated: never map or unmap */
-  size_t arena_off, arena_len;
+  uint8_t *bump;                         /* the bump area: the last arena or segment */
+  size_t bump_off, bump_len;
   struct freemem free_mem[MAX_CHUNK_PAGES + 1];   /* released chunk memory, by pages */
   atomic_uint_fast64_t free_resident;    /* bytes of it not yet given back */
   struct zchunk *free_desc[DESC_SIZES];  /* unused descriptors by size, linked by next */
@@ -103,6 +152,26 @@ struct zpool {
   uint64_t mem_limit;
   zpool_relocate_fn relocate;
   void *opaque;
+
+  /* Reserve mode; the fields below chunk_lock's, except where noted. */
+  bool reserve;                          /* set once, before the refill thread runs */
+  bool lock;                             /* mlock what the reserve takes in (else touch) */
+  uint64_t low, high;
+  uint64_t mapped_pages;                 /* pages of every segment */
+  uint8_t **fresh;                       /* whole segments not yet bumped into */
+  uint32_t nfresh, fresh_cap;
+  uint32_t nonresident, nonresident_max; /* runs given back; a budget of them */
+  uint8_t *seg_hint;                     /* where the next segment would adjoin the last */
+  uint8_t **segs;                        /* every segment: the refill thread's alone */
+  size_t nsegs, segs_cap;
+  pthread_t refill;
+  bool refill_running, stopping, kicked;
+  pthread_cond_t refill_cond;            /* wakes the refill thread */
+  pthread_cond_t reserve_cond;           /* wakes allocations waiting for it */
+  uint32_t need;                         /* pages a waiting allocation needs; 0 none */
+  uint64_t refill_failures;              /* refills the kernel refused ... */
+  int refill_errno;                      /* ... and the last one's errno */
+  atomic_uint_fast64_t waits, mapped, returned;
 };
 
 struct zpool *
@@ -110,9 +179,17 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
               zpool_relocate_fn relocate, void *opaque)
 {
   struct zpool *zp = calloc (1, sizeof *zp);
+  pthread_condattr_t ca;
 
   if (zp == NULL)
     return NULL;
+  /* The refill thread's timed waits must not jump with the wall clock. */
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&zp->refill_cond, &ca);
+  pthread_cond_init (&zp->reserve_cond, &ca);
+  pthread_condattr_destroy (&ca);
+  pthread_mutex_init (&zp->chunk_lock, NULL);
   zp->bs = bs;
   zp->step = bs / 256 < 16 ? 16 : bs / 256 > 64 ? 64 : bs / 256;
   zp->threshold = CACHE_RAW_THRESHOLD (bs) / zp->step * zp->step;
@@ -128,6 +205,8 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
   zp->table = calloc (zp->table_len, sizeof *zp->table);
   zp->free_ids = calloc (zp->table_len, sizeof *zp->free_ids);
   if (zp->cls == NULL || zp->target == NULL || zp->table == NULL || zp->free_ids == NULL) {
+    free (zp->cls);                      /* (no class lock initialized yet) */
+    zp->cls = NULL;
     zpool_destroy (zp);
     errno = ENOMEM;
     return NULL;
@@ -159,22 +238,30 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
   for (uint32_t i = zp->nclasses; i-- > 0; )
     zp->target[i] = i + 1 < zp->nclasses && zp->cls[i].nobj == zp->cls[i + 1].nobj &&
                     zp->cls[i].bytes == zp->cls[i + 1].bytes ? zp->target[i + 1] : i;
-  pthread_mutex_init (&zp->chunk_lock, NULL);
   return zp;
 }
+
+static void refill_stop (struct zpool *zp);
+static void unmap_segments (struct zpool *zp);
 
 void
 zpool_destroy (struct zpool *zp)
 {
   if (zp == NULL)
     return;
+  refill_stop (zp);
   if (zp->cls)
     for (uint32_t i = 0; i < zp->nclasses; i++)
       pthread_mutex_destroy (&zp->cls[i].lock);
   for (uint32_t i = 0; i < zp->narenas; i++)
     munmap (zp->arenas[i].base, zp->arenas[i].len);
+  unmap_segments (zp);
+  free (zp->fresh);
   for (int i = 0; i <= MAX_CHUNK_PAGES; i++)
     free (zp->free_mem[i].p);
+  pthread_cond_destroy (&zp->refill_cond);
+  pthread_cond_destroy (&zp->reserve_cond);
+  pthread_mutex_destroy (&zp->chunk_lock);
   free (zp->free_ids);
   free (zp->target);
   free (zp->table);
@@ -196,7 +283,14 @@ zpool_class_size (const struct zpool *zp, uint32_t size)
   return zp->cls[class_of (zp, size)].size;
 }
 
-uint64_t zpool_mem_used (const struct zpool *zp) { return zp->mem_used + zp->free_resident; }
+/* In reserve mode released memory is the reserve, reported apart
+ * (zpool_reserve_get): what is used here is what holds data. */
+uint64_t
+zpool_mem_used (const struct zpool *zp)
+{
+  return zp->mem_used + (zp->reserve ? 0 : zp->free_resident);
+}
+
 uint64_t zpool_mem_in_use (const struct zpool *zp) { return zp->mem_used; }
 uint64_t zpool_moved (const struct zpool *zp) { return zp->moved; }
 
@@ -217,13 +311,15 @@ huge_pages (void *p, size_t len)
 #endif
 }
 
-/* Remember released chunk memory of k pages, resident; chunk_lock held. */
+/* Remember released chunk memory of k pages, resident; chunk_lock held.
+ * In reserve mode the stack has room (see the opening comment): this
+ * is the I/O path, which must not allocate. */
 static void
 push_free (struct zpool *zp, uint8_t *mem, uint32_t k)
 {
   struct freemem *f = &zp->free_mem[k];
 
-  if (f->n == f->cap && !zp->fixed) {    /* a fixed pool's stacks never fill */
+  if (f->n == f->cap && !zp->reserve) {
     uint32_t cap = f->cap ? 2 * f->cap : 64;
     uint8_t **p = realloc (f->p, cap * sizeof *p);
     if (p) {
@@ -236,7 +332,7 @@ push_free (struct zpool *zp, uint8_t *mem, uint32_t k)
     f->resident++;
     zp->free_resident += (uint64_t) k * PAGE;
   }
-  else                                   /* no room to remember it: lose the address space only */
+  else if (!zp->reserve)                 /* no room to remember it: lose the address space only */
     madvise (mem, (size_t) k * PAGE, MADV_DONTNEED);
 }
 
@@ -252,29 +348,548 @@ pop_free (struct zpool *zp, uint32_t k)
   return f->p[--f->n];
 }
 
-/* Chunk memory of 'bytes': reused, bumped from an arena, or (fixed pool)
- * split off a larger released run.  chunk_lock held.  NULL with errno. */
+/* ---- the reserve ---- */
+
+/* Bytes of the reserve: resident released runs, the rest of the bump
+ * segment and the fresh segments.  chunk_lock held. */
+static uint64_t
+reserve_level (const struct zpool *zp)
+{
+  return zp->free_resident + (zp->bump_len - zp->bump_off) +
+         (uint64_t) zp->nfresh * SEG_BYTES;
+}
+
+/* The watermarks, lowered to what the I/O path may still take under
+ * the limit: filling the reserve past that would lock memory nobody can
+ * use.  chunk_lock held. */
+static uint64_t
+mark (const struct zpool *zp, uint64_t watermark)
+{
+  uint64_t used = zp->mem_used;
+  uint64_t room = zp->mem_limit == 0 ? UINT64_MAX :
+                  zp->mem_limit > used ? zp->mem_limit - used : 0;
+
+  return watermark < room ? watermark : room;
+}
+
+/* Bump into the next fresh segment; the old one's rest, less than a
+ * chunk, becomes a resident run.  chunk_lock held. */
+static void
+next_bump (struct zpool *zp)
+{
+  size_t left = zp->bump_len - zp->bump_off;
+
+  if (left >= PAGE)
+    push_free (zp, zp->bump + zp->bump_off, (uint32_t) (left / PAGE));
+  zp->bump = zp->fresh[--zp->nfresh];
+  zp->bump_off = 0;
+  zp->bump_len = SEG_BYTES;
+}
+
+/* k pages of reserve memory for the I/O path: locked, touched, never
+ * non-resident.  Waits for the refill thread when nothing fits.
+ * chunk_lock held (released while waiting).  NULL with errno if the
+ * kernel refused the refill this allocation waited for. */
+static uint8_t *
+reserve_take (struct zpool *zp, uint32_t k)
+{
+  size_t bytes = (size_t) k * PAGE;
+  uint64_t failures = zp->refill_failures;
+  bool waited = false;
+
+  for (;;) {
+    uint8_t *p = NULL;
+    if (zp->free_mem[k].resident)
+      p = pop_free (zp, k);
+    else if (zp->bump_len - zp->bump_off >= bytes || zp->nfresh) {
+      if (zp->bump_len - zp->bump_off < bytes)
+        next_bump (zp);
+      p = zp->bump + zp->bump_off;
+      zp->bump_off += bytes;
+    }
+    else
+      for (uint32_t m = k + 1; m <= MAX_CHUNK_PAGES && p == NULL; m++)
+        if (zp->free_mem[m].resident) {
+          p = pop_free (zp, m);
+          push_free (zp, p + bytes, m - k);
+        }
+    if (p) {
+      /* Below the low watermark: one wake-up, not one per allocation. */
+      if (!zp->kicked && reserve_level (zp) < mark (zp, zp->low)) {
+        zp->kicked = true;
+        pthread_cond_signal (&zp->refill_cond);
+      }
+      return p;
+    }
+    if (zp->refill_failures != failures) {
+      errno = zp->refill_errno;
+      return NULL;
+    }
+    if (!waited) {
+      waited = true;
+      atomic_fetch_add (&zp->waits, 1);
+    }
+    if (zp->need < k)
+      zp->need = k;
+    zp->kicked = true;
+    pthread_cond_signal (&zp->refill_cond);
+    pthread_cond_wait (&zp->reserve_cond, &zp->chunk_lock);
+  }
+}
+
+/* Make len bytes at p resident and locked (the refill thread's part of
+ * the bargain), or only touched if this process may not lock them. */
+static int
+settle (struct zpool *zp, uint8_t *p, size_t len)
+{
+  if (zp->lock)
+    return mlock (p, len);
+  /* Free memory: its contents do not matter, and a write (not a read,
+   * which would map the zero page) is what allocates a page. */
+  for (size_t off = 0; off < len; off += PAGE)
+    ((volatile uint8_t *) p)[off] = 0;
+  return 0;
+}
+
+/* Give len bytes at p back to the kernel.  -1 if they could not be
+ * unlocked (too many mappings, say): then they stay locked and resident. */
+static int
+unsettle (struct zpool *zp, uint8_t *p, size_t len)
+{
+  if (zp->lock && munlock (p, len) == -1) {
+    int e = errno;
+    mlock (p, len);                      /* whatever part it unlocked */
+    errno = e;
+    return -1;
+  }
+  madvise (p, len, MADV_DONTNEED);
+  return 0;
+}
+
+/* A new segment of SEG_BYTES aligned to SEG_BYTES, locked and touched.
+ * Under mlockall (MCL_FUTURE) a mapping is populated at once, before
+ * advice could make it a huge page, so it is mapped inaccessible first,
+ * advised, then opened (which populates a locked mapping).  It is put
+ * right below the last one where that is free, so that the kernel
+ * merges them into one mapping: a process has a limited number of
+ * them (vm.max_map_count). */
+static uint8_t *
+map_segment (struct zpool *zp)
+{
+  size_t len = SEG_BYTES;
+  uint8_t *p = MAP_FAILED;
+
+#ifdef MAP_FIXED_NOREPLACE
+  if (zp->seg_hint) {
+    p = mmap (zp->seg_hint, len, PROT_NONE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p != MAP_FAILED && p != zp->seg_hint) {   /* a kernel that took it as a hint */
+      munmap (p, len);
+      p = MAP_FAILED;
+    }
+  }
+#endif
+  if (p == MAP_FAILED) {
+    /* Twice the size, trimmed to the aligned part. */
+    uint8_t *r = mmap (NULL, 2 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED)
+      return NULL;
+    p = (uint8_t *) (((uintptr_t) r + len - 1) & ~(uintptr_t) (len - 1));
+    if (p > r)
+      munmap (r, (size_t) (p - r));
+    if (p + len < r + 2 * len)
+      munmap (p + len, (size_t) (r + 2 * len - (p + len)));
+  }
+  huge_pages (p, len);
+  if (mprotect (p, len, PROT_READ | PROT_WRITE) == -1 || settle (zp, p, len) == -1) {
+    int e = errno;
+    munmap (p, len);
+    errno = e;
+    return NULL;
+  }
+  zp->seg_hint = (uintptr_t) p > len ? p - len : NULL;
+  return p;
+}
+
+static void
+unmap_segments (struct zpool *zp)
+{
+  for (size_t i = 0; i < zp->nsegs; i++)
+    munmap (zp->segs[i], SEG_BYTES);
+  free (zp->segs);
+  zp->segs = NULL;
+  zp->nsegs = zp->segs_cap = 0;
+}
+
+/* Room in every stack for the runs of 'pages' pages of segments, before
+ * they are mapped: the I/O path pushes without allocating.  chunk_lock
+ * not held; taken only to swap arrays. */
+static int
+grow_stacks (struct zpool *zp, uint64_t pages)
+{
+  /* A quarter more than needed, and never less than 16 segments more:
+   * the arrays are copied under the lock, so rarely. */
+  uint64_t ahead = pages + (pages / 4 > 16 * SEG_PAGES ? pages / 4 : 16 * SEG_PAGES);
+
+  for (uint32_t k = 1; k <= MAX_CHUNK_PAGES; k++) {
+    struct freemem *f = &zp->free_mem[k];
+    if (f->cap >= pages / k + 1)          /* only this thread grows it */
+      continue;
+    uint32_t cap = (uint32_t) (ahead / k + 1);
+    uint8_t **p = malloc (cap * sizeof *p), **old;
+    if (p == NULL)
+      return -1;
+    pthread_mutex_lock (&zp->chunk_lock);
+    if (f->n)
+      memcpy (p, f->p, f->n * sizeof *p);
+    old = f->p;
+    f->p = p;
+    f->cap = cap;
+    pthread_mutex_unlock (&zp->chunk_lock);
+    free (old);
+  }
+  return 0;
+}
+
+/* Take the topmost non-resident run off f: the resident entries stay on
+ * top.  chunk_lock held. */
+static uint8_t *
+take_nonresident (struct zpool *zp, struct freemem *f)
+{
+  uint32_t i = f->n - f->resident - 1;
+  uint8_t *p = f->p[i];
+
+  f->p[i] = f->p[--f->n];
+  zp->nonresident--;
+  return p;
+}
+
+/* Put a run back as non-resident, below the resident ones.  chunk_lock
+ * held; there is room, the run having been taken off. */
+static void
+put_nonresident (struct zpool *zp, struct freemem *f, uint8_t *p)
+{
+  f->p[f->n] = f->p[f->n - f->resident];
+  f->p[f->n - f->resident] = p;
+  f->n++;
+  zp->nonresident++;
+}
+
+/* Lock a released run again (its address space is ours already): the
+ * smallest that fits a waiter, else the largest.  0, 1 if there is
+ * none, -1 with errno if it could not be locked (it stays released).
+ * chunk_lock held, dropped around the system call. */
+static int
+relock_step (struct zpool *zp, uint32_t need)
+{
+  for (uint32_t i = 0; i < MAX_CHUNK_PAGES; i++) {
+    uint32_t k = need ? need + i : MAX_CHUNK_PAGES - i;
+    if (k > MAX_CHUNK_PAGES)
+      break;
+    struct freemem *f = &zp->free_mem[k];
+    if (f->n == f->resident)
+      continue;
+    uint8_t *p = take_nonresident (zp, f);
+    pthread_mutex_unlock (&zp->chunk_lock);
+    int r = settle (zp, p, (size_t) k * PAGE), e = errno;
+    pthread_mutex_lock (&zp->chunk_lock);
+    if (r == -1) {
+      put_nonresident (zp, f, p);
+      errno = e;
+      return -1;
+    }
+    push_free (zp, p, k);
+    atomic_fetch_add (&zp->mapped, (uint64_t) k * PAGE);
+    return 0;
+  }
+  return 1;
+}
+
+/* One step of refilling: a released run locked again, or else (or if
+ * that fails: locking part of a mapping splits it) a new fresh segment.
+ * With a waiter, only what fits its need.  chunk_lock held, dropped
+ * around the system calls.  -1 with errno if the kernel refused. */
+static int
+refill_step (struct zpool *zp)
+{
+  if (relock_step (zp, zp->need) == 0)
+    return 0;
+  if (zp->nfresh == zp->fresh_cap) {     /* (only a run of waiters gets here) */
+    errno = ENOMEM;
+    return -1;
+  }
+  uint64_t pages = zp->mapped_pages + SEG_PAGES;
+  pthread_mutex_unlock (&zp->chunk_lock);
+  uint8_t *seg = NULL;
+  int e = 0;
+  if (zp->nsegs == zp->segs_cap) {
+    size_t cap = zp->segs_cap ? 2 * zp->segs_cap : 64;
+    uint8_t **s = realloc (zp->segs, cap * sizeof *s);
+    if (s) {
+      zp->segs = s;
+      zp->segs_cap = cap;
+    }
+  }
+  if (zp->nsegs == zp->segs_cap || grow_stacks (zp, pages) == -1 ||
+      (seg = map_segment (zp)) == NULL)
+    e = errno;
+  else
+    zp->segs[zp->nsegs++] = seg;
+  pthread_mutex_lock (&zp->chunk_lock);
+  if (seg == NULL) {
+    errno = e;
+    return -1;
+  }
+  zp->mapped_pages = pages;
+  zp->fresh[zp->nfresh++] = seg;
+  atomic_fetch_add (&zp->mapped, SEG_BYTES);
+  return 0;
+}
+
+/* Give back one resident run of at most 'excess' bytes, from the size
+ * holding the most: 1 if there is none, -1 if it could not be unlocked.
+ * chunk_lock held, dropped around the system calls. */
+static int
+return_step (struct zpool *zp, uint64_t excess)
+{
+  uint32_t k = 0;
+  uint64_t most = 0;
+
+  for (uint32_t m = 1; m <= MAX_CHUNK_PAGES && (uint64_t) m * PAGE <= excess; m++)
+    if ((uint64_t) zp->free_mem[m].resident * m > most) {
+      most = (uint64_t) zp->free_mem[m].resident * m;
+      k = m;
+    }
+  if (k == 0 || zp->nonresident >= zp->nonresident_max)
+    return 1;
+  /* The bottom resident run, the longest idle, turns non-resident where
+   * it lies; the I/O path works only above it. */
+  struct freemem *f = &zp->free_mem[k];
+  uint8_t *p = f->p[f->n - f->resident];
+  size_t bytes = (size_t) k * PAGE;
+  f->resident--;
+  zp->free_resident -= bytes;
+  zp->nonresident++;
+  pthread_mutex_unlock (&zp->chunk_lock);
+  int r = unsettle (zp, p, bytes);
+  pthread_mutex_lock (&zp->chunk_lock);
+  if (r == -1) {                         /* still locked: resident again */
+    f->resident++;
+    zp->free_resident += bytes;
+    zp->nonresident--;
+    return -1;
+  }
+  atomic_fetch_add (&zp->returned, bytes);
+  return 0;
+}
+
+static void
+wait_ms (struct zpool *zp, pthread_cond_t *c, unsigned ms)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long) (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait (c, &zp->chunk_lock, &ts);
+}
+
+/* The refill thread: fill up to high once below low (or whenever an
+ * allocation waits), give back what is above high, sleep otherwise. */
+static void *
+refill_main (void *arg)
+{
+  struct zpool *zp = arg;
+  bool filling = false, returning = false;
+
+  /* Its allocations must not wait for writeback to the disk it feeds.
+   * Inherited in swap mode; try otherwise (it needs CAP_SYS_RESOURCE). */
+  if (prctl (PR_GET_IO_FLUSHER, 0, 0, 0, 0) != 1)
+    prctl (PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+  pthread_setname_np (pthread_self (), "sgblk-refill");
+  pthread_mutex_lock (&zp->chunk_lock);
+  while (!zp->stopping) {
+    uint64_t level = reserve_level (zp);
+    if (level < mark (zp, zp->low))
+      filling = true;
+    if (zp->need || (filling && level < mark (zp, zp->high))) {
+      if (refill_step (zp) == -1) {
+        zp->refill_failures++;
+        zp->refill_errno = errno;
+        zp->need = 0;
+        pthread_cond_broadcast (&zp->reserve_cond);
+        wait_ms (zp, &zp->refill_cond, REFILL_RETRY_MS);
+        continue;
+      }
+      zp->need = 0;                      /* waiters that still lack room say so again */
+      pthread_cond_broadcast (&zp->reserve_cond);
+      continue;
+    }
+    filling = false;
+    /* A fill ends up to a segment above high: start giving back only
+     * past that, and never go below high, or the two would take turns. */
+    if (level > zp->high + SEG_BYTES)
+      returning = true;
+    if (returning && level > zp->high && return_step (zp, level - zp->high) == 0)
+      continue;
+    returning = false;
+    zp->kicked = false;
+    wait_ms (zp, &zp->refill_cond, REFILL_PERIOD_MS);
+  }
+  pthread_mutex_unlock (&zp->chunk_lock);
+  return NULL;
+}
+
+static void
+refill_stop (struct zpool *zp)
+{
+  if (!zp->refill_running)
+    return;
+  pthread_mutex_lock (&zp->chunk_lock);
+  zp->stopping = true;
+  pthread_cond_signal (&zp->refill_cond);
+  pthread_mutex_unlock (&zp->chunk_lock);
+  pthread_join (zp->refill, NULL);
+  zp->refill_running = false;
+}
+
+/* Whether this process may lock as much as the reserve may come to:
+ * CAP_IPC_LOCK (taken as root) or a large enough RLIMIT_MEMLOCK. */
+static bool
+may_lock (const struct zpool *zp)
+{
+  struct rlimit rl;
+
+  if (geteuid () == 0)
+    return true;
+  if (getrlimit (RLIMIT_MEMLOCK, &rl) == -1)
+    return false;
+  /* (Twice: the rest of the process locks memory too.) */
+  return rl.rlim_cur == RLIM_INFINITY ||
+         (zp->mem_limit && rl.rlim_cur / 2 >= zp->mem_limit + zp->high);
+}
+
+/* Each run given back may cut a locked mapping in three: allow a
+ * quarter as many runs as the kernel allows mappings, which leaves at
+ * least half of them to everything else.  Past that, memory above high
+ * stays resident until it is used again. */
+static uint32_t
+nonresident_budget (void)
+{
+  unsigned long max = 65530;              /* the kernel's default */
+  FILE *f = fopen ("/proc/sys/vm/max_map_count", "re");
+
+  if (f) {
+    if (fscanf (f, "%lu", &max) != 1)
+      max = 65530;
+    fclose (f);
+  }
+  return max / 4 > UINT32_MAX ? UINT32_MAX : (uint32_t) (max / 4);
+}
+
+int
+zpool_reserve_start (struct zpool *zp, uint64_t low, uint64_t high)
+{
+  if (high == 0 || low > high) {
+    errno = EINVAL;
+    return -1;
+  }
+  pthread_mutex_lock (&zp->chunk_lock);
+  if (zp->reserve || zp->narenas || zp->mem_used) {
+    pthread_mutex_unlock (&zp->chunk_lock);
+    errno = EBUSY;
+    return -1;
+  }
+  /* Fresh segments never pass high by more than one, but for waiters,
+   * who come only when there are none. */
+  zp->fresh_cap = (uint32_t) (high / SEG_BYTES + 2);
+  zp->fresh = malloc (zp->fresh_cap * sizeof *zp->fresh);
+  if (zp->fresh == NULL) {
+    pthread_mutex_unlock (&zp->chunk_lock);
+    errno = ENOMEM;
+    return -1;
+  }
+  zp->reserve = true;
+  zp->low = low;
+  zp->high = high;
+  zp->lock = may_lock (zp);
+  zp->nonresident_max = nonresident_budget ();
+  /* The first fill happens here, so that serving starts with a full
+   * reserve and a failure fails the caller. */
+  uint64_t target = mark (zp, high);
+  int r = 0, e = 0;
+  while (r == 0 && reserve_level (zp) < target)
+    r = refill_step (zp);
+  e = errno;
+  pthread_mutex_unlock (&zp->chunk_lock);
+
+  if (r == 0) {
+    /* A small stack (every stack is locked), and no signals: they are
+     * the main thread's. */
+    pthread_attr_t attr;
+    sigset_t all, old;
+    sigfillset (&all);
+    pthread_attr_init (&attr);
+    pthread_attr_setstacksize (&attr, REFILL_STACK);
+    pthread_sigmask (SIG_SETMASK, &all, &old);
+    r = pthread_create (&zp->refill, &attr, refill_main, zp);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy (&attr);
+    if (r == 0) {
+      zp->refill_running = true;
+      return 0;
+    }
+    e = r;
+  }
+  /* Nothing was handed out yet: undo the fill. */
+  for (int k = 0; k <= MAX_CHUNK_PAGES; k++)
+    zp->free_mem[k].n = zp->free_mem[k].resident = 0;
+  zp->free_resident = 0;
+  zp->bump = NULL;
+  zp->bump_off = zp->bump_len = 0;
+  free (zp->fresh);
+  zp->fresh = NULL;
+  zp->nfresh = zp->fresh_cap = 0;
+  zp->mapped_pages = 0;
+  zp->mapped = 0;
+  unmap_segments (zp);
+  zp->reserve = false;
+  errno = e;
+  return -1;
+}
+
+void
+zpool_reserve_get (struct zpool *zp, struct zpool_reserve_stats *rs)
+{
+  pthread_mutex_lock (&zp->chunk_lock);
+  *rs = (struct zpool_reserve_stats) {
+    .on = zp->reserve,
+    .level = zp->reserve ? reserve_level (zp) : 0,
+    .low = zp->low, .high = zp->high,
+    .waits = zp->waits, .mapped = zp->mapped, .returned = zp->returned,
+  };
+  pthread_mutex_unlock (&zp->chunk_lock);
+}
+
+/* Chunk memory of 'bytes': from the reserve (reserve mode), or reused,
+ * or bumped from an arena.  chunk_lock held.  NULL with errno. */
 static uint8_t *
 chunk_memory (struct zpool *zp, uint32_t bytes)
 {
   uint32_t k = bytes / PAGE;
 
+  if (zp->reserve)
+    return reserve_take (zp, k);
   if (zp->free_mem[k].n)
     return pop_free (zp, k);
-  if (zp->narenas && zp->arena_off + bytes <= zp->arena_len) {
-    uint8_t *p = zp->arenas[zp->narenas - 1].base + zp->arena_off;
-    zp->arena_off += bytes;
+  if (zp->bump && zp->bump_off + bytes <= zp->bump_len) {
+    uint8_t *p = zp->bump + zp->bump_off;
+    zp->bump_off += bytes;
     return p;
-  }
-  if (zp->fixed) {
-    for (uint32_t m = k + 1; m <= MAX_CHUNK_PAGES; m++)
-      if (zp->free_mem[m].n) {
-        uint8_t *p = pop_free (zp, m);
-        push_free (zp, p + bytes, m - k);
-        return p;
-      }
-    errno = ENOSPC;
-    return NULL;
   }
   if (zp->narenas == MAX_ARENAS) {
     errno = ENOMEM;
@@ -287,53 +902,10 @@ chunk_memory (struct zpool *zp, uint32_t bytes)
   huge_pages (a, ARENA_BYTES);
   zp->arenas[zp->narenas].base = a;
   zp->arenas[zp->narenas++].len = ARENA_BYTES;
-  zp->arena_off = bytes;
-  zp->arena_len = ARENA_BYTES;
+  zp->bump = a;
+  zp->bump_off = bytes;
+  zp->bump_len = ARENA_BYTES;
   return a;
-}
-
-int
-zpool_prealloc (struct zpool *zp, uint64_t bytes)
-{
-  size_t len = (size_t) ((bytes + PAGE - 1) / PAGE * PAGE);
-  uint64_t pages = len / PAGE;
-
-  if (len == 0 || zp->narenas == MAX_ARENAS) {
-    errno = EINVAL;
-    return -1;
-  }
-  pthread_mutex_lock (&zp->chunk_lock);
-  for (uint32_t i = 0; i < zp->narenas; i++)
-    pages += zp->arenas[i].len / PAGE;
-  /* Released runs of k pages never outnumber pages / k. */
-  for (uint32_t k = 1; k <= MAX_CHUNK_PAGES; k++) {
-    struct freemem *f = &zp->free_mem[k];
-    uint32_t cap = (uint32_t) (pages / k + 1);
-    uint8_t **p = cap > f->cap ? realloc (f->p, cap * sizeof *p) : f->p;
-    if (p == NULL) {
-      pthread_mutex_unlock (&zp->chunk_lock);
-      errno = ENOMEM;
-      return -1;
-    }
-    f->p = p;
-    f->cap = cap > f->cap ? cap : f->cap;
-  }
-  void *a = mmap (NULL, len, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (a == MAP_FAILED) {
-    pthread_mutex_unlock (&zp->chunk_lock);
-    return -1;
-  }
-  huge_pages (a, len);
-  /* Touch every page, so that none is faulted in while serving. */
-  memset (a, 0, len);
-  zp->arenas[zp->narenas].base = a;
-  zp->arenas[zp->narenas++].len = len;
-  zp->arena_off = 0;
-  zp->arena_len = len;
-  zp->fixed = true;
-  pthread_mutex_unlock (&zp->chunk_lock);
-  return 0;
 }
 
 /* Descriptors of size DESC_MIN << d are carved this many bytes at a time. */
@@ -636,17 +1208,23 @@ zpool_compact (struct zpool *zp)
     }
     pthread_mutex_unlock (&c->lock);
   }
-  /* Released chunks still resident go back to the kernel now, unless
-   * the pool is fixed: its memory stays as preallocated. */
+  /* Released chunks still resident go back to the kernel now; in
+   * reserve mode they are the reserve, and the refill thread gives back
+   * what is above its high watermark. */
   pthread_mutex_lock (&zp->chunk_lock);
-  for (int k = 1; k <= MAX_CHUNK_PAGES && !zp->fixed; k++) {
-    struct freemem *f = &zp->free_mem[k];
-    for (uint32_t i = f->n - f->resident; i < f->n; i++)
-      madvise (f->p[i], (size_t) k * PAGE, MADV_DONTNEED);
-    f->resident = 0;
+  if (zp->reserve) {
+    zp->kicked = true;
+    pthread_cond_signal (&zp->refill_cond);
   }
-  if (!zp->fixed)
+  else {
+    for (int k = 1; k <= MAX_CHUNK_PAGES; k++) {
+      struct freemem *f = &zp->free_mem[k];
+      for (uint32_t i = f->n - f->resident; i < f->n; i++)
+        madvise (f->p[i], (size_t) k * PAGE, MADV_DONTNEED);
+      f->resident = 0;
+    }
     zp->free_resident = 0;
+  }
   pthread_mutex_unlock (&zp->chunk_lock);
   uint64_t after = zpool_mem_used (zp);
   return before > after ? before - after : 0;

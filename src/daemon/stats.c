@@ -104,6 +104,12 @@ daemon_stats_log (const struct daemon_stack *d)
                 cs.recomp_cpu_ns ? (double) cs.recomp_tried * cs.block_size * 1000.0 /
                                    (double) cs.recomp_cpu_ns : 0.0);
   }
+  /* Swap mode's reserve, on a line of its own: the line above is parsed. */
+  if (cached && cs.reserve_high)
+    log_info ("cache reserve: level %" PRIu64 " B low %" PRIu64 " B high %" PRIu64
+              " B waits %" PRIu64 " mapped %" PRIu64 " B returned %" PRIu64 " B",
+              cs.reserve_bytes, cs.reserve_low, cs.reserve_high, cs.reserve_waits,
+              cs.reserve_refills, cs.reserve_returned);
   nbd_server_get_stats (d->srv, &ns);
   log_info ("nbd: connections open %" PRIu64 " total %" PRIu64
             " requests %" PRIu64 " errors %" PRIu64 " read %" PRIu64
