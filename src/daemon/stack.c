@@ -232,12 +232,14 @@ daemon_stack_start (struct daemon_stack *d)
 void
 daemon_stack_tick (struct daemon_stack *d)
 {
-  /* In swap mode memory stays as preallocated: what is given back would
-   * have to be faulted in again while the machine swaps. */
-  if (d->opt->swap)
-    return;
-  sgv_pool_trim (d->sgv);
-  /* Every ten seconds, give back the memory of sparse arena chunks. */
+  /* In swap mode the vector pool stays as preallocated: what it gave
+   * back would have to be allocated again while the machine swaps. */
+  if (!d->opt->swap)
+    sgv_pool_trim (d->sgv);
+  /* Every ten seconds, empty sparse arena chunks: moving objects takes
+   * no new memory.  Without --swap their memory goes back now; with it
+   * they join the map's reserve, whose refill thread gives back what is
+   * above its high watermark. */
   if (++d->ticks % 10 == 0)
     cache_compact (d->store);
 }
