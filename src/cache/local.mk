@@ -31,6 +31,13 @@ tests_test_cache_a_corrupt_block_is_an_error_never_data_CPPFLAGS = $(AM_CPPFLAGS
 tests_test_cache_a_corrupt_block_is_an_error_never_data_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_a_corrupt_block_is_an_error_never_data_LDADD = $(TEST_LDADD)
 
+check_PROGRAMS += tests/test-cache-reserve-writers-wait-fail-only-at-the-limit-and-memory-goes-back
+TESTS += tests/test-cache-reserve-writers-wait-fail-only-at-the-limit-and-memory-goes-back
+UNIT_TESTS += tests/test-cache-reserve-writers-wait-fail-only-at-the-limit-and-memory-goes-back
+tests_test_cache_reserve_writers_wait_fail_only_at_the_limit_and_memory_goes_back_SOURCES = tests/test-cache-reserve-writers-wait-fail-only-at-the-limit-and-memory-goes-back.c
+tests_test_cache_reserve_writers_wait_fail_only_at_the_limit_and_memory_goes_back_CFLAGS = $(TEST_CFLAGS)
+tests_test_cache_reserve_writers_wait_fail_only_at_the_limit_and_memory_goes_back_LDADD = $(TEST_LDADD)
+
 check_PROGRAMS += tests/test-cache-concurrent-io-agrees-with-a-shadow-model
 TESTS += tests/test-cache-concurrent-io-agrees-with-a-shadow-model
 UNIT_TESTS += tests/test-cache-concurrent-io-agrees-with-a-shadow-model
