@@ -9,8 +9,11 @@
 # copies data into the rest of the disk over the Unix socket and back out,
 # round after round, comparing checksums.  The daemon runs outside the
 # cgroup.  At the end: no bad word, every checksum matched, real swap
-# traffic on the device, reserve fallbacks, resident memory no higher
-# than what swap mode set up at start, and a clean SIGTERM.
+# traffic on the device, reserve fallbacks, and a clean SIGTERM.  The
+# disk costs what it holds: its memory grows with the data swapped and
+# copied onto it (the cache's "memory used", its reserve included), and
+# what the daemon holds beyond that, sampled every second, never grows
+# past what swap mode set up at start.
 #
 # make check runs it for about 30 s; make check-stress for minutes.
 # Environment:
@@ -67,6 +70,18 @@ stats ()
     fail "sgblkd ($1) did not log its counters within 10 s of SIGUSR1"
 }
 counter () { echo "$stats" | sed -E "s/.* $1 ([0-9]+).*/\\1/"; }
+# beyond: the daemon's resident memory beyond its disk's, in kB: VmRSS
+# less the cache's memory used, read by the same SIGUSR1 right after it.
+# Sets $beyond, $disk_kb and $stats.
+beyond ()
+{
+  local rss
+  rss=$(status_kb VmRSS)
+  stats stress
+  disk_kb=$(( $(grep 'cache in-memory' "$tmp/stress.log" | tail -n 1 |
+                sed -E 's/.* memory used ([0-9]+) B.*/\1/') / 1024 ))
+  beyond=$((rss - disk_kb))
+}
 status_kb () { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid_stress/status"; }
 # The daemon's threads by where they wait (fuse_dev_do_read: FUSE
 # workers), with a count each.
@@ -86,9 +101,12 @@ grep -q "swap mode: memory locked" "$tmp/stress.log" || { cat "$tmp/stress.log";
 grep -q "test hook: every 3. command allocation fails" "$tmp/stress.log" ||
   fail "the test hook did not take: no allocation failures injected"
 rss_start=$(status_kb VmRSS); lck_start=$(status_kb VmLck); threads_start=$(status_kb Threads)
-stats stress
+beyond
+beyond_start=$beyond; beyond_peak=$beyond; disk_start=$disk_kb; disk_peak=$disk_kb
 fallbacks_start=$(counter fallbacks)
-echo "daemon at start: VmRSS $rss_start kB, VmLck $lck_start kB, $threads_start threads:$(threads); $stats"
+echo "daemon at start: VmRSS $rss_start kB, VmLck $lck_start kB (the disk's memory $disk_kb kB," \
+  "$beyond kB beyond it), $threads_start threads:$(threads); $stats"
+grep 'cache reserve:' "$tmp/stress.log" | tail -n 1
 
 loop=$(losetup -f --show --sizelimit $((swap_mib << 20)) "$mnt/disk")
 cleanup_fn "losetup -j '$mnt/disk' -n -O NAME 2>/dev/null | grep -qx '$loop' && losetup -d '$loop'"
@@ -142,12 +160,16 @@ copy_pid=$!
 cleanup_fn "pkill -P $copy_pid 2>/dev/null; kill $copy_pid 2>/dev/null"
 
 # Watch: the daemon must stay up, both sides must finish in time; note
-# the peak of the swap area's use.
+# the peak of the swap area's use, and of the daemon's memory beyond its
+# disk's.
 peak_kb=0
 while kill -0 "$hog_pid" 2>/dev/null || kill -0 "$copy_pid" 2>/dev/null; do
   kill -0 "$pid_stress" 2>/dev/null || { cat "$tmp/hog.out" "$tmp/copy.log"; fail "sgblkd died under the stress"; }
   used=$(awk -v d="$loop" '$1 == d {print $4}' /proc/swaps)
   [ "${used:-0}" -gt "$peak_kb" ] && peak_kb=$used
+  beyond
+  [ "$beyond" -gt "$beyond_peak" ] && beyond_peak=$beyond
+  [ "$disk_kb" -gt "$disk_peak" ] && disk_peak=$disk_kb
   if [ $(( $(date +%s) - t_start )) -gt "$limit" ]; then
     echo "--- still running after $limit s: hog, copies, daemon threads (state, wchan):"
     tail -n 3 "$tmp/hog.out" "$tmp/copy.log"
@@ -184,12 +206,13 @@ echo "pswpout +$pswpout, pswpin +$pswpin pages; peak use of $loop $((peak_kb / 1
 [ "$peak_kb" -gt $((hog_mib * 1024 / 4)) ] || fail "the swap went elsewhere: $loop held at most $peak_kb kB"
 
 rss_end=$(status_kb VmRSS); lck_end=$(status_kb VmLck); hwm=$(status_kb VmHWM); threads_end=$(status_kb Threads)
-stats stress
+beyond
 fallbacks=$(( $(counter fallbacks) - fallbacks_start ))
 waits=$(counter waits)
 threads_end_by_wchan=$(threads)
 echo "daemon at the end: VmRSS $rss_end kB (peak $hwm kB), VmLck $lck_end kB, $threads_end threads:$threads_end_by_wchan; $stats"
 grep 'cache in-memory' "$tmp/stress.log" | tail -n 1
+grep 'cache reserve:' "$tmp/stress.log" | tail -n 1
 
 timeout 120 swapoff "$loop" || fail "swapoff $loop failed or took over 120 s"
 losetup -d "$loop"
@@ -200,13 +223,21 @@ t_all=$(( $(date +%s) - t0 ))
 echo "swap-stress: ${t_all} s (${t_run} s of stress), hog ${hog_mib} MiB in a $((hog_mib / 4)) MiB cgroup:" \
   "$passes passes, $bad bad words; pswpout +$pswpout pswpin +$pswpin; nbdcopy $rounds rounds of ${copy_mib} MiB," \
   "all checksums match; VmRSS ${rss_start}->${rss_end} kB (peak $hwm), VmLck ${lck_start}->${lck_end} kB;" \
-  "cmd pool fallbacks +$fallbacks, waits $waits"
+  "the disk's memory ${disk_start}->${disk_kb} kB (peak sampled $disk_peak), beyond it" \
+  "${beyond_start}->${beyond} kB (peak sampled $beyond_peak); cmd pool fallbacks +$fallbacks, waits $waits"
 
 [ "$fallbacks" -gt 0 ] || fail "no command came from the reserve although every third allocation failed"
-# Swap mode sets up its pools and cache memory at start: what the daemon
-# holds while the machine swaps onto it must not grow past that (32 MiB
-# of slack for the allocator's own bookkeeping and a few thread stacks).
-[ "$hwm" -le $((rss_start + 32768)) ] ||
-  fail "the daemon's resident memory grew from $rss_start kB to a peak of $hwm kB under the stress" \
+# Swap mode sets up its pools and the disk's memory reserve at start,
+# and the disk then takes memory for what it holds: what the daemon
+# holds beyond that while the machine swaps onto it must not grow (32
+# MiB of slack for the allocator's own bookkeeping, a few thread stacks,
+# and what the disk took between a sample's two readings).
+[ "$beyond_peak" -le $((beyond_start + 32768)) ] ||
+  fail "beyond its disk's memory, the daemon's grew from $beyond_start kB to $beyond_peak kB under the stress" \
     "(threads $threads_start -> $threads_end, by where they wait at the end:$threads_end_by_wchan)"
+# The disk's memory is what it holds: at most its limit, its reserve and
+# its block table.
+limit_kb=$((mem_limit_mib * 1024))
+[ "$disk_peak" -le $((limit_kb + disk_start)) ] ||
+  fail "the disk's memory peaked at $disk_peak kB, past its limit of $limit_kb kB and what it had at start"
 [ "$lck_end" -ge $((rss_end - 4096)) ] || fail "the daemon's memory is not all locked ($lck_end of $rss_end kB)"
