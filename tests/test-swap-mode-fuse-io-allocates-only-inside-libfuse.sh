@@ -4,8 +4,11 @@
 # punching and fstat, counted by the shim (tests/alloc-count.c), show
 # every allocator call coming from inside libfuse, which allocates its
 # request objects (and the high-level API a buffer per read) whatever a
-# file system does.  Their count per request is printed.  And libfuse
-# starts no worker thread while serving: all were started up front.
+# file system does.  Their count per request is printed.  The I/O ends
+# with 96 MiB of random data, more than the cache memory reserve's high
+# watermark, so its refill thread maps and locks memory meanwhile (its
+# calls are shown apart, and there must be some).  And libfuse starts no
+# worker thread while serving: all were started up front.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires_fuse_and_loop
 requires_alloc_shim
@@ -13,7 +16,7 @@ requires python3
 fuse_mountpoint
 
 LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-f \
-  start_sgblkd f --swap --size 128M --mem-limit 64M --fuse "$mnt"
+  start_sgblkd f --swap --size 128M --mem-limit 192M --fuse "$mnt"
 for i in $(seq 100); do grep -q "swap mode:" "$tmp/f.log" && break; sleep 0.1; done
 grep "swap mode:" "$tmp/f.log" || fail "swap mode did not start"
 for i in $(seq 100); do grep -q "FUSE worker threads started" "$tmp/f.log" && break; sleep 0.1; done
@@ -61,6 +64,12 @@ ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
 for t in ts: t.start()
 for t in ts: t.join()
 requests += 8 * 100 * 2
+# More random data than the cache memory reserve holds.
+big = mmap.mmap(-1, 1 << 20)
+for off in range(0, 96 << 20, 1 << 20):
+    big[:] = random.randbytes(1 << 20)
+    os.pwrite(fd, big, off)
+    requests += 1
 open(os.environ["START"].replace(".start", ".stop"), "w").close()
 print("requests:", requests)
 with open(os.environ["START"].replace(".start", ".requests"), "w") as f:
@@ -75,6 +84,7 @@ own=$(grep -v "^loaded pid" "$tmp/alloc-f.log" | grep -v " thread sgblk-refill$"
 fuse=$(grep -v "^loaded pid" "$tmp/alloc-f.log" | grep -c " from libfuse3" || true)
 echo "allocator calls over $requests requests: $own from sgblkd, $fuse from libfuse ($(echo "scale=1; $fuse / $requests" | bc) a request), $((alloc_calls - own - fuse)) elsewhere; $alloc_refill_calls by the refill thread"
 [ "$own" -eq 0 ] || fail "sgblkd's own code allocated on the FUSE path"
+[ "$alloc_refill_calls" -gt 0 ] || fail "the reserve's refill thread mapped nothing while 96 MiB were written"
 threads_after=$(awk '/^Threads:/ {print $2}' "/proc/$pid_f/status")
 echo "threads: $threads_before before the I/O, $threads_after after"
 [ "$threads_after" -eq "$threads_before" ] || fail "threads were started while serving"
