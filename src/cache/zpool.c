@@ -154,7 +154,7 @@ struct zpool {
   void *opaque;
 
   /* Reserve mode; the fields below chunk_lock's, except where noted. */
-  bool reserve;                          /* set once, before the refill thread runs */
+  atomic_bool reserve;                   /* set once, before the refill thread runs */
   bool lock;                             /* mlock what the reserve takes in (else touch) */
   uint64_t low, high;
   uint64_t mapped_pages;                 /* pages of every segment */
