@@ -54,9 +54,7 @@ daemon_swap_defaults (struct cli_options *o)
 {
   if (o->file != NULL || o->mem_limit != 0)
     return;
-  long pages = sysconf (_SC_PHYS_PAGES), psize = sysconf (_SC_PAGESIZE);
-  uint64_t half = pages > 0 && psize > 0 ? (uint64_t) pages * (uint64_t) psize / 2 : o->size;
-  o->mem_limit = o->size < half ? o->size : half;
+  o->mem_limit = daemon_default_mem_limit (o->size);
 }
 
 /* The block map's reserve watermarks.  Between a wake-up of the refill
