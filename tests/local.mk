@@ -42,7 +42,8 @@ SHELL_TESTS = \
 	tests/test-swap-mode-fuse-io-allocates-only-inside-libfuse.sh \
 	tests/test-swap-mode-locks-memory-and-says-what-it-could-not-do.sh \
 	tests/test-swap-mode-nbd-io-makes-no-allocator-calls.sh \
-	tests/test-swap-stress-hog-on-fuse-loop-swap-while-nbdcopy-round-trips.sh
+	tests/test-swap-stress-hog-on-fuse-loop-swap-while-nbdcopy-round-trips.sh \
+	tests/test-swap-stress-hog-with-a-spill-file.sh
 
 TESTS += $(SHELL_TESTS)
 EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py tests/race_sectors.py tests/crash_client.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh tests/nbd_stall.py

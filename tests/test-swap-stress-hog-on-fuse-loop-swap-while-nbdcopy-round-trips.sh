@@ -20,11 +20,14 @@
 #   SGBLK_STRESS_SECONDS    how long the hog and the copies run (30)
 #   SGBLK_STRESS_HOG_MIB    the hog's working set; its cgroup gets a quarter (256)
 #   SGBLK_STRESS_COPY_MIB   the data each nbdcopy round writes and reads back (64)
+#   SGBLK_STRESS_SPILL      1: --mem-limit 64M and a spill file, which must be
+#                           written and read (test-swap-stress-hog-with-a-spill-file.sh)
 . "${top_srcdir:-.}/tests/functions.sh"
 
 seconds=${SGBLK_STRESS_SECONDS:-30}
 hog_mib=${SGBLK_STRESS_HOG_MIB:-256}
 copy_mib=${SGBLK_STRESS_COPY_MIB:-64}
+spill=${SGBLK_STRESS_SPILL:-0}
 case "$seconds$hog_mib$copy_mib" in *[!0-9]*) fail "SGBLK_STRESS_* must be whole numbers" ;; esac
 [ "$hog_mib" -ge 16 ] && [ "$copy_mib" -ge 1 ] || fail "the hog needs 16 MiB or more, a copy 1 MiB or more"
 
@@ -47,6 +50,18 @@ disk_mib=$((swap_mib + copy_mib))
 mem_limit_mib=$((disk_mib + disk_mib / 4 + 32))
 copy_offset=$((swap_mib << 20))
 copy_bytes=$((copy_mib << 20))
+spill_args=()
+if [ "$spill" = 1 ]; then
+  # Less memory than the copies' random data alone: blocks must go to the
+  # spill file and come back while the machine swaps onto the disk.  Not
+  # on tmpfs, whose pages could themselves be swapped onto this disk.
+  mem_limit_mib=64
+  spill_dir=$tmp
+  [ "$(stat -f -c %T "$tmp")" != tmpfs ] || spill_dir=/var/tmp
+  spill_file=$spill_dir/sgblk-stress-spill.$$
+  cleanup_fn "rm -f '$spill_file'"
+  spill_args=(--spill "$spill_file")
+fi
 
 echo "swap areas before the test:"
 swapon --show || true
@@ -96,7 +111,7 @@ vm_counter () { awk -v k="$1" '$1 == k {print $2}' /proc/vmstat; }
 t0=$(date +%s)
 fuse_mountpoint
 SGBLK_TEST_CMD_FAIL_EVERY=3 start_sgblkd stress --swap --fuse "$mnt" \
-  --size "${disk_mib}M" --mem-limit "${mem_limit_mib}M"
+  --size "${disk_mib}M" --mem-limit "${mem_limit_mib}M" "${spill_args[@]}"
 grep -q "swap mode: memory locked" "$tmp/stress.log" || { cat "$tmp/stress.log"; fail "swap mode not reported"; }
 grep -q "test hook: every 3. command allocation fails" "$tmp/stress.log" ||
   fail "the test hook did not take: no allocation failures injected"
@@ -213,6 +228,13 @@ threads_end_by_wchan=$(threads)
 echo "daemon at the end: VmRSS $rss_end kB (peak $hwm kB), VmLck $lck_end kB, $threads_end threads:$threads_end_by_wchan; $stats"
 grep 'cache in-memory' "$tmp/stress.log" | tail -n 1
 grep 'cache reserve:' "$tmp/stress.log" | tail -n 1
+if [ "$spill" = 1 ]; then
+  bd=$(grep 'cache bd_stat:' "$tmp/stress.log" | tail -n 1)
+  echo "$bd"
+  [ "$(echo "$bd" | sed -E 's/.* bd_writes ([0-9]+).*/\1/')" -gt 0 ] || fail "nothing was spilled"
+  [ "$(echo "$bd" | sed -E 's/.* bd_reads ([0-9]+).*/\1/')" -gt 0 ] || fail "nothing was read back from the spill file"
+  [ "$(echo "$bd" | sed -E 's/.* errors ([0-9]+).*/\1/')" -eq 0 ] || fail "spill file errors"
+fi
 
 timeout 120 swapoff "$loop" || fail "swapoff $loop failed or took over 120 s"
 losetup -d "$loop"
