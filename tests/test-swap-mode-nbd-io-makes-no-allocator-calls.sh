@@ -11,7 +11,10 @@
 # and locks memory meanwhile, outside the I/O path: its calls are shown
 # apart, and it must have made some.  The data reads back as written,
 # and the export tells clients its 2 MiB payload limit and refuses more
-# with EINVAL.
+# with EINVAL.  A third run holds the in-memory disk to 16 MiB with a
+# spill file: blocks go to the file and come back, with no allocator
+# call either, and the idle pass (--recompress-idle 1) recompresses
+# blocks meanwhile.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdsh nbdinfo jq
 requires_test_hooks
@@ -120,6 +123,16 @@ exercise mem
 grep 'cmd pool:' "$tmp/mem.log" | tail -n 1 | grep -qE 'allocated 256 .* fallbacks [1-9]' ||
   fail "mem: the reserve did not serve or the pool grew"
 stop_sgblkd mem
+
+LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-spill \
+  start_sgblkd spill --swap --size 256M --mem-limit 16M --spill "$tmp/spill" --recompress-idle 1
+exercise spill
+bd=$(grep 'cache bd_stat:' "$tmp/spill.log" | tail -n 1)
+echo "$bd"
+[ "$(echo "$bd" | sed -E 's/.* bd_writes ([0-9]+).*/\1/')" -gt 0 ] || fail "spill: nothing was spilled"
+[ "$(echo "$bd" | sed -E 's/.* bd_reads ([0-9]+).*/\1/')" -gt 0 ] || fail "spill: nothing was read back"
+grep 'cache recompression:' "$tmp/spill.log" | tail -n 1
+stop_sgblkd spill
 
 LD_PRELOAD=$alloc_shim SGBLK_ALLOC_COUNT=$tmp/alloc-file \
   start_sgblkd file --swap --create --size 256M --cache-size 8M "$tmp/disk.img"

@@ -169,19 +169,32 @@ thread_cpu_ns (void)
  * does not already say (measured on 64 MiB of shared libraries, the
  * LZ4HC objects took 31.2 MiB against 31.8 with every piece from the
  * start of its block; on an ext4 image 11.5 against 12.3). */
-static int
-by_score (const void *a, const void *b)
+/* Shell sort: glibc's qsort may call malloc, which swap mode forbids
+ * after start, and a few hundred pieces need nothing better. */
+static bool
+before_by_score (const struct piece *x, const struct piece *y)
 {
-  const struct piece *x = a, *y = b;
-  return x->score != y->score ? (x->score < y->score) - (x->score > y->score)
-                              : (x->at > y->at) - (x->at < y->at);
+  return x->score != y->score ? x->score > y->score : x->at < y->at;
 }
 
-static int
-by_place (const void *a, const void *b)
+static bool
+before_by_place (const struct piece *x, const struct piece *y)
 {
-  const struct piece *x = a, *y = b;
-  return (x->at > y->at) - (x->at < y->at);
+  return x->at < y->at;
+}
+
+static void
+sort_pieces (struct piece *p, uint32_t n,
+             bool (*before) (const struct piece *, const struct piece *))
+{
+  for (uint32_t gap = n / 2; gap > 0; gap /= 2)
+    for (uint32_t i = gap; i < n; i++) {
+      struct piece t = p[i];
+      uint32_t j = i;
+      for (; j >= gap && before (&t, &p[j - gap]); j -= gap)
+        p[j] = p[j - gap];
+      p[j] = t;
+    }
 }
 
 static bool
@@ -222,8 +235,8 @@ build_dict (struct cache *k, struct cache_idle *d, unsigned min_idle)
   if (got < DICT_MIN_BLOCKS || atomic_load (&k->st.hc_blocks) != 0)
     return false;
   uint32_t keep = got > want ? want : got;
-  qsort (d->pieces, got, sizeof *d->pieces, by_score);
-  qsort (d->pieces, keep, sizeof *d->pieces, by_place);
+  sort_pieces (d->pieces, got, before_by_score);
+  sort_pieces (d->pieces, keep, before_by_place);
   for (uint32_t i = 0; i < keep; i++, len += DICT_PIECE)
     memcpy (k->dict + len, d->cand + (size_t) d->pieces[i].at * DICT_PIECE, DICT_PIECE);
   atomic_store (&k->dict_len, len);
@@ -348,7 +361,9 @@ pass (struct cache *k, struct cache_idle *d, unsigned min_idle, bool budget)
    * memory only once compaction has moved the holes together. */
   if (made)
     cache_compact (&k->s);
-  madvise (d->dict_state, WORK_BYTES, MADV_DONTNEED);   /* fails if locked: fine */
+  /* Not in swap mode: the memory is locked, and stays so. */
+  if (!k->io_flusher)
+    madvise (d->dict_state, WORK_BYTES, MADV_DONTNEED);
   atomic_fetch_add (&k->st.recomp_passes, 1);
   atomic_fetch_add (&k->st.recomp_cpu_ns, thread_cpu_ns () - cpu0);
   pthread_mutex_unlock (&d->pass_lock);
