@@ -197,14 +197,14 @@ start_memory_pair ()
   servers=(sg nk)
 }
 
-# start_fuse_pair SIZE: sgblkd's FUSE file ($tmp/sg/disk, key sg) and
-# nbdfuse over nbdkit memory ($tmp/nf/disk, key nf), SIZE each, unmounted
-# at exit.
+# start_fuse_pair SIZE [SGBLKD OPTIONS...]: sgblkd's FUSE file
+# ($tmp/sg/disk, key sg; OPTIONS after --size, e.g. --swap) and nbdfuse
+# over nbdkit memory ($tmp/nf/disk, key nf), SIZE each, unmounted at exit.
 start_fuse_pair ()
 {
   local m
   mkdir "$tmp/sg" "$tmp/nf"
-  serve sg "sgblk FUSE" "$SGBLKD" -f --size "$1" --fuse "$tmp/sg"
+  serve sg "sgblk FUSE" "$SGBLKD" -f --size "$1" "${@:2}" --fuse "$tmp/sg"
   serve nf "nbdfuse + nbdkit memory" nbdfuse "$tmp/nf/disk" [ nbdkit memory "$1" ]
   for m in "$tmp/sg" "$tmp/nf"; do
     at_exit "mountpoint -q '$m' && { fusermount3 -u '$m' 2>/dev/null || umount -l '$m'; }"
