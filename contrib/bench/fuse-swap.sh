@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The swap hog of tests/test-fuse-swap-on-the-loop-device-under-a-memory-cgroup.sh
-# timed over two stacks in one run: swap on a loop device over sgblkd's
-# FUSE file, and over nbdfuse + nbdkit memory.  The hog is held to 64 MiB
-# by a memory cgroup and writes, then verifies, 160 MiB (32 and 80 MiB
-# with BENCH_QUICK=1).  Runs alternate; medians of ROUNDS runs.
+# Swap, timed over three stacks in one run: a hog held by a memory cgroup
+# to 192 MiB writes, then verifies, 768 MiB (48 and 192 MiB with
+# BENCH_QUICK=1) while the kernel swaps onto
+#   sg  a loop device over the FUSE file of `sgblkd --swap`,
+#   zr  the kernel's zram with lz4, as swap directly (/dev/zram0),
+#   nf  a loop device over nbdfuse + nbdkit memory,
+# each 1 GiB (512 MiB quick), at swap priority 32767.  Runs alternate
+# within each round; medians of ROUNDS rounds.
 #
-#   contrib/bench/fuse-swap.sh [ROUNDS]          (root)
+#   contrib/bench/fuse-swap.sh [ROUNDS]          (root: it resets /dev/zram0)
 #
 # Writes swap.md into BENCH_OUT.
 . "$(dirname "$0")/common.sh"
-need_fuse_pair "FUSE mounts, loop devices, swap and a memory cgroup"
+need_fuse_pair "FUSE mounts, loop devices, zram, swap and a memory cgroup"
 need mount swapon swapoff
-need util-linux mkswap
+need util-linux mkswap blkdiscard
 need python3 python3
 if grep -qsw memory /sys/fs/cgroup/cgroup.controllers; then
   cg=/sys/fs/cgroup limit_file=memory.max
@@ -20,70 +23,163 @@ elif [ -d /sys/fs/cgroup/memory ]; then
 else
   skip "no memory cgroup controller"
 fi
-limit=64 hog=160
-[ "$quick" = 1 ] && limit=32 hog=80
+zram=/sys/block/zram0
+[ -w "$zram/reset" ] || skip "no /dev/zram0 (modprobe zram)"
+[ "$(cat "$zram/disksize")" = 0 ] || skip "/dev/zram0 is in use"
+limit=192 hog=768 disk=1G
+[ "$quick" = 1 ] && limit=48 hog=192 disk=512M
 
-section swap "Swap over the FUSE file: sgblkd --fuse against nbdfuse + nbdkit memory"
+section swap "Swap: sgblkd --swap --fuse against the kernel's zram (lz4) and nbdfuse + nbdkit memory"
+# What else the kernel may swap to, before ours go on.
+others=$(swapon --noheadings --show=NAME,TYPE,SIZE,PRIO | awk '{ $1 = $1; print }' | paste -sd ';' | sed 's/;/; /g')
 cg=$cg/sgblk-bench-$$
 mkdir "$cg"
 at_exit "for i in \$(seq 50); do rmdir '$cg' 2>/dev/null && break; sleep 0.1; done"
 echo $((limit << 20)) >"$cg/$limit_file"
 
-start_fuse_pair 512M
-servers=(sg nf)
+start_fuse_pair "$disk" --swap
+label[sg]="sgblk --swap FUSE"
+label[zr]="zram lz4"
+servers=(sg zr nf)
 declare -A dev
-for key in "${servers[@]}"; do
+for key in sg nf; do
   attach_loop "$tmp/$key/disk"
   dev[$key]=$loop
 done
+dev[zr]=/dev/zram0
+at_exit "swapoff /dev/zram0 2>/dev/null; echo 1 >$zram/reset"
 
-# run KEY: swap on KEY's loop device, ahead of any other swap, while the
-# hog runs in the cgroup; prints its seconds, the stack's CPU seconds and
-# the MiB the kernel swapped out meanwhile.
-swapped () { awk '/^pswpout / { print $2 }' /proc/vmstat; }
+# The hog: writes N MiB of 4 KiB pages (a SHA-256 repeated), verifies
+# them, prints its own user + system seconds, then holds its pages until
+# its standard input closes, so that the memory holding the swapped data
+# is read at its peak (zram frees a page as soon as its swap slot is).
+cat >"$tmp/hog.py" <<'EOF'
+import hashlib, resource, sys
+n = int(sys.argv[1]) * 1024 * 1024 // 4096
+pages = [hashlib.sha256(b"%d" % i).digest() * 128 for i in range(n)]
+assert all(pages[i] == hashlib.sha256(b"%d" % i).digest() * 128 for i in range(n))
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(r.ru_utime + r.ru_stime, flush=True)
+sys.stdin.read()
+EOF
+hog_pid=
+kill_hog () { [ -z "$hog_pid" ] || { kill -KILL "$hog_pid" 2>/dev/null; wait "$hog_pid" 2>/dev/null; hog_pid=; }; }
+at_exit kill_hog
+
+vmstat () { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
+status_kib () { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+# held KEY: "RESIDENT DATA STORED LOCKED" bytes held at the hog's peak:
+# sgblkd's VmRSS, the "memory used" and "original" of its own count, its
+# VmLck; zram's mem_used_total twice, its orig_data_size, 0; nbdfuse's
+# and nbdkit's VmRSS summed twice, 0, 0.
+held ()
+{
+  local p rss=0
+  case $1 in
+    sg) set -- "$(rss_kib "${pid[sg]}")" "$(status_kib "${pid[sg]}" VmLck)" $(sgblk_stats sg)
+        echo "$(($1 << 10)) $5 $3 $(($2 << 10))" ;;
+    zr) awk '{ print $3, $3, $1, 0 }' "$zram/mm_stat" ;;
+    nf) for p in $(tree_pids "${pid[nf]}"); do rss=$((rss + $(rss_kib "$p"))); done
+        echo "$((rss << 10)) $((rss << 10)) 0 0" ;;
+  esac
+}
+
+# run KEY: a fresh swap on KEY's device (discarded, mkswap, ahead of any
+# other swap) while the hog runs in the cgroup; sets $res to its seconds,
+# its own CPU seconds, the server's CPU seconds, the MiB the kernel
+# swapped out and in meanwhile, and "held" in MiB.
 run ()
 {
-  local t0 t1 c0 c1 s0 s1
-  mkswap "${dev[$1]}" >>"$tmp/mkswap.log" 2>&1
-  swapon -p 32767 "${dev[$1]}"
-  c0=$(cpu_ticks "${pid[$1]}")
-  s0=$(swapped)
+  local key=$1 d=${dev[$1]} t0 t1 c0=0 c1=0 o0 o1 i0 i1 cpu out in fd
+  if [ "$key" = zr ]; then
+    echo lz4 >"$zram/comp_algorithm"
+    echo "$disk" >"$zram/disksize"
+  else
+    blkdiscard -f "$d" >>"$tmp/mkswap.log" 2>&1
+  fi
+  mkswap "$d" >>"$tmp/mkswap.log" 2>&1
+  swapon -p 32767 "$d"
+  [ -z "${pid[$key]:-}" ] || c0=$(cpu_ticks "${pid[$key]}")
+  o0=$(vmstat pswpout) i0=$(vmstat pswpin)
   t0=$EPOCHREALTIME
-  sh -c "echo \$\$ >'$cg/cgroup.procs'; exec python3 -c '
-import hashlib
-n = $hog * 1024 * 1024 // 4096
-pages = [hashlib.sha256(b\"%d\" % i).digest() * 128 for i in range(n)]
-assert all(pages[i] == hashlib.sha256(b\"%d\" % i).digest() * 128 for i in range(n))
-'"
+  coproc HOG { echo "$BASHPID" >"$cg/cgroup.procs"; exec python3 "$tmp/hog.py" "$hog"; }
+  hog_pid=$HOG_PID out=${HOG[0]} in=${HOG[1]}
+  read -r -u "$out" cpu || { echo "$0: the hog failed over ${label[$key]}" >&2; exit 1; }
   t1=$EPOCHREALTIME
-  s1=$(swapped)
-  c1=$(cpu_ticks "${pid[$1]}")
-  swapoff "${dev[$1]}"
-  echo "$t0 $t1 $c0 $c1 $s0 $s1" | awk -v hz="$hz" '{ print $2 - $1, ($4 - $3) / hz, ($6 - $5) / 256 }'
+  o1=$(vmstat pswpout) i1=$(vmstat pswpin)
+  [ -z "${pid[$key]:-}" ] || c1=$(cpu_ticks "${pid[$key]}")
+  res="$t0 $t1 $cpu $c0 $c1 $o0 $o1 $i0 $i1 $(held "$key")"
+  eval "exec $in>&- $out<&-"
+  wait "$hog_pid" || { echo "$0: the hog failed over ${label[$key]}" >&2; exit 1; }
+  hog_pid=
+  swapoff "$d"
+  [ "$key" != zr ] || echo 1 >"$zram/reset"
+  res=$(echo "$res" | awk -v hz="$hz" '{
+    print $2 - $1, $3, ($5 - $4) / hz, ($7 - $6) / 256, ($9 - $8) / 256, $10 / 1048576, $11 / 1048576, $12 / 1048576, $13 / 1048576 }')
 }
 
 : >"$tmp/raw"
 for r in $(seq "$rounds"); do
   for key in "${servers[@]}"; do
-    echo "0 $key $(run "$key")" >>"$tmp/raw"
+    run "$key"
+    echo "0 $key $res" >>"$tmp/raw"
   done
 done
 say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
-    "hashes, then verifies them, while the kernel swaps onto a loop device" \
-    "over each 512 MiB FUSE file (swap priority above any other).  Server CPU" \
-    "is the stack's user + system time during the hog (nbdfuse and its" \
-    "nbdkit summed); the kernel's swap and loop work is not counted."
+    "4 KiB pages (a SHA-256 hash repeated), then verifies them, while the" \
+    "kernel swaps onto each stack, $disk, at swap priority 32767: a loop" \
+    "device over the FUSE file of \`sgblkd --size $disk --swap --fuse DIR\`;" \
+    "\`/dev/zram0\` with lz4 itself; a loop device over nbdfuse's file," \
+    "served by \`nbdkit memory\`.  Each run discards its device (zram is" \
+    "reset instead), makes a new swap on it and takes it off afterwards." \
+    "Other swap on during the run: ${others:-none}."
 {
-  echo "| swap hog, median of $rounds | ${label[sg]} | ${label[nf]} | ${label[sg]} / ${label[nf]} |"
-  echo "| --- | ---: | ---: | ---: |"
+  echo "| swap hog, median of $rounds | ${label[sg]} | ${label[zr]} | ${label[nf]} | ${label[sg]} / ${label[zr]} | ${label[sg]} / ${label[nf]} |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
   stats '
-    function row(l, f, u,   a, b) {
-      a = med("0 sg", f); b = med("0 nf", f)
-      printf "| %s | %.2f %s | %.2f %s | %.2fx |\n", l, a, u, b, u, a / b
+    function ratio(a, b) { return b > 0 ? sprintf("%.2fx", a / b) : "n/a" }
+    function row(l, f, u, fmt,   a, z, b) {
+      a = med("0 sg", f); z = med("0 zr", f); b = med("0 nf", f)
+      printf "| %s | " fmt " %s | " fmt " %s | " fmt " %s | %s | %s |\n", l, a, u, z, u, b, u, ratio(a, z), ratio(a, b)
     }
-    END { row("time", 3, "s"); row("server CPU", 4, "s"); row("swapped out", 5, "MiB") }' "$tmp/raw"
+    END {
+      row("time", 3, "s", "%.2f")
+      row("hog CPU", 4, "s", "%.2f")
+      a = med("0 sg", 5); b = med("0 nf", 5)
+      printf "| server CPU | %.2f s | kernel | %.2f s | — | %s |\n", a, b, ratio(a, b)
+      row("swapped out", 6, "MiB", "%.0f")
+      row("swapped in", 7, "MiB", "%.0f")
+      row("memory held at the peak", 8, "MiB", "%.1f")
+      row("of which for the data", 9, "MiB", "%.1f")
+    }' "$tmp/raw"
   echo
 } >>"$md"
-say "Lower is better for time and CPU; both stacks should swap out about" \
-    "as much (all the kernel swapped meanwhile, from /proc/vmstat)."
+[ "$rounds" -gt 1 ] && say "$(stats -v names="${label[sg]}|${label[zr]}|${label[nf]}" '
+  END {
+    printf "Spread of the time between rounds, (max - min) / median:"
+    split("sg zr nf", s, " "); split(names, l, "|")
+    for (i = 1; i <= 3; i++) {
+      m = med("0 " s[i], 3)
+      printf "%s %s %.0f %%", (i > 1 ? "," : ""), l[i], (m > 0 ? (hi["0 " s[i], 3] - lo["0 " s[i], 3]) / m * 100 : 0)
+    }
+    print "."
+  }' "$tmp/raw")"
+set -- $(stats 'END { printf "%.1f %.1f %.1f", med("0 sg", 10), med("0 sg", 11), med("0 zr", 10) }' "$tmp/raw")
+say "Time is from starting the hog to its verifying the last page.  Hog CPU" \
+    "is its own user + system time: zram compresses and decompresses in" \
+    "the hog's own reclaim and page faults, so its work is counted there," \
+    "and zram has no server of its own (\"kernel\").  Server CPU is" \
+    "sgblkd's, or nbdfuse's and its nbdkit's summed, user + system time" \
+    "during the hog; the loop device's kernel workers are not counted." \
+    "Swapped out and in are all the kernel swapped meanwhile" \
+    "(\`pswpout\`, \`pswpin\` in /proc/vmstat)."
+say "Memory held at the peak is read after the hog has verified its pages," \
+    "before it exits: sgblkd's VmRSS, zram's \`mem_used_total\` from" \
+    "\`mm_stat\`, nbdfuse's and nbdkit's VmRSS summed.  \`--swap\` locks" \
+    "and preallocates sgblkd's cache memory up to the disk size at start" \
+    "(VmLck $2 MiB at the peak), so its VmRSS is about the disk size" \
+    "whatever it stores; \"for the data\" is sgblkd's own count of the" \
+    "memory its stored blocks use (they hold $1 MiB of swap; zram's hold" \
+    "$3 MiB), zram's \`mem_used_total\` again, and the VmRSS again for" \
+    "nbdkit, which stores pages as they are.  Lower is better everywhere."
 section_done
