@@ -153,12 +153,13 @@ stop ()
   pid[$1]=
 }
 
-# wait_until KEY TEST...: up to 10 s for TEST to succeed while KEY runs.
+# wait_until KEY TEST...: up to $start_timeout s (default 10) for TEST to
+# succeed while KEY runs.
 wait_until ()
 {
   local key=$1 i
   shift
-  for i in $(seq 100); do
+  for i in $(seq $(( ${start_timeout:-10} * 10 ))); do
     "$@" && return 0
     kill -0 "${pid[$key]}" 2>/dev/null || break
     sleep 0.1

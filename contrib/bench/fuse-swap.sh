@@ -30,13 +30,14 @@ limit=192 hog=768 disk=1G
 [ "$quick" = 1 ] && limit=48 hog=192 disk=512M
 
 section swap "Swap: sgblkd --swap --fuse against the kernel's zram (lz4) and nbdfuse + nbdkit memory"
-# What else the kernel may swap to, before ours go on.
-others=$(swapon --noheadings --show=NAME,TYPE,SIZE,PRIO | awk '{ $1 = $1; print }' | paste -sd ';' | sed 's/;/; /g')
 cg=$cg/sgblk-bench-$$
 mkdir "$cg"
 at_exit "for i in \$(seq 50); do rmdir '$cg' 2>/dev/null && break; sleep 0.1; done"
 echo $((limit << 20)) >"$cg/$limit_file"
 
+# --swap preallocates and locks its cache memory, the disk's size, before
+# its FUSE file appears: seconds on a busy machine.
+start_timeout=120
 start_fuse_pair "$disk" --swap
 label[sg]="sgblk --swap FUSE"
 label[zr]="zram lz4"
@@ -66,7 +67,12 @@ hog_pid=
 kill_hog () { [ -z "$hog_pid" ] || { kill -KILL "$hog_pid" 2>/dev/null; wait "$hog_pid" 2>/dev/null; hog_pid=; }; }
 at_exit kill_hog
 
-vmstat () { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
+# io DEV: "SECTORS_READ SECTORS_WRITTEN" of DEV, swap's own traffic on it.
+io () { awk '{ print $3, $7 }' "/sys/block/${1#/dev/}/stat"; }
+# busy: the machine's user + system + interrupt clock ticks, all CPUs.
+busy () { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+# swaps: the swap devices on, ours left out.
+swaps () { swapon --noheadings --show=NAME,TYPE,SIZE,PRIO | awk -v d="$1" '$1 != d { $1 = $1; print }'; }
 status_kib () { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 # held KEY: "RESIDENT DATA STORED LOCKED" bytes held at the hog's peak:
 # sgblkd's VmRSS, the "memory used" and "original" of its own count, its
@@ -86,11 +92,13 @@ held ()
 
 # run KEY: a fresh swap on KEY's device (discarded, mkswap, ahead of any
 # other swap) while the hog runs in the cgroup; sets $res to its seconds,
-# its own CPU seconds, the server's CPU seconds, the MiB the kernel
-# swapped out and in meanwhile, and "held" in MiB.
+# its own CPU seconds, the server's CPU seconds, the MiB swapped out to
+# and in from KEY's device, the rest of the machine's CPU seconds
+# meanwhile, and "held" in MiB.  Other swap seen on is kept in
+# $tmp/others.
 run ()
 {
-  local key=$1 d=${dev[$1]} t0 t1 c0=0 c1=0 o0 o1 i0 i1 cpu out in fd
+  local key=$1 d=${dev[$1]} t0 t1 c0=0 c1=0 io0 io1 b0 b1 cpu out in
   if [ "$key" = zr ]; then
     echo lz4 >"$zram/comp_algorithm"
     echo "$disk" >"$zram/disksize"
@@ -99,32 +107,38 @@ run ()
   fi
   mkswap "$d" >>"$tmp/mkswap.log" 2>&1
   swapon -p 32767 "$d"
+  swaps "$d" >>"$tmp/others"
   [ -z "${pid[$key]:-}" ] || c0=$(cpu_ticks "${pid[$key]}")
-  o0=$(vmstat pswpout) i0=$(vmstat pswpin)
+  io0=$(io "$d") b0=$(busy)
   t0=$EPOCHREALTIME
   coproc HOG { echo "$BASHPID" >"$cg/cgroup.procs"; exec python3 "$tmp/hog.py" "$hog"; }
   hog_pid=$HOG_PID out=${HOG[0]} in=${HOG[1]}
   read -r -u "$out" cpu || { echo "$0: the hog failed over ${label[$key]}" >&2; exit 1; }
   t1=$EPOCHREALTIME
-  o1=$(vmstat pswpout) i1=$(vmstat pswpin)
+  io1=$(io "$d") b1=$(busy)
   [ -z "${pid[$key]:-}" ] || c1=$(cpu_ticks "${pid[$key]}")
-  res="$t0 $t1 $cpu $c0 $c1 $o0 $o1 $i0 $i1 $(held "$key")"
+  res="$t0 $t1 $cpu $c0 $c1 $io0 $io1 $b0 $b1 $(held "$key")"
+  swaps "$d" >>"$tmp/others"
   eval "exec $in>&- $out<&-"
   wait "$hog_pid" || { echo "$0: the hog failed over ${label[$key]}" >&2; exit 1; }
   hog_pid=
   swapoff "$d"
   [ "$key" != zr ] || echo 1 >"$zram/reset"
   res=$(echo "$res" | awk -v hz="$hz" '{
-    print $2 - $1, $3, ($5 - $4) / hz, ($7 - $6) / 256, ($9 - $8) / 256, $10 / 1048576, $11 / 1048576, $12 / 1048576, $13 / 1048576 }')
+    server = ($5 - $4) / hz
+    print $2 - $1, $3, server, ($9 - $7) / 2048, ($8 - $6) / 2048, $12 / 1048576, $13 / 1048576,
+          $14 / 1048576, $15 / 1048576, ($11 - $10) / hz - $3 - server }')
 }
 
 : >"$tmp/raw"
+: >"$tmp/others"
 for r in $(seq "$rounds"); do
   for key in "${servers[@]}"; do
     run "$key"
     echo "0 $key $res" >>"$tmp/raw"
   done
 done
+others=$(sort -u "$tmp/others" | paste -sd ';' | sed 's/;/; /g')
 say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
     "4 KiB pages (a SHA-256 hash repeated), then verifies them, while the" \
     "kernel swaps onto each stack, $disk, at swap priority 32767: a loop" \
@@ -132,7 +146,7 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
     "\`/dev/zram0\` with lz4 itself; a loop device over nbdfuse's file," \
     "served by \`nbdkit memory\`.  Each run discards its device (zram is" \
     "reset instead), makes a new swap on it and takes it off afterwards." \
-    "Other swap on during the run: ${others:-none}."
+    "Other swap on during the runs: ${others:-none}."
 {
   echo "| swap hog, median of $rounds | ${label[sg]} | ${label[zr]} | ${label[nf]} | ${label[sg]} / ${label[zr]} | ${label[sg]} / ${label[nf]} |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"
@@ -164,22 +178,29 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
     }
     print "."
   }' "$tmp/raw")"
-set -- $(stats 'END { printf "%.1f %.1f %.1f", med("0 sg", 10), med("0 sg", 11), med("0 zr", 10) }' "$tmp/raw")
+set -- $(stats 'END {
+    printf "%.1f %.1f %.1f", med("0 sg", 10), med("0 sg", 11), med("0 zr", 10)
+    printf " %.2f %.2f %.2f", med("0 sg", 12), med("0 zr", 12), med("0 nf", 12)
+  }' "$tmp/raw")
 say "Time is from starting the hog to its verifying the last page.  Hog CPU" \
     "is its own user + system time: zram compresses and decompresses in" \
     "the hog's own reclaim and page faults, so its work is counted there," \
     "and zram has no server of its own (\"kernel\").  Server CPU is" \
     "sgblkd's, or nbdfuse's and its nbdkit's summed, user + system time" \
-    "during the hog; the loop device's kernel workers are not counted." \
-    "Swapped out and in are all the kernel swapped meanwhile" \
-    "(\`pswpout\`, \`pswpin\` in /proc/vmstat)."
+    "during the hog.  The loop device's kernel workers are in neither: the" \
+    "rest of the machine, they and whatever else ran, used a median of" \
+    "$4 s, $5 s and $6 s of CPU during the three stacks' runs.  Swapped" \
+    "out and in are what the kernel wrote to and read from the stack's own" \
+    "device meanwhile (its \`/sys/block\` stat)."
 say "Memory held at the peak is read after the hog has verified its pages," \
     "before it exits: sgblkd's VmRSS, zram's \`mem_used_total\` from" \
     "\`mm_stat\`, nbdfuse's and nbdkit's VmRSS summed.  \`--swap\` locks" \
     "and preallocates sgblkd's cache memory up to the disk size at start" \
     "(VmLck $2 MiB at the peak), so its VmRSS is about the disk size" \
     "whatever it stores; \"for the data\" is sgblkd's own count of the" \
-    "memory its stored blocks use (they hold $1 MiB of swap; zram's hold" \
-    "$3 MiB), zram's \`mem_used_total\` again, and the VmRSS again for" \
-    "nbdkit, which stores pages as they are.  Lower is better everywhere."
+    "memory its stored blocks use, zram's \`mem_used_total\` again, and" \
+    "the VmRSS again for nbdkit, which stores pages as they are.  The loop" \
+    "device passes no discard for freed swap slots, so sgblkd keeps every" \
+    "page once written ($1 MiB of swap at the peak), while zram drops a" \
+    "page when its slot is freed ($3 MiB).  Lower is better everywhere."
 section_done
