@@ -54,14 +54,17 @@ at_exit "swapoff /dev/zram0 2>/dev/null; echo 1 >$zram/reset"
 # them, prints its own user + system seconds, then holds its pages until
 # its standard input closes, so that the memory holding the swapped data
 # is read at its peak (zram frees a page as soon as its swap slot is).
+# It leaves without freeing its objects one by one, which would swap
+# every page in again.
 cat >"$tmp/hog.py" <<'EOF'
-import hashlib, resource, sys
+import hashlib, os, resource, sys
 n = int(sys.argv[1]) * 1024 * 1024 // 4096
 pages = [hashlib.sha256(b"%d" % i).digest() * 128 for i in range(n)]
 assert all(pages[i] == hashlib.sha256(b"%d" % i).digest() * 128 for i in range(n))
 r = resource.getrusage(resource.RUSAGE_SELF)
 print(r.ru_utime + r.ru_stime, flush=True)
 sys.stdin.read()
+os._exit(0)
 EOF
 hog_pid=
 kill_hog () { [ -z "$hog_pid" ] || { kill -KILL "$hog_pid" 2>/dev/null; wait "$hog_pid" 2>/dev/null; hog_pid=; }; }
@@ -71,8 +74,11 @@ at_exit kill_hog
 io () { awk '{ print $3, $7 }' "/sys/block/${1#/dev/}/stat"; }
 # busy: the machine's user + system + interrupt clock ticks, all CPUs.
 busy () { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
-# swaps: the swap devices on, ours left out.
-swaps () { swapon --noheadings --show=NAME,TYPE,SIZE,PRIO | awk -v d="$1" '$1 != d { $1 = $1; print }'; }
+# swaps [DEV]: the swap devices on, DEV left out ("NAME TYPE SIZE PRIO").
+swaps () { swapon --noheadings --show=NAME,TYPE,SIZE,PRIO | awk -v d="${1:-}" '$1 != d { $1 = $1; print }'; }
+# rival [DEV]: whether another swap than DEV has our priority, and would
+# share the hog's pages with DEV.
+rival () { swaps "${1:-}" | awk '$4 >= 32767 { f = 1 } END { exit !f }'; }
 status_kib () { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 # held KEY: "RESIDENT DATA STORED LOCKED" bytes held at the hog's peak:
 # sgblkd's VmRSS, the "memory used" and "original" of its own count, its
@@ -94,11 +100,12 @@ held ()
 # other swap) while the hog runs in the cgroup; sets $res to its seconds,
 # its own CPU seconds, the server's CPU seconds, the MiB swapped out to
 # and in from KEY's device, the rest of the machine's CPU seconds
-# meanwhile, and "held" in MiB.  Other swap seen on is kept in
-# $tmp/others.
+# meanwhile, and "held" in MiB.  It waits up to 2 minutes for any other
+# swap of our priority to go first; other swap seen on is kept in
+# $tmp/others, and KEY in $tmp/shared if one had our priority at the end.
 run ()
 {
-  local key=$1 d=${dev[$1]} t0 t1 c0=0 c1=0 io0 io1 b0 b1 cpu out in
+  local key=$1 d=${dev[$1]} i t0 t1 c0=0 c1=0 io0 io1 b0 b1 cpu out in
   if [ "$key" = zr ]; then
     echo lz4 >"$zram/comp_algorithm"
     echo "$disk" >"$zram/disksize"
@@ -106,6 +113,7 @@ run ()
     blkdiscard -f "$d" >>"$tmp/mkswap.log" 2>&1
   fi
   mkswap "$d" >>"$tmp/mkswap.log" 2>&1
+  for i in $(seq 120); do rival || break; sleep 1; done
   swapon -p 32767 "$d"
   swaps "$d" >>"$tmp/others"
   [ -z "${pid[$key]:-}" ] || c0=$(cpu_ticks "${pid[$key]}")
@@ -119,6 +127,7 @@ run ()
   [ -z "${pid[$key]:-}" ] || c1=$(cpu_ticks "${pid[$key]}")
   res="$t0 $t1 $cpu $c0 $c1 $io0 $io1 $b0 $b1 $(held "$key")"
   swaps "$d" >>"$tmp/others"
+  ! rival "$d" || echo "$key" >>"$tmp/shared"
   eval "exec $in>&- $out<&-"
   wait "$hog_pid" || { echo "$0: the hog failed over ${label[$key]}" >&2; exit 1; }
   hog_pid=
@@ -132,6 +141,7 @@ run ()
 
 : >"$tmp/raw"
 : >"$tmp/others"
+: >"$tmp/shared"
 for r in $(seq "$rounds"); do
   for key in "${servers[@]}"; do
     run "$key"
@@ -139,6 +149,7 @@ for r in $(seq "$rounds"); do
   done
 done
 others=$(sort -u "$tmp/others" | paste -sd ';' | sed 's/;/; /g')
+shared=$(wc -l <"$tmp/shared")
 say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
     "4 KiB pages (a SHA-256 hash repeated), then verifies them, while the" \
     "kernel swaps onto each stack, $disk, at swap priority 32767: a loop" \
@@ -146,7 +157,9 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
     "\`/dev/zram0\` with lz4 itself; a loop device over nbdfuse's file," \
     "served by \`nbdkit memory\`.  Each run discards its device (zram is" \
     "reset instead), makes a new swap on it and takes it off afterwards." \
-    "Other swap on during the runs: ${others:-none}."
+    "Other swap on during the runs: ${others:-none}$([ "$shared" = 0 ] ||
+      echo "; $shared of the $((rounds * 3)) runs ended with another swap of" \
+           "the same priority on, which took part of the pages")."
 {
   echo "| swap hog, median of $rounds | ${label[sg]} | ${label[zr]} | ${label[nf]} | ${label[sg]} / ${label[zr]} | ${label[sg]} / ${label[nf]} |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"
