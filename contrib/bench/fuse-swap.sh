@@ -70,8 +70,9 @@ hog_pid=
 kill_hog () { [ -z "$hog_pid" ] || { kill -KILL "$hog_pid" 2>/dev/null; wait "$hog_pid" 2>/dev/null; hog_pid=; }; }
 at_exit kill_hog
 
-# io DEV: "SECTORS_READ SECTORS_WRITTEN" of DEV, swap's own traffic on it.
-io () { awk '{ print $3, $7 }' "/sys/block/${1#/dev/}/stat"; }
+# io DEV: "READS SECTORS_READ READ_MS SECTORS_WRITTEN" of DEV, swap's own
+# traffic on it (READ_MS: the time reads took, added up).
+io () { awk '{ print $1, $3, $4, $7 }' "/sys/block/${1#/dev/}/stat"; }
 # busy: the machine's user + system + interrupt clock ticks, all CPUs.
 busy () { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
 # swaps [DEV]: the swap devices on, DEV left out ("NAME TYPE SIZE PRIO").
@@ -99,10 +100,11 @@ held ()
 # run KEY: a fresh swap on KEY's device (discarded, mkswap, ahead of any
 # other swap) while the hog runs in the cgroup; sets $res to its seconds,
 # its own CPU seconds, the server's CPU seconds, the MiB swapped out to
-# and in from KEY's device, the rest of the machine's CPU seconds
-# meanwhile, and "held" in MiB.  It waits up to 2 minutes for any other
-# swap of our priority to go first; other swap seen on is kept in
-# $tmp/others, and KEY in $tmp/shared if one had our priority at the end.
+# and in from KEY's device, "held" in MiB, the rest of the machine's CPU
+# seconds meanwhile, the reads of KEY's device and their mean time in µs.
+# It waits up to 2 minutes for any other swap of our priority to go
+# first; other swap seen on is kept in $tmp/others, and KEY in
+# $tmp/shared if one had our priority at the end.
 run ()
 {
   local key=$1 d=${dev[$1]} i t0 t1 c0=0 c1=0 io0 io1 b0 b1 cpu out in
@@ -134,9 +136,10 @@ run ()
   swapoff "$d"
   [ "$key" != zr ] || echo 1 >"$zram/reset"
   res=$(echo "$res" | awk -v hz="$hz" '{
-    server = ($5 - $4) / hz
-    print $2 - $1, $3, server, ($9 - $7) / 2048, ($8 - $6) / 2048, $12 / 1048576, $13 / 1048576,
-          $14 / 1048576, $15 / 1048576, ($11 - $10) / hz - $3 - server }')
+    server = ($5 - $4) / hz; reads = $10 - $6
+    print $2 - $1, $3, server, ($13 - $9) / 2048, ($11 - $7) / 2048, $16 / 1048576, $17 / 1048576,
+          $18 / 1048576, $19 / 1048576, ($15 - $14) / hz - $3 - server,
+          reads, (reads > 0 ? ($12 - $8) * 1000 / reads : 0) }')
 }
 
 : >"$tmp/raw"
@@ -165,9 +168,10 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"
   stats '
     function ratio(a, b) { return b > 0 ? sprintf("%.2fx", a / b) : "n/a" }
+    function fig(fmt, x, u) { return sprintf(fmt, x) (u == "" ? "" : " " u) }
     function row(l, f, u, fmt,   a, z, b) {
       a = med("0 sg", f); z = med("0 zr", f); b = med("0 nf", f)
-      printf "| %s | " fmt " %s | " fmt " %s | " fmt " %s | %s | %s |\n", l, a, u, z, u, b, u, ratio(a, z), ratio(a, b)
+      printf "| %s | %s | %s | %s | %s | %s |\n", l, fig(fmt, a, u), fig(fmt, z, u), fig(fmt, b, u), ratio(a, z), ratio(a, b)
     }
     END {
       row("time", 3, "s", "%.2f")
@@ -176,6 +180,8 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
       printf "| server CPU | %.2f s | kernel | %.2f s | — | %s |\n", a, b, ratio(a, b)
       row("swapped out", 6, "MiB", "%.0f")
       row("swapped in", 7, "MiB", "%.0f")
+      row("swap-in reads", 13, "", "%.0f")
+      row("mean read time", 14, "µs", "%.1f")
       row("memory held at the peak", 8, "MiB", "%.1f")
       row("of which for the data", 9, "MiB", "%.1f")
     }' "$tmp/raw"
@@ -204,7 +210,14 @@ say "Time is from starting the hog to its verifying the last page.  Hog CPU" \
     "rest of the machine, they and whatever else ran, used a median of" \
     "$4 s, $5 s and $6 s of CPU during the three stacks' runs.  Swapped" \
     "out and in are what the kernel wrote to and read from the stack's own" \
-    "device meanwhile (its \`/sys/block\` stat)."
+    "device meanwhile, and the swap-in reads are the reads it completed," \
+    "with the mean time from submitting one to its end, which the hog" \
+    "waits out in its page fault (the device's \`/sys/block\` stat): zram," \
+    "a synchronous device, is read a page at a time in the fault itself;" \
+    "a loop device is read with swap readahead, up to" \
+    "$((1 << $(cat /proc/sys/vm/page-cluster 2>/dev/null || echo 3))) pages a read" \
+    "(\`vm.page-cluster\`), through the loop device's worker, FUSE and the" \
+    "server.  The aim: sgblk's time within 1.05x of zram's."
 say "Memory held at the peak is read after the hog has verified its pages," \
     "before it exits: sgblkd's VmRSS, zram's \`mem_used_total\` from" \
     "\`mm_stat\`, nbdfuse's and nbdkit's VmRSS summed.  \`--swap\` locks" \
