@@ -196,7 +196,10 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
       printf "%s %s %.0f %%", (i > 1 ? "," : ""), l[i], (m > 0 ? (hi["0 " s[i], 3] - lo["0 " s[i], 3]) / m * 100 : 0)
     }
     print "."
-  }' "$tmp/raw")"
+  }' "$tmp/raw")  Each round's time, in order: $(for key in "${servers[@]}"; do
+    awk -v k="$key" -v l="${label[$key]}" '$2 == k { t = t sprintf(" %.2f", $3) } END { printf "%s%s s", l, t }' "$tmp/raw"
+    [ "$key" = "${servers[-1]}" ] && echo . || echo -n '; '
+  done)"
 set -- $(stats 'END {
     printf "%.1f %.1f %.1f", med("0 sg", 10), med("0 sg", 11), med("0 zr", 10)
     printf " %.2f %.2f %.2f", med("0 sg", 12), med("0 zr", 12), med("0 nf", 12)
