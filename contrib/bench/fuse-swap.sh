@@ -224,11 +224,11 @@ say "Time is from starting the hog to its verifying the last page.  Hog CPU" \
 say "Memory held at the peak is read after the hog has verified its pages," \
     "before it exits: sgblkd's VmRSS, zram's \`mem_used_total\` from" \
     "\`mm_stat\`, nbdfuse's and nbdkit's VmRSS summed.  \`--swap\` locks" \
-    "and preallocates sgblkd's cache memory up to the disk size at start" \
-    "(VmLck $2 MiB at the peak), so its VmRSS is about the disk size" \
-    "whatever it stores; \"for the data\" is sgblkd's own count of the" \
-    "memory its stored blocks use, zram's \`mem_used_total\` again, and" \
-    "the VmRSS again for nbdkit, which stores pages as they are.  The loop" \
+    "sgblkd's memory, the reserve its cache takes memory from included" \
+    "(VmLck $2 MiB at the peak), so its VmRSS counts that reserve, not only" \
+    "what it stores; \"for the data\" is sgblkd's own count of the memory" \
+    "its stored blocks use, zram's \`mem_used_total\` again, and the VmRSS" \
+    "again for nbdkit, which stores pages as they are.  The loop" \
     "device passes no discard for freed swap slots, so sgblkd keeps every" \
     "page once written ($1 MiB of swap at the peak), while zram drops a" \
     "page when its slot is freed ($3 MiB).  Lower is better everywhere."
