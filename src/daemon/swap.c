@@ -44,7 +44,7 @@
  * each thread started. */
 #define SWAP_QUEUE 256
 #define SWAP_MAX_PAYLOAD (2u << 20)
-#define SWAP_THREAD_STACK (2u << 20)
+#define SWAP_THREAD_STACK (512u << 10)
 
 /* Without --mem-limit, swap mode caps the in-memory disk at half the
  * machine's memory, or the disk size if that is less: a cap, not an
@@ -91,8 +91,14 @@ daemon_swap_prepare (struct daemon_stack *d)
 
   /* Threads started from now on (connections, FUSE workers) get stacks
    * of SWAP_THREAD_STACK: every byte of a stack is locked and resident
-   * under mlockall, and the I/O path needs a small fraction of glibc's
-   * 8 MiB default. */
+   * under mlockall, and glibc keeps the stacks of threads that exited
+   * for the next ones, so each connection ever open at once costs its
+   * stack for good.  Measured without --swap after the test suite's I/O,
+   * a connection's or FUSE worker's stack had 160 KiB resident, 144 KiB
+   * of it the thread's static TLS (the cache's block buffers), which
+   * glibc carves from the same size: 512 KiB leaves over ten times what
+   * the I/O path used.  With 2 MiB, nbdcopy's 4 connections alone grew
+   * the daemon by 8 MiB. */
   pthread_attr_t attr;
   if (pthread_attr_init (&attr) == 0) {
     if (pthread_attr_setstacksize (&attr, SWAP_THREAD_STACK) != 0 ||
