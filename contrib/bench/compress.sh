@@ -91,8 +91,8 @@ sgblk_used ()
 }
 
 {
-  echo "| sample | sgblkd | zram lz4 memory | memory used / zram: after copy | after idle LZ4HC | RSS growth / zram: after copy | after idle LZ4HC | idle pass, one core |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| sample, sgblkd | zram lz4 memory | memory used / zram: after copy | after idle LZ4HC | RSS growth / zram: after copy | after idle LZ4HC | idle pass, one core |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 } >"$tmp/table"
 for s in ext4 libs; do
   zu=$(zram_used "$tmp/$s")
@@ -101,7 +101,7 @@ for s in ext4 libs; do
     awk -v s="$s" -v m="$mib" -v mode="$mode" -v zu="$zu" -v u0="$used0" -v u1="$used1" \
         -v g0="$grew0" -v g1="$grew1" -v rate="$rate" 'BEGIN {
       M = 1048576
-      printf "| %s (%d MiB) | %s | %.1f MiB | %.3f | %.3f | %.3f | %.3f | %.0f MB/s |\n",
+      printf "| %s (%d MiB), %s | %.1f MiB | %.3f | %.3f | %.3f | %.3f | %.0f MB/s |\n",
         s, m, mode == "swap" ? "`--swap`" : "plain", zu / M, u0 / zu, u1 / zu, g0 / zu, g1 / zu, rate }' >>"$tmp/table"
   done
 done
