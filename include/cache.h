@@ -54,6 +54,10 @@ struct cache_config {
   const char *spill_path;   /* memory mode: the scratch spill file; NULL = none
                              * (needs mem_limit) */
   bool io_flusher;          /* background threads mark themselves I/O flushers */
+  bool defer_threads;       /* start the background threads (write-back, idle
+                             * pass, spiller) only with cache_start_threads:
+                             * a daemon forks after building its stack, and a
+                             * fork keeps no thread but the caller */
 };
 
 /* Write times are kept modulo 2^16 seconds; idleness is judged below half that. */
@@ -108,6 +112,9 @@ struct cache_stats {
 /* NULL with errno (EINVAL for a bad block size or size, ENOMEM).  With
  * CACHE_MODE_OFF and a backing store, returns the backing store itself. */
 struct store *cache_create (const struct cache_config *cfg);
+/* Start the background threads of a cache made with defer_threads (a
+ * no-op for those already running).  -1 with errno (EINVAL: not a cache). */
+int cache_start_threads (struct store *s);
 /* -1 with EINVAL if s is not a cache. */
 int cache_get_stats (struct store *s, struct cache_stats *st);
 /* Swap mode: from now on the map's I/O path never maps, touches new

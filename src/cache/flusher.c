@@ -200,6 +200,7 @@ flusher (void *arg)
   struct cache *k = arg;
 
   cache_thread_setup (k);
+  pthread_setname_np (pthread_self (), "sgblk-flush");
   pthread_mutex_lock (&k->flock);
   while (!k->stopping) {
     if (!k->kicked) {
@@ -239,12 +240,17 @@ cache_flusher_start (struct cache *k)
   pthread_mutex_init (&k->flock, NULL);
   pthread_cond_init (&k->fcond, NULL);
   pthread_cond_init (&k->progress, NULL);
-  if (cache_thread_start (k, &k->flusher, flusher, k) == -1) {
-    int e = errno;
-    free (k->wbuf);
-    errno = e;
+  k->flusher_ready = true;
+  return 0;
+}
+
+int
+cache_flusher_run (struct cache *k)
+{
+  if (!k->flusher_ready || k->flusher_running)
+    return 0;
+  if (cache_thread_start (k, &k->flusher, flusher, k) == -1)
     return -1;
-  }
   k->flusher_running = true;
   return 0;
 }
@@ -252,16 +258,19 @@ cache_flusher_start (struct cache *k)
 void
 cache_flusher_stop (struct cache *k)
 {
-  if (!k->flusher_running)
+  if (!k->flusher_ready)
     return;
-  pthread_mutex_lock (&k->flock);
-  k->stopping = true;
-  pthread_cond_signal (&k->fcond);
-  pthread_mutex_unlock (&k->flock);
-  pthread_join (k->flusher, NULL);
-  k->flusher_running = false;
+  if (k->flusher_running) {
+    pthread_mutex_lock (&k->flock);
+    k->stopping = true;
+    pthread_cond_signal (&k->fcond);
+    pthread_mutex_unlock (&k->flock);
+    pthread_join (k->flusher, NULL);
+    k->flusher_running = false;
+  }
   pthread_cond_destroy (&k->fcond);
   pthread_cond_destroy (&k->progress);
   pthread_mutex_destroy (&k->flock);
   free (k->wbuf);
+  k->flusher_ready = false;
 }

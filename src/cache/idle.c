@@ -378,6 +378,7 @@ idle_thread (void *arg)
   unsigned every = k->recomp_idle / 2 ? k->recomp_idle / 2 : 1, waited = 0;
 
   cache_thread_setup (k);
+  pthread_setname_np (pthread_self (), "sgblk-idle");
   (void) setpriority (PRIO_PROCESS, (id_t) gettid (), 19);
   pthread_mutex_lock (&d->lock);
   while (!d->stopping) {
@@ -431,12 +432,18 @@ cache_idle_start (struct cache *k)
   pthread_mutex_init (&d->pass_lock, NULL);
   k->idle = d;
   cache_tick (k);
-  if (cache_thread_start (k, &d->thread, idle_thread, k) == -1) {
-    int e = errno;
-    cache_idle_stop (k);
-    errno = e;
+  return 0;
+}
+
+int
+cache_idle_run (struct cache *k)
+{
+  struct cache_idle *d = k->idle;
+
+  if (d == NULL || d->running)
+    return 0;
+  if (cache_thread_start (k, &d->thread, idle_thread, k) == -1)
     return -1;
-  }
   d->running = true;
   return 0;
 }

@@ -129,7 +129,7 @@ struct cache {
 
   /* Flusher thread (backing mode). */
   pthread_t flusher;
-  bool flusher_running;
+  bool flusher_ready, flusher_running;
   pthread_mutex_t flock;
   pthread_cond_t fcond;            /* wakes the flusher */
   pthread_cond_t progress;         /* wakes writers waiting for room */
@@ -186,7 +186,8 @@ int cache_decode (struct cache *k, uint64_t b, uint8_t *out);
 int cache_writeback (struct cache *k, uint64_t first, uint64_t end, bool fua);
 unsigned cache_evict (struct cache *k);         /* no lock held; blocks freed */
 int cache_make_room (struct cache *k);          /* evict, or wait for write-back */
-int cache_flusher_start (struct cache *k);
+int cache_flusher_start (struct cache *k);     /* its memory; no thread yet */
+int cache_flusher_run (struct cache *k);       /* its thread */
 void cache_flusher_stop (struct cache *k);
 void cache_flusher_kick (struct cache *k, bool urgent);
 /* Start a background thread with a small stack (its stack is locked in
@@ -197,11 +198,13 @@ void cache_thread_setup (struct cache *k);     /* first thing in such a thread *
 void cache_tick (struct cache *k);
 
 /* idle.c: recompression of blocks not written for recomp_idle seconds. */
-int cache_idle_start (struct cache *k);
+int cache_idle_start (struct cache *k);        /* its memory; no thread yet */
+int cache_idle_run (struct cache *k);          /* its thread */
 void cache_idle_stop (struct cache *k);
 
 /* spill.c: the spill file of the in-memory disk. */
-int cache_spill_open (struct cache *k, const char *path);
+int cache_spill_open (struct cache *k, const char *path);   /* no thread yet */
+int cache_spill_run (struct cache *k);         /* the spiller thread */
 void cache_spill_close (struct cache *k);
 /* Slot 'slot' into buf (block size, 4096-aligned).  -1 with errno. */
 int cache_spill_read (struct cache *k, uint64_t slot, uint8_t *buf);

@@ -833,7 +833,27 @@ cache_create (const struct cache_config *cfg)
   }
   else
     k->s.caps = STORE_CAP_TRIM | STORE_CAP_FAST_ZERO | STORE_CAP_EXTENTS | STORE_CAP_MEMORY;
+  if (!cfg->defer_threads && cache_start_threads (&k->s) == -1) {
+    int e = errno;
+    cache_flusher_stop (k);
+    k->backing = NULL;               /* still the caller's */
+    destroy (k);
+    errno = e;
+    return NULL;
+  }
   return &k->s;
+}
+
+int
+cache_start_threads (struct store *s)
+{
+  struct cache *k = cache_of (s);
+
+  if (k == NULL)
+    return -1;
+  if (cache_flusher_run (k) == -1 || cache_idle_run (k) == -1 || cache_spill_run (k) == -1)
+    return -1;
+  return 0;
 }
 
 int

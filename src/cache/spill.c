@@ -389,6 +389,7 @@ spiller (void *arg)
   struct cache_spill *sp = k->spill;
 
   cache_thread_setup (k);
+  pthread_setname_np (pthread_self (), "sgblk-spill");
   pthread_mutex_lock (&sp->tlock);
   while (!sp->stopping) {
     if (!sp->kicked) {
@@ -504,12 +505,24 @@ cache_spill_open (struct cache *k, const char *path)
   /* Touched now: in swap mode nothing may fault in while spilling. */
   memset (sp->buf, 0, SPILL_BATCH_BYTES);
   sp->fd = open_file (path);
-  if (sp->fd == -1 || cache_thread_start (k, &sp->thread, spiller, k) == -1) {
+  if (sp->fd == -1) {
     int e = errno;
     cache_spill_close (k);
     errno = e;
     return -1;
   }
+  return 0;
+}
+
+int
+cache_spill_run (struct cache *k)
+{
+  struct cache_spill *sp = k->spill;
+
+  if (sp == NULL || sp->running)
+    return 0;
+  if (cache_thread_start (k, &sp->thread, spiller, k) == -1)
+    return -1;
   sp->running = true;
   return 0;
 }

@@ -58,6 +58,7 @@ open_store (struct daemon_stack *d)
     .mode = CACHE_MODE_WRITEBACK,
     .recompress_idle = o->recompress_idle,
     .io_flusher = o->swap,
+    .defer_threads = true,         /* started by daemon_stack_start, after the fork */
   };
   struct store *file;
 
@@ -222,6 +223,12 @@ start_fuse (struct daemon_stack *d)
 int
 daemon_stack_start (struct daemon_stack *d)
 {
+  /* The cache's threads (write-back, idle pass, spiller) start here, not
+   * when it is built: the daemon forks in between, and a child keeps no
+   * thread but the one that forked. */
+  if (cache_get_stats (d->store, &(struct cache_stats) { 0 }) == 0 &&
+      cache_start_threads (d->store) == -1)
+    FAIL (errno, "cannot start the cache's threads: %m");
   if (nbd_server_start (d->srv) == -1)
     FAIL (errno, "cannot start the NBD server: %m");
   if (d->opt->fuse_mount && start_fuse (d) == -1)
