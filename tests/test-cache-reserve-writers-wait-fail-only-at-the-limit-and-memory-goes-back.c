@@ -50,6 +50,7 @@ struct run {
   uint64_t quota;
   atomic_uint_fast64_t written;
   atomic_uint failures_not_enospc, failures;
+  atomic_uint finished;            /* writers that wrote all their blocks */
   uint64_t data_at_failure_min;    /* the data's memory when a write failed */
   pthread_mutex_t lock;
   uint8_t *ok;                     /* per block: written and not trimmed */
@@ -117,8 +118,9 @@ write_loop (void *arg)
       atomic_fetch_add (&r->failures_not_enospc, 1);
     }
     if (r->to_first_failure)
-      break;
+      return NULL;
   }
+  atomic_fetch_add (&r->finished, 1);
   return NULL;
 }
 
@@ -208,7 +210,10 @@ writers_on_a_tiny_reserve_wait_and_fail_only_at_the_limit (void **state)
                  (unsigned long long) data, (unsigned long long) cs.reserve_waits,
                  (unsigned long long) cs.reserve_refills);
   assert_int_equal (atomic_load (&r->failures_not_enospc), 0);
-  assert_int_equal (atomic_load (&r->failures), r->nthreads);   /* each stopped at the limit */
+  /* Each writer stopped at the limit, but one whose blocks compress may
+   * have written all of them first, while the others were slower. */
+  assert_true (atomic_load (&r->failures) >= 1);
+  assert_int_equal (atomic_load (&r->failures) + atomic_load (&r->finished), r->nthreads);
   /* Failed only at the limit: the data took all of it, bar a chunk a
    * class and a run of descriptors (a few dozen KiB each). */
   assert_true (r->data_at_failure_min >= limit - (256u << 10));
