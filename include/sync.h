@@ -5,7 +5,8 @@
  * sleeping: on a small machine that saves a futex round trip and a context
  * switch on most contention.  And every pool of worker threads that is
  * not given a size gets one per online CPU, from one place; and the
- * monotonic clock in nanoseconds has one definition.
+ * monotonic clock in nanoseconds, and the deadline a default condition
+ * variable's timed wait wants, have one definition each.
  */
 #ifndef SGBLK_SYNC_H
 #define SGBLK_SYNC_H
@@ -46,6 +47,20 @@ sync_now_ns (void)
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* The CLOCK_REALTIME time ns from now: the deadline of a timed wait on a
+ * condition variable made with default attributes. */
+static inline struct timespec
+sync_deadline_ns (uint64_t ns)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ns += (uint64_t) ts.tv_nsec;
+  ts.tv_sec += (time_t) (ns / 1000000000u);
+  ts.tv_nsec = (long) (ns % 1000000000u);
+  return ts;
 }
 
 #endif

@@ -24,6 +24,7 @@
 
 
 #include "internal.h"
+#include "sync.h"
 
 static bool
 is_zero_block (const struct cmeta *m)
@@ -163,9 +164,7 @@ cache_make_room (struct cache *k)
   uint64_t pass = k->passes_started + 1;   /* the first pass to see the kick */
   k->kicked = true;
   pthread_cond_signal (&k->fcond);
-  struct timespec dl;
-  clock_gettime (CLOCK_REALTIME, &dl);
-  dl.tv_sec += 1;
+  struct timespec dl = sync_deadline_ns (1000000000u);
   while (k->st.written_back == before && k->passes_done < pass &&
          pthread_cond_timedwait (&k->progress, &k->flock, &dl) != ETIMEDOUT)
     ;
@@ -204,9 +203,7 @@ flusher (void *arg)
   pthread_mutex_lock (&k->flock);
   while (!k->stopping) {
     if (!k->kicked) {
-      struct timespec dl;
-      clock_gettime (CLOCK_REALTIME, &dl);
-      dl.tv_sec += 1;
+      struct timespec dl = sync_deadline_ns (1000000000u);
       pthread_cond_timedwait (&k->fcond, &k->flock, &dl);
     }
     k->kicked = false;

@@ -327,11 +327,7 @@ throttle (struct cache_idle *d, uint64_t cpu0, uint64_t wall0)
 
   pthread_mutex_lock (&d->lock);
   if (want > wall && !d->stopping) {
-    struct timespec dl;
-    clock_gettime (CLOCK_REALTIME, &dl);
-    uint64_t ns = (uint64_t) dl.tv_nsec + (want - wall);
-    dl.tv_sec += (time_t) (ns / 1000000000u);
-    dl.tv_nsec = (long) (ns % 1000000000u);
+    struct timespec dl = sync_deadline_ns (want - wall);
     pthread_cond_timedwait (&d->wake, &d->lock, &dl);
   }
   stop = d->stopping;
@@ -382,9 +378,7 @@ idle_thread (void *arg)
   (void) setpriority (PRIO_PROCESS, (id_t) gettid (), 19);
   pthread_mutex_lock (&d->lock);
   while (!d->stopping) {
-    struct timespec dl;
-    clock_gettime (CLOCK_REALTIME, &dl);
-    dl.tv_sec += 1;
+    struct timespec dl = sync_deadline_ns (1000000000u);
     pthread_cond_timedwait (&d->wake, &d->lock, &dl);
     if (d->stopping)
       break;

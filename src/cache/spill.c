@@ -393,9 +393,7 @@ spiller (void *arg)
   pthread_mutex_lock (&sp->tlock);
   while (!sp->stopping) {
     if (!sp->kicked) {
-      struct timespec dl;
-      clock_gettime (CLOCK_REALTIME, &dl);
-      dl.tv_sec += 1;
+      struct timespec dl = sync_deadline_ns (1000000000u);
       pthread_cond_timedwait (&sp->wake, &sp->tlock, &dl);
     }
     if (sp->stopping)

@@ -45,6 +45,7 @@
 
 #include "fusefront.h"
 #include "log.h"
+#include "sync.h"
 
 #define FUSE_THREADS FUSE_FRONT_THREADS
 #define DISK_FH 1                      /* fi->fh of the disk file */
@@ -70,10 +71,8 @@ struct fuse_front {
 static void
 warm_up_wait (struct fuse_front *ff)
 {
-  struct timespec deadline;
+  struct timespec deadline = sync_deadline_ns (10 * UINT64_C (1000000000));
 
-  clock_gettime (CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += 10;
   pthread_mutex_lock (&ff->warm_lock);
   if (atomic_load (&ff->warm_target) && ++ff->warm_in >= ff->warm_target)
     pthread_cond_broadcast (&ff->warm_cond);

@@ -168,9 +168,7 @@ nbd_conn_drain (struct nbd_conn *c)
   pthread_mutex_lock (&c->lock);
   while (c->inflight > 0) {
     uint64_t before = c->completions;
-    struct timespec dl;
-    clock_gettime (CLOCK_REALTIME, &dl);
-    dl.tv_sec += NBD_CLEANUP_TIMEOUT;
+    struct timespec dl = sync_deadline_ns (NBD_CLEANUP_TIMEOUT * UINT64_C (1000000000));
     int r = 0;
     while (c->inflight > 0 && c->completions == before && r != ETIMEDOUT)
       r = pthread_cond_timedwait (&c->cond, &c->lock, &dl);

@@ -326,9 +326,7 @@ nbd_server_stop (struct nbd_server *s)
   for (struct nbd_conn *c = s->conns; c; c = c->next_conn)
     shutdown (c->fd, atomic_load (&c->state) == NBD_CONN_HANDSHAKE ? SHUT_RDWR : SHUT_RD);
   bool aborted = false;
-  struct timespec dl;
-  clock_gettime (CLOCK_REALTIME, &dl);
-  dl.tv_sec += NBD_STOP_GRACE;
+  struct timespec dl = sync_deadline_ns (NBD_STOP_GRACE * UINT64_C (1000000000));
   while (s->nconns > 0) {
     if (pthread_cond_timedwait (&s->ccond, &s->clock, &dl) != ETIMEDOUT)
       continue;
