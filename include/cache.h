@@ -113,7 +113,8 @@ struct cache_stats {
  * CACHE_MODE_OFF and a backing store, returns the backing store itself. */
 struct store *cache_create (const struct cache_config *cfg);
 /* Start the background threads of a cache made with defer_threads (a
- * no-op for those already running).  -1 with errno (EINVAL: not a cache). */
+ * no-op for those already running, and for a store that is not a cache).
+ * -1 with errno. */
 int cache_start_threads (struct store *s);
 /* -1 with EINVAL if s is not a cache. */
 int cache_get_stats (struct store *s, struct cache_stats *st);

@@ -847,10 +847,9 @@ cache_create (const struct cache_config *cfg)
 int
 cache_start_threads (struct store *s)
 {
-  struct cache *k = cache_of (s);
-
-  if (k == NULL)
-    return -1;
+  if (s == NULL || s->ops != &cache_ops)
+    return 0;                        /* no cache (--cache-mode off): no threads */
+  struct cache *k = (struct cache *) s;
   if (cache_flusher_run (k) == -1 || cache_idle_run (k) == -1 || cache_spill_run (k) == -1)
     return -1;
   return 0;

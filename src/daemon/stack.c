@@ -226,8 +226,7 @@ daemon_stack_start (struct daemon_stack *d)
   /* The cache's threads (write-back, idle pass, spiller) start here, not
    * when it is built: the daemon forks in between, and a child keeps no
    * thread but the one that forked. */
-  if (cache_get_stats (d->store, &(struct cache_stats) { 0 }) == 0 &&
-      cache_start_threads (d->store) == -1)
+  if (cache_start_threads (d->store) == -1)
     FAIL (errno, "cannot start the cache's threads: %m");
   if (nbd_server_start (d->srv) == -1)
     FAIL (errno, "cannot start the NBD server: %m");
