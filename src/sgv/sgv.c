@@ -25,6 +25,11 @@
  * are unlinked onto a private chain first and released afterwards.  A cache
  * hit makes no allocator call at all.
  *
+ * A data block of SGV_MAP_MIN bytes or more is a mapping of its own,
+ * unmapped when the vector is destroyed: malloc raises its mmap threshold
+ * past every large block freed and then keeps such blocks in its heap,
+ * so the memory of vectors flushed or trimmed would stay resident.
+ *
  * A fixed pool (prefilled, see sgv.h) skips the allocator entirely: a miss
  * takes a larger idle vector (describe() only needs capacity >= len) or
  * waits on 'returned' for a free.
@@ -37,6 +42,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "sgv.h"
@@ -45,6 +51,7 @@
 #define NR_ORDERS (SGV_MAX_ORDER + 1)
 #define DEFAULT_CACHE_LIMIT (64u * 1024 * 1024)
 #define DEFAULT_IDLE_NS 1000000000ull
+#define SGV_MAP_MIN (128u * 1024)
 
 /* The pool's view of a vector.  'v' must stay first: users hold &vec->v. */
 struct vec {
@@ -120,7 +127,12 @@ vec_new (int order)
   x = malloc (sizeof *x + (size_t) ents * sizeof (struct iovec));
   if (x == NULL)
     return NULL;
-  r = posix_memalign (&data, SGV_PAGE, cap);
+  if (cap >= SGV_MAP_MIN) {
+    data = mmap (NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    r = data == MAP_FAILED ? errno : 0;
+  }
+  else
+    r = posix_memalign (&data, SGV_PAGE, cap);
   if (r != 0) {
     free (x);
     errno = r;
@@ -140,7 +152,10 @@ vec_new (int order)
 static void
 vec_destroy (struct vec *x)
 {
-  free (x->data);
+  if (x->v.capacity >= SGV_MAP_MIN)
+    munmap (x->data, x->v.capacity);
+  else
+    free (x->data);
   free (x);
 }
 
