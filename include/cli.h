@@ -33,6 +33,8 @@ struct cli_options {
   unsigned threads;            /* 0 = number of CPUs */
   unsigned handshake_timeout;  /* seconds; 0 = NBD's default */
   unsigned busy_poll_us;       /* NBD sessions poll this long before sleeping; 0 = never */
+  unsigned max_connections;    /* NBD connections at once; 0 = from the descriptor limit */
+  unsigned idle_timeout;       /* seconds an idle NBD connection is kept; 0 = forever */
   bool foreground;
   const char *pidfile;
   int verbose;

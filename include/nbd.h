@@ -51,6 +51,10 @@ struct nbd_server_config {
                                 * transmission; 0 = NBD_HANDSHAKE_TIMEOUT */
   unsigned busy_poll_us;       /* microseconds a session polls for its next
                                 * request before it sleeps; 0 = never */
+  unsigned max_connections;    /* served at once; 0 = from RLIMIT_NOFILE
+                                * (server.c) */
+  unsigned idle_timeout;       /* seconds a connection with nothing in flight
+                                * may send nothing; 0 = forever */
   struct nbd_export *exports;
   unsigned nexports;
 };
@@ -60,6 +64,9 @@ struct nbd_server_stats {
   uint64_t requests, errors, bytes_read, bytes_written;
   uint64_t handshake_failures;
   uint64_t cleanup_stuck;    /* cleanups that ended on lack of progress */
+  uint64_t refused;          /* connections refused (limit, descriptors) */
+  uint64_t idle_closed;      /* connections closed by the idle timeout */
+  uint64_t max_connections;  /* the limit in force */
 };
 
 struct nbd_server;

@@ -176,6 +176,12 @@ main (int argc, char **argv)
 #endif
   if (daemon_stack_start (&d) == -1)
     goto out;
+  if (d.srv && (opt.nunix > 0 || opt.port > 0)) {
+    struct nbd_server_stats ns;
+    nbd_server_get_stats (d.srv, &ns);
+    log_info ("serving at most %" PRIu64 " NBD connections at once%s", ns.max_connections,
+              opt.max_connections ? "" : " (from the descriptor limit; --max-connections)");
+  }
   tell_parent (&ready_fd, 0);
 
   for (;;) {

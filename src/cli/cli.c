@@ -31,6 +31,8 @@ enum {
   OPT_BUSY_POLL,
   OPT_RECOMPRESS_IDLE,
   OPT_SPILL,
+  OPT_MAX_CONNECTIONS,
+  OPT_IDLE_TIMEOUT,
 };
 
 static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -54,6 +56,8 @@ static const struct option long_opts[] = {
   { "swap",        no_argument,       NULL, OPT_SWAP },
   { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
   { "busy-poll",   required_argument, NULL, OPT_BUSY_POLL },
+  { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+  { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
   { "recompress-idle", required_argument, NULL, OPT_RECOMPRESS_IDLE },
   { "spill",       required_argument, NULL, OPT_SPILL },
   { "foreground",  no_argument,       NULL, 'f' },
@@ -104,6 +108,11 @@ cli_usage (FILE *f)
 "      --handshake-timeout SECONDS\n"
 "                          drop a client silent for this long before its\n"
 "                          handshake is done (default 30)\n"
+"      --max-connections N NBD connections served at once; more are refused\n"
+"                          (default: what the descriptor limit allows)\n"
+"      --idle-timeout SECONDS\n"
+"                          close an NBD connection with nothing in flight\n"
+"                          that sent nothing for this long; 0 never (default)\n"
 "      --busy-poll MICROSECONDS\n"
 "                          how long a busy NBD connection polls for its next\n"
 "                          request before sleeping; 0 never (default 50)\n"
@@ -282,6 +291,16 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       if (parse_uint (optarg, 1, 86400, &v) == -1)
         USAGE ("invalid handshake timeout '%s' (1-86400 seconds)", optarg);
       o->handshake_timeout = (unsigned) v;
+      break;
+    case OPT_MAX_CONNECTIONS:
+      if (parse_uint (optarg, 1, 1000000, &v) == -1)
+        USAGE ("invalid connection limit '%s' (1-1000000)", optarg);
+      o->max_connections = (unsigned) v;
+      break;
+    case OPT_IDLE_TIMEOUT:
+      if (parse_uint (optarg, 0, 86400, &v) == -1)
+        USAGE ("invalid idle timeout '%s' (0-86400 seconds)", optarg);
+      o->idle_timeout = (unsigned) v;
       break;
     case OPT_BUSY_POLL:
       if (parse_uint (optarg, 0, 1000000, &v) == -1)

@@ -175,6 +175,8 @@ daemon_stack_build (struct daemon_stack *d, const struct cli_options *o)
     .threads = d->threads,
     .handshake_timeout = o->handshake_timeout,
     .busy_poll_us = o->busy_poll_us,
+    .max_connections = o->max_connections,
+    .idle_timeout = o->idle_timeout,
     .exports = &d->export, .nexports = 1,
   };
   d->srv = nbd_server_create (&nc);

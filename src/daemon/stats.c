@@ -114,10 +114,12 @@ daemon_stats_log (const struct daemon_stack *d)
   log_info ("nbd: connections open %" PRIu64 " total %" PRIu64
             " requests %" PRIu64 " errors %" PRIu64 " read %" PRIu64
             " B written %" PRIu64 " B handshake failures %" PRIu64
-            " stuck cleanups %" PRIu64,
+            " stuck cleanups %" PRIu64 " refused %" PRIu64 " (limit %" PRIu64
+            ") closed idle %" PRIu64,
             ns.connections_open, ns.connections_total, ns.requests,
             ns.errors, ns.bytes_read, ns.bytes_written,
-            ns.handshake_failures, ns.cleanup_stuck);
+            ns.handshake_failures, ns.cleanup_stuck, ns.refused,
+            ns.max_connections, ns.idle_closed);
   log_info ("scsi: commands %" PRIu64 " reads %" PRIu64 " writes %" PRIu64
             " syncs %" PRIu64 " unmaps %" PRIu64 " write-sames %" PRIu64
             " errors %" PRIu64,

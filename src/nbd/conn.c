@@ -9,6 +9,14 @@
  * another client), and a cleanup that gave up on a stuck request frees
  * nothing that request still holds.
  *
+ * Memory: the object and its receive buffer are one mapping of their
+ * own, unmapped when the object is freed: malloc would keep a freed
+ * block this large (its mmap threshold rises past it) for the next
+ * allocation, so thousands of connections that came and went would stay
+ * resident.  Jobs are handed out from jobs[] in order (jobs_used) before
+ * the free list is used, so a connection touches the pages of only as
+ * many jobs as it ever had in flight at once: an idle one, a few pages.
+ *
  * Flow control: a job is taken only when one of the fixed array is free
  * and the data in flight (payloads and read buffers) stays within
  * NBD_CONN_BYTES (a single request of any size is always let through).
@@ -20,22 +28,31 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "sync.h"
 
+/* The object's mapping: the object, then the receive buffer. */
+static size_t
+conn_map_len (void)
+{
+  size_t page = (size_t) sysconf (_SC_PAGESIZE);
+  return ((sizeof (struct nbd_conn) + page - 1) & ~(page - 1)) + NBD_RXBUF;
+}
+
 struct nbd_conn *
 nbd_conn_new (struct nbd_server *s, int fd)
 {
-  struct nbd_conn *c = calloc (1, sizeof *c);
+  size_t len = conn_map_len ();
+  struct nbd_conn *c = mmap (NULL, len, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
-  if (c == NULL || (c->rx = malloc (NBD_RXBUF)) == NULL) {
-    free (c);
-    errno = ENOMEM;
+  if (c == MAP_FAILED)
     return NULL;
-  }
+  c->rx = (uint8_t *) c + len - NBD_RXBUF;
   c->srv = s;
   c->fd = fd;
   c->refs = 1;
@@ -45,11 +62,6 @@ nbd_conn_new (struct nbd_server *s, int fd)
   pthread_mutex_init (&c->sq_lock, NULL);
   pthread_cond_init (&c->sq_cond, NULL);
   pthread_cond_init (&c->cond, NULL);
-  for (int i = NBD_JOBS_PER_CONN - 1; i >= 0; i--) {
-    c->jobs[i].next = c->free_jobs;
-    c->jobs[i].conn = c;
-    c->free_jobs = &c->jobs[i];
-  }
   strcpy (c->peer, "unknown peer");
   return c;
 }
@@ -63,8 +75,7 @@ conn_free (struct nbd_conn *c)
   pthread_cond_destroy (&c->sq_cond);
   pthread_mutex_destroy (&c->lock);
   pthread_cond_destroy (&c->cond);
-  free (c->rx);
-  free (c);
+  munmap (c, conn_map_len ());
 }
 
 /* Drop one reference (lock held); frees c when it was the last. */
@@ -91,8 +102,16 @@ nbd_job_get (struct nbd_conn *c, uint64_t bytes, bool wait)
   struct nbd_job *j;
 
   pthread_mutex_lock (&c->lock);
-  while ((j = c->free_jobs) == NULL ||
-         (c->inflight > 0 && c->bytes_inflight + bytes > NBD_CONN_BYTES)) {
+  for (;;) {
+    if (c->free_jobs == NULL && c->jobs_used < NBD_JOBS_PER_CONN) {
+      j = &c->jobs[c->jobs_used++];     /* its first use */
+      j->conn = c;
+      j->next = NULL;
+      c->free_jobs = j;
+    }
+    j = c->free_jobs;
+    if (j != NULL && !(c->inflight > 0 && c->bytes_inflight + bytes > NBD_CONN_BYTES))
+      break;
     if (!wait) {
       pthread_mutex_unlock (&c->lock);
       errno = EAGAIN;

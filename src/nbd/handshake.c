@@ -34,16 +34,31 @@ export_tflags (const struct nbd_export *e)
   return f;
 }
 
-static int
-send_reply (struct nbd_conn *c, uint32_t opt, uint32_t type,
-            const void *data, uint32_t len)
+void
+nbd_encode_greeting (uint8_t g[NBD_GREETING_SIZE])
 {
-  uint8_t h[20];
+  be_put64 (g, NBD_MAGIC);
+  be_put64 (g + 8, NBD_IHAVEOPT);
+  be_put16 (g + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+}
 
+void
+nbd_encode_opt_reply (uint8_t h[NBD_OPT_REPLY_SIZE], uint32_t opt, uint32_t type,
+                      uint32_t len)
+{
   be_put64 (h, NBD_REP_MAGIC);
   be_put32 (h + 8, opt);
   be_put32 (h + 12, type);
   be_put32 (h + 16, len);
+}
+
+static int
+send_reply (struct nbd_conn *c, uint32_t opt, uint32_t type,
+            const void *data, uint32_t len)
+{
+  uint8_t h[NBD_OPT_REPLY_SIZE];
+
+  nbd_encode_opt_reply (h, opt, type, len);
   struct iovec iov[2] = { { h, sizeof h }, { (void *) data, len } };
   return nbd_writev_full (c->fd, iov, len ? 2 : 1);
 }
@@ -181,13 +196,11 @@ fail (struct nbd_conn *c, const char *what)
 int
 nbd_handshake (struct nbd_conn *c)
 {
-  uint8_t g[18], cf[4], oh[16];
+  uint8_t g[NBD_GREETING_SIZE], cf[4], oh[16];
   uint8_t *payload = NULL;
   int r = -1;
 
-  be_put64 (g, NBD_MAGIC);
-  be_put64 (g + 8, NBD_IHAVEOPT);
-  be_put16 (g + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  nbd_encode_greeting (g);
   if (nbd_write_full (c->fd, g, sizeof g) == -1)
     return fail (c, "cannot send the greeting");
   if (nbd_read_full (c->fd, cf, 4) == -1)

@@ -10,6 +10,8 @@
  *   conn.c       the connection object: lifetime, jobs, commands and
  *                vectors taken and returned, with their accounting
  *   wire.c       socket I/O and reply encoding
+ *   refuse.c     connections beyond the limits, answered and closed
+ *   thread.c     a connection's threads, on stacks given back at exit
  *   validate.c   request validation, a pure function
  *
  * Threads: one acceptor per server; per connection, a session thread
@@ -30,6 +32,7 @@
 #ifndef SGBLK_NBD_INTERNAL_H
 #define SGBLK_NBD_INTERNAL_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/uio.h>
@@ -48,6 +51,18 @@
 #define NBD_CLEANUP_TIMEOUT 5          /* seconds without a completion */
 #define NBD_STOP_GRACE 3               /* seconds clients get to take their replies */
 #define NBD_REPLY_HDR 64               /* bytes of a reply's header */
+#define NBD_THREAD_STACK_MIN (256u << 10)  /* a connection thread's stack, at least */
+#define NBD_REFUSE_MAX 32              /* refused sockets answered at once */
+#define NBD_REFUSE_TIMEOUT 2           /* seconds a refused client is answered */
+#define NBD_FD_SPARE 32                /* descriptors kept for everything else */
+
+/* A thread on a stack of its own (thread.c). */
+struct nbd_thread {
+  struct nbd_thread *next;       /* the server's list of finished sessions */
+  pthread_t id;
+  void *map;                     /* the stack and its guard page */
+  size_t map_len;
+};
 
 struct nbd_conn;
 
@@ -68,6 +83,17 @@ struct nbd_job {
   struct iovec iov[NBD_MAX_REPLY_IOV];
 };
 
+/* A connection being refused (refuse.c). */
+struct nbd_refused {
+  int fd;
+  uint64_t deadline_ns;
+  bool flags_read;               /* the client's flags are in */
+  unsigned have;                 /* bytes of hdr read */
+  uint8_t hdr[16];
+  uint32_t opt, skip;            /* the option read, payload bytes left */
+  char why[96];
+};
+
 /* Connection states, in order. */
 enum nbd_conn_state {
   NBD_CONN_HANDSHAKE,     /* negotiating options; no job taken yet */
@@ -79,6 +105,7 @@ enum nbd_conn_state {
 
 struct nbd_conn {
   struct nbd_server *srv;
+  struct nbd_thread *session;    /* its thread; freed by the server's reaper */
   struct nbd_conn *next_conn;    /* the server's list, under its clock */
   int fd;
   char peer[64];
@@ -93,6 +120,7 @@ struct nbd_conn {
   uint8_t *rx;
   size_t rx_start, rx_end;
   uint64_t poll_ns;              /* busy-polling window (wire.c); 0 closed */
+  unsigned idle_timeout;         /* seconds, in transmission; 0 none */
 
   /* Sender (send.c).  send_lock: one writer of the socket at a time. */
   pthread_mutex_t send_lock;
@@ -101,7 +129,7 @@ struct nbd_conn {
   struct nbd_job *sq_head, *sq_tail;
   bool sq_stop;                  /* the sender exits when the queue is empty */
   bool sender_running;
-  pthread_t sender;
+  struct nbd_thread sender;
   /* Replies of requests the session ran itself, sent together when it
    * has nothing more buffered (one sendmsg, not one each). */
   struct nbd_job *batch_head, *batch_tail;
@@ -110,6 +138,7 @@ struct nbd_conn {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct nbd_job *free_jobs;
+  unsigned jobs_used;            /* jobs[] below this have been handed out */
   unsigned inflight, refs;
   uint64_t bytes_inflight;
   uint64_t completions;          /* for cleanup's progress check */
@@ -125,6 +154,8 @@ struct nbd_server {
   char *unix_paths[8];
   unsigned nlisten;
   int stop_pipe[2];
+  int reap_fd;                    /* eventfd: a session thread finished */
+  int spare_fd;                   /* given up to accept when out of descriptors */
   pthread_t acceptor;
   bool acceptor_started;
   bool started;
@@ -141,6 +172,12 @@ struct nbd_server {
   pthread_cond_t ccond;
   struct nbd_conn *conns;
   unsigned nconns;
+  struct nbd_thread *finished;    /* session threads to join, under clock */
+  unsigned max_conns;             /* cfg.max_connections, or the default */
+  /* Refused connections (refuse.c), the acceptor's alone. */
+  struct nbd_refused *refused;
+  unsigned nrefused;
+  uint64_t refused_logged_ns, refused_unlogged;
   atomic_bool stopping;
   bool stopped;
   atomic_uint pollers;            /* sessions busy-polling now (wire.c) */
@@ -150,6 +187,7 @@ struct nbd_server {
     atomic_uint_fast64_t connections_total, requests, errors;
     atomic_uint_fast64_t bytes_read, bytes_written, handshake_failures;
     atomic_uint_fast64_t cleanup_stuck, send_timeouts;
+    atomic_uint_fast64_t refused, idle_closed;
   } st;
 };
 
@@ -167,7 +205,8 @@ int nbd_validate_request (const struct nbd_conn *c, const struct nbd_request *r)
 int nbd_read_full (int fd, void *buf, size_t n);
 int nbd_writev_full (int fd, struct iovec *iov, int cnt);
 int nbd_write_full (int fd, const void *buf, size_t n);
-/* Make n bytes available in the connection's receive buffer. */
+/* Make n bytes available in the connection's receive buffer.  ETIMEDOUT:
+ * the connection was idle for its idle_timeout. */
 int nbd_rx_fill (struct nbd_conn *c, size_t n);
 /* Read len payload bytes into v, or discard them with v NULL. */
 int nbd_read_payload (struct nbd_conn *c, struct sgv_vec *v, size_t len);
@@ -214,12 +253,34 @@ void nbd_send_abort (struct nbd_conn *c);
 /* The sender exits once its queue is empty; waits for it. */
 void nbd_sender_stop (struct nbd_conn *c);
 
+/* thread.c: start fn on a stack of its own; join, and unmap the stack. */
+int nbd_thread_start (struct nbd_thread *t, void *(*fn) (void *), void *arg);
+void nbd_thread_join (struct nbd_thread *t);
+
+/* refuse.c: answer a connection the server will not serve (over
+ * max_conns, out of descriptors) and close it: the greeting, then, if
+ * answer_options, an error naming why to each option the client sends.
+ * The acceptor polls the sockets being answered: nbd_refuse_poll fills
+ * pfd with them and returns how many, with the milliseconds until the
+ * first deadline in *timeout_ms (-1 none); nbd_refuse_events handles
+ * their events.  Refusals are counted and logged, rate limited. */
+void nbd_refuse (struct nbd_server *s, int fd, const char *why, bool answer_options);
+unsigned nbd_refuse_poll (struct nbd_server *s, struct pollfd *pfd, int *timeout_ms);
+void nbd_refuse_events (struct nbd_server *s, const struct pollfd *pfd);
+void nbd_refuse_close_all (struct nbd_server *s);
+
 /* workq.c */
 int nbd_workq_start (struct nbd_server *s);
 void nbd_workq_push (struct nbd_server *s, struct nbd_job *j);
 void nbd_workq_stop (struct nbd_server *s);
 
 /* handshake.c: 0 when transmission may start, -1 to close the socket. */
+#define NBD_GREETING_SIZE 18
+#define NBD_OPT_REPLY_SIZE 20
+void nbd_encode_greeting (uint8_t g[NBD_GREETING_SIZE]);
+/* An option reply's header, its len bytes of data to follow. */
+void nbd_encode_opt_reply (uint8_t h[NBD_OPT_REPLY_SIZE], uint32_t opt, uint32_t type,
+                           uint32_t len);
 int nbd_handshake (struct nbd_conn *c);
 
 /* session.c: a connection from its greeting to its cleanup. */

@@ -11,7 +11,9 @@ libsgblk_a_SOURCES += \
 	src/nbd/send.c \
 	src/nbd/conn.c \
 	src/nbd/wire.c \
-	src/nbd/validate.c
+	src/nbd/validate.c \
+	src/nbd/refuse.c \
+	src/nbd/thread.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-nbd-handshake-malformed

@@ -273,10 +273,8 @@ nbd_sender_start (struct nbd_conn *c)
   int sb = NBD_SNDBUF;
   if (setsockopt (c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb) == -1)
     setsockopt (c->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
-  if (pthread_create (&c->sender, NULL, sender_main, c) != 0) {
-    errno = EAGAIN;
+  if (nbd_thread_start (&c->sender, sender_main, c) == -1)
     return -1;
-  }
   c->sender_running = true;
   return 0;
 }
@@ -301,6 +299,6 @@ nbd_sender_stop (struct nbd_conn *c)
   c->sq_stop = true;
   pthread_cond_signal (&c->sq_cond);
   pthread_mutex_unlock (&c->sq_lock);
-  pthread_join (c->sender, NULL);
+  nbd_thread_join (&c->sender);
   c->sender_running = false;
 }

@@ -1,6 +1,20 @@
 /* The NBD server: listening sockets, the acceptor thread, a thread per
  * connection's session, and the list of connections (under clock).
  *
+ * Limits: at most max_conns connections are served at once; the acceptor
+ * answers the rest with a refusal (refuse.c).  The default keeps every
+ * connection within the descriptor limit (RLIMIT_NOFILE): a connection
+ * holds one descriptor, and what the process holds at start, the
+ * refusals being answered and NBD_FD_SPARE more (a FUSE mount, the
+ * spill file, logging) are set aside.  So accept does not run out of
+ * descriptors because of clients; if it does anyway, the acceptor gives
+ * up its spare descriptor to take the connection and refuse it, rather
+ * than leave it waiting in the backlog and retry forever.
+ *
+ * A session thread, when it finishes, puts its record on the finished
+ * list and wakes the acceptor (reap_fd), which joins it and so gives its
+ * stack back (thread.c); stop and destroy join whatever is left.
+ *
  * Stopping is one-way and bounded, whatever clients do: stop accepting,
  * mark stopping (requests read from now on get ESHUTDOWN), shut the read
  * side of every connection so its session ends and runs its cleanup; a
@@ -17,10 +31,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -54,10 +71,18 @@ nbd_server_create (const struct nbd_server_config *cfg)
   s->max_pollers = ncpu >= 4 ? (unsigned) ncpu / 2 : 1;
   if (s->cfg.handshake_timeout == 0)
     s->cfg.handshake_timeout = NBD_HANDSHAKE_TIMEOUT;
-  if (pipe2 (s->stop_pipe, O_CLOEXEC) == -1) {
+  s->refused = calloc (NBD_REFUSE_MAX, sizeof *s->refused);
+  s->reap_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->refused == NULL || s->reap_fd == -1 || pipe2 (s->stop_pipe, O_CLOEXEC) == -1) {
+    int e = errno;
+    if (s->reap_fd >= 0)
+      close (s->reap_fd);
+    free (s->refused);
     free (s);
+    errno = e;
     return NULL;
   }
+  s->spare_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
   pthread_mutex_init (&s->clock, NULL);
   pthread_cond_init (&s->ccond, NULL);
   return s;
@@ -164,13 +189,15 @@ nbd_server_listen_tcp (struct nbd_server *s, const char *addr, int port)
   return add_listener (s, fd, NULL);
 }
 
-/* A connection's thread: its session, then off the list; the session's
- * reference goes last (jobs still taken keep the object alive). */
+/* A connection's thread: its session, then off the list and onto the
+ * finished one; the session's reference goes last (jobs still taken keep
+ * the object alive). */
 static void *
 conn_main (void *arg)
 {
   struct nbd_conn *c = arg;
   struct nbd_server *s = c->srv;
+  struct nbd_thread *self = c->session;
 
   nbd_session_run (c);
   pthread_mutex_lock (&s->clock);
@@ -180,10 +207,57 @@ conn_main (void *arg)
       break;
     }
   s->nconns--;
+  self->next = s->finished;
+  s->finished = self;
   pthread_cond_broadcast (&s->ccond);
   pthread_mutex_unlock (&s->clock);
   nbd_conn_put (c);
+  uint64_t one = 1;
+  if (write (s->reap_fd, &one, sizeof one) != sizeof one) {
+    /* The counter is full: the acceptor has wake-ups enough. */
+  }
   return NULL;
+}
+
+/* Join the session threads that finished, giving back their stacks. */
+static void
+reap (struct nbd_server *s)
+{
+  uint64_t n;
+
+  if (read (s->reap_fd, &n, sizeof n) == -1) {
+    /* Nothing signalled: the list may still hold some. */
+  }
+  pthread_mutex_lock (&s->clock);
+  struct nbd_thread *list = s->finished;
+  s->finished = NULL;
+  pthread_mutex_unlock (&s->clock);
+  while (list) {
+    struct nbd_thread *next = list->next;
+    nbd_thread_join (list);
+    free (list);
+    list = next;
+  }
+}
+
+/* The default connection limit: see the top of this file. */
+static unsigned
+default_max_conns (void)
+{
+  struct rlimit rl;
+  unsigned used = 0;
+  DIR *d = opendir ("/proc/self/fd");
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur > 1u << 20)
+    rl.rlim_cur = 1u << 20;
+  if (d) {
+    while (readdir (d))
+      used++;
+    closedir (d);
+  }
+  uint64_t keep = (uint64_t) used + NBD_REFUSE_MAX + NBD_FD_SPARE;
+  return rl.rlim_cur > keep + 1 ? (unsigned) (rl.rlim_cur - keep) : 1;
 }
 
 static void
@@ -210,57 +284,83 @@ int
 nbd_server_add_connection (struct nbd_server *s, int fd)
 {
   struct nbd_conn *c;
-  pthread_t t;
-  pthread_attr_t attr;
 
   if (atomic_load (&s->stopping)) {
     close (fd);
     errno = ESHUTDOWN;
     return -1;
   }
+  if (!s->acceptor_started)
+    reap (s);                           /* nobody else does */
   c = nbd_conn_new (s, fd);
   if (c == NULL) {
     close (fd);
     return -1;
   }
+  if ((c->session = calloc (1, sizeof *c->session)) == NULL) {
+    nbd_conn_put (c);                   /* closes fd */
+    errno = ENOMEM;
+    return -1;
+  }
   name_peer (c);
+  /* clock is held until the thread's record is complete: the thread
+   * takes clock before it puts the record on the finished list. */
   pthread_mutex_lock (&s->clock);
+  if (nbd_thread_start (c->session, conn_main, c) == -1) {
+    int e = errno;
+    pthread_mutex_unlock (&s->clock);
+    free (c->session);
+    nbd_conn_put (c);                   /* closes fd */
+    errno = e;
+    return -1;
+  }
   c->next_conn = s->conns;
   s->conns = c;
   s->nconns++;
   pthread_mutex_unlock (&s->clock);
   NSTAT_INC (s, connections_total);
   log_debug ("%s: connected", c->peer);
-
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create (&t, &attr, conn_main, c) != 0) {
-    pthread_attr_destroy (&attr);
-    pthread_mutex_lock (&s->clock);
-    for (struct nbd_conn **pp = &s->conns; *pp; pp = &(*pp)->next_conn)
-      if (*pp == c) { *pp = c->next_conn; break; }
-    s->nconns--;
-    pthread_mutex_unlock (&s->clock);
-    nbd_conn_put (c);                   /* closes fd */
-    errno = EAGAIN;
-    return -1;
-  }
-  pthread_attr_destroy (&attr);
   return 0;
+}
+
+/* accept failed with EMFILE or ENFILE: take the connection with the
+ * spare descriptor's slot, refuse it, and take the spare back. */
+static void
+out_of_descriptors (struct nbd_server *s, int lfd)
+{
+  if (s->spare_fd >= 0) {
+    close (s->spare_fd);
+    s->spare_fd = -1;
+    int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0)
+      nbd_refuse (s, fd, "the process is out of file descriptors", false);
+    s->spare_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+      return;
+  }
+  log_warn ("accept: %m");
+  /* No spare either: back off rather than spin. */
+  struct timespec ts = { 0, 100000000 };
+  nanosleep (&ts, NULL);
 }
 
 static void *
 acceptor (void *arg)
 {
   struct nbd_server *s = arg;
-  struct pollfd pfd[9];
+  /* Listeners, the stop pipe, reap_fd, then the refused sockets. */
+  struct pollfd pfd[8 + 2 + NBD_REFUSE_MAX];
   unsigned n = s->nlisten;
+  char why[96];
 
   for (unsigned i = 0; i < n; i++)
     pfd[i] = (struct pollfd) { .fd = s->listen_fds[i], .events = POLLIN };
   pfd[n] = (struct pollfd) { .fd = s->stop_pipe[0], .events = POLLIN };
+  pfd[n + 1] = (struct pollfd) { .fd = s->reap_fd, .events = POLLIN };
   for (;;) {
-    if (poll (pfd, n + 1, -1) == -1) {
+    int timeout;
+    unsigned nr = nbd_refuse_poll (s, pfd + n + 2, &timeout);
+    if (poll (pfd, n + 2 + nr, timeout) == -1) {
       if (errno == EINTR)
         continue;
       log_error ("accept loop: poll: %m");
@@ -268,17 +368,27 @@ acceptor (void *arg)
     }
     if (pfd[n].revents)
       return NULL;
+    if (pfd[n + 1].revents)
+      reap (s);
+    nbd_refuse_events (s, pfd + n + 2);
     for (unsigned i = 0; i < n; i++) {
       if (!(pfd[i].revents & POLLIN))
         continue;
       int fd = accept4 (pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
       if (fd == -1) {
-        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+        if (errno == EMFILE || errno == ENFILE)
+          out_of_descriptors (s, pfd[i].fd);
+        else if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
           log_warn ("accept: %m");
-          /* Out of descriptors: back off rather than spin. */
-          struct timespec ts = { 0, 100000000 };
-          nanosleep (&ts, NULL);
-        }
+        continue;
+      }
+      pthread_mutex_lock (&s->clock);
+      unsigned open_now = s->nconns;
+      pthread_mutex_unlock (&s->clock);
+      if (open_now >= s->max_conns) {
+        snprintf (why, sizeof why, "too many connections (the limit is %u); "
+                  "try again later", s->max_conns);
+        nbd_refuse (s, fd, why, true);
         continue;
       }
       if (nbd_server_add_connection (s, fd) == -1)
@@ -294,6 +404,7 @@ nbd_server_start (struct nbd_server *s)
     return 0;
   if (nbd_workq_start (s) == -1)
     return -1;
+  s->max_conns = s->cfg.max_connections ? s->cfg.max_connections : default_max_conns ();
   if (s->nlisten > 0) {
     if (pthread_create (&s->acceptor, NULL, acceptor, s) != 0) {
       errno = EAGAIN;
@@ -319,6 +430,7 @@ nbd_server_stop (struct nbd_server *s)
       log_error ("cannot wake the accept loop: %m");
     pthread_join (s->acceptor, NULL);
     s->acceptor_started = false;
+    nbd_refuse_close_all (s);
   }
   /* Stop every session's reading; each runs its own cleanup.  A client
    * still negotiating has nothing to finish. */
@@ -344,6 +456,7 @@ nbd_server_stop (struct nbd_server *s)
     dl.tv_sec += NBD_CLEANUP_TIMEOUT + 2;
   }
   pthread_mutex_unlock (&s->clock);
+  reap (s);                     /* those still running (stuck) are left */
   /* Workers finish what is queued, then exit. */
   if (s->started)
     nbd_workq_stop (s);
@@ -364,6 +477,9 @@ nbd_server_get_stats (struct nbd_server *s, struct nbd_server_stats *st)
   st->bytes_written = s->st.bytes_written;
   st->handshake_failures = s->st.handshake_failures;
   st->cleanup_stuck = s->st.cleanup_stuck;
+  st->refused = s->st.refused;
+  st->idle_closed = s->st.idle_closed;
+  st->max_connections = s->max_conns;
 }
 
 void
@@ -382,6 +498,10 @@ nbd_server_destroy (struct nbd_server *s)
   }
   close (s->stop_pipe[0]);
   close (s->stop_pipe[1]);
+  close (s->reap_fd);
+  if (s->spare_fd >= 0)
+    close (s->spare_fd);
+  free (s->refused);
   free (s->workers);
   pthread_mutex_destroy (&s->clock);
   pthread_cond_destroy (&s->ccond);

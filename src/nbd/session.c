@@ -79,7 +79,11 @@ serve_one (struct nbd_conn *c, unsigned caps)
   if (c->rx_end - c->rx_start < NBD_REQUEST_SIZE)
     nbd_send_batch (c);
   if (nbd_rx_fill (c, NBD_REQUEST_SIZE) == -1) {
-    if (c->rx_end != c->rx_start)
+    if (errno == ETIMEDOUT) {
+      log_info ("%s: idle for %u s; closing the connection", c->peer, c->idle_timeout);
+      NSTAT_INC (c->srv, idle_closed);
+    }
+    else if (c->rx_end != c->rx_start)
       log_warn ("%s: connection lost in the middle of a request header", c->peer);
     else
       log_debug ("%s: connection closed by the client", c->peer);
@@ -118,7 +122,11 @@ serve_one (struct nbd_conn *c, unsigned caps)
       err = j->error = blkio_vec_error (errno);
     /* Read (or skip) the payload to stay in step with the stream. */
     if (nbd_read_payload (c, v, r.length) == -1) {
-      log_warn ("%s: connection lost in the middle of a request payload", c->peer);
+      if (errno == EAGAIN)              /* the idle timeout */
+        log_warn ("%s: silent for %u s in the middle of a request payload; closing "
+                  "the connection", c->peer, c->idle_timeout);
+      else
+        log_warn ("%s: connection lost in the middle of a request payload", c->peer);
       nbd_job_release (j);
       return false;
     }
@@ -198,7 +206,8 @@ nbd_session_run (struct nbd_conn *c)
   setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (nbd_handshake (c) == -1)
     return;
-  tv.tv_sec = 0;
+  c->idle_timeout = c->srv->cfg.idle_timeout;
+  tv.tv_sec = c->idle_timeout;
   setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (nbd_sender_start (c) == -1) {
     log_error ("%s: cannot start its sender: %m", c->peer);

@@ -118,9 +118,23 @@ rx_recv (struct nbd_conn *c)
   return r;
 }
 
+/* Requests completed so far, and whether any is in flight. */
+static uint64_t
+completions (struct nbd_conn *c, bool *busy)
+{
+  pthread_mutex_lock (&c->lock);
+  uint64_t n = c->completions;
+  *busy = c->inflight > 0;
+  pthread_mutex_unlock (&c->lock);
+  return n;
+}
+
 int
 nbd_rx_fill (struct nbd_conn *c, size_t n)
 {
+  bool busy;
+  uint64_t mark = 0;
+
   if (c->rx_end - c->rx_start >= n)
     return 0;
   if (c->rx_start > 0) {                 /* keep the unparsed bytes at the front */
@@ -128,10 +142,24 @@ nbd_rx_fill (struct nbd_conn *c, size_t n)
     c->rx_end -= c->rx_start;
     c->rx_start = 0;
   }
+  /* With an idle timeout, the socket's receive timeout is that long: when
+   * it passes with nothing in flight and nothing completed meanwhile,
+   * the client has been idle that long. */
+  if (c->idle_timeout)
+    mark = completions (c, &busy);
   while (c->rx_end < n) {
     ssize_t r = rx_recv (c);
     if (r == -1 && errno == EINTR)
       continue;
+    if (r == -1 && errno == EAGAIN && c->idle_timeout) {
+      uint64_t now = completions (c, &busy);
+      if (busy || now != mark) {
+        mark = now;
+        continue;
+      }
+      errno = ETIMEDOUT;
+      return -1;
+    }
     if (r <= 0)
       return -1;
     c->rx_end += (size_t) r;
