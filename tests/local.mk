@@ -15,6 +15,8 @@ SHELL_TESTS = \
 	tests/test-fuse-unmount-and-stale-mounts-are-handled.sh \
 	tests/test-guest-nbd-client-mkfs-fsck-and-second-boot.sh \
 	tests/test-guest-swap-through-nbd0-under-a-memory-cgroup.sh \
+	tests/test-nbd-1000-connections-dropped-at-every-stage.sh \
+	tests/test-nbd-2000-idle-connections-under-a-1024-descriptor-limit.sh \
 	tests/test-nbd-a-client-that-never-reads-costs-other-clients-nothing.sh \
 	tests/test-nbd-a-reply-never-reaches-another-client.sh \
 	tests/test-nbd-a-silent-client-is-dropped-after-the-handshake-timeout.sh \
@@ -22,6 +24,7 @@ SHELL_TESTS = \
 	tests/test-nbd-bad-clients-cost-other-clients-nothing.sh \
 	tests/test-nbd-busy-polling-stops-when-connections-go-idle.sh \
 	tests/test-nbd-every-size-to-the-maximum-round-trips-at-odd-offsets.sh \
+	tests/test-nbd-idle-timeout-closes-only-idle-connections.sh \
 	tests/test-nbd-fua-write-keeps-a-concurrent-write-to-the-same-block.sh \
 	tests/test-nbd-memory-stays-bounded-behind-a-client-that-never-reads.sh \
 	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
