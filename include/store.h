@@ -78,6 +78,14 @@ struct store {
 struct store *store_file_open (const char *path, unsigned flags,
                                uint64_t create_size);
 
+/* Fault store, for tests: passes calls to inner except those the rules in
+ * spec fail (src/store/fault.c says how to write them, e.g.
+ * "write:after=8:count=4,read:rate=0.1:errno=EROFS").  Takes inner on
+ * success; NULL with EINVAL for a bad spec (inner is still the caller's). */
+struct store *store_fault_open (struct store *inner, const char *spec);
+/* Calls it failed so far; 0 for a store that is no fault store. */
+uint64_t store_fault_injected (struct store *s);
+
 /* The bytes an iovec array describes. */
 static inline uint64_t
 store_iov_len (const struct iovec *iov, int iovcnt)

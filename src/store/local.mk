@@ -1,5 +1,6 @@
 libsgblk_a_SOURCES += \
 	include/store.h \
+	src/store/fault.c \
 	src/store/file.c
 
 if HAVE_CMOCKA
