@@ -150,6 +150,12 @@ struct scsi_lu_config {
 struct scsi_lu_stats {
   uint64_t commands, reads, writes, read_bytes, write_bytes;
   uint64_t syncs, unmaps, write_sames, errors;
+  /* Store failures answered as a medium or target failure (clients see
+   * EIO), for the daemon to report: how many, and the last one's errno
+   * and operation code. */
+  uint64_t store_errors;
+  int last_store_errno;
+  uint8_t last_store_op;
 };
 
 struct scsi_lu;

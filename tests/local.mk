@@ -93,6 +93,14 @@ tests_test_swap_mode_pools_make_no_allocator_calls_LDFLAGS = $(AM_LDFLAGS) \
 	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
 	-Wl,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=mmap,--wrap=munmap \
 	-Wl,--wrap=mprotect,--wrap=madvise,--wrap=mlock,--wrap=munlock
+
+# The SCSI core and the write-back cache over the fault store.
+check_PROGRAMS += tests/test-scsi-store-faults-give-the-right-sense
+TESTS += tests/test-scsi-store-faults-give-the-right-sense
+UNIT_TESTS += tests/test-scsi-store-faults-give-the-right-sense
+tests_test_scsi_store_faults_give_the_right_sense_SOURCES = tests/test-scsi-store-faults-give-the-right-sense.c tests/scsi-test-helpers.h
+tests_test_scsi_store_faults_give_the_right_sense_CFLAGS = $(TEST_CFLAGS)
+tests_test_scsi_store_faults_give_the_right_sense_LDADD = $(TEST_LDADD)
 endif
 
 # Shared by the qemu guest tests (tests/test-guest-*.sh).

@@ -31,6 +31,10 @@ struct scsi_lu {
   struct {
     atomic_uint_fast64_t commands, reads, writes, read_bytes, write_bytes;
     atomic_uint_fast64_t syncs, unmaps, write_sames, errors;
+    atomic_uint_fast64_t store_errors;
+    /* The last store error: errno << 8 | operation code, one word so
+     * that a reader never pairs one error's errno with another's op. */
+    atomic_uint last_store_error;
   } st;
 };
 

@@ -148,6 +148,10 @@ scsi_lu_get_stats (struct scsi_lu *lu, struct scsi_lu_stats *st)
   st->unmaps = lu->st.unmaps;
   st->write_sames = lu->st.write_sames;
   st->errors = lu->st.errors;
+  st->store_errors = lu->st.store_errors;
+  unsigned last = atomic_load_explicit (&lu->st.last_store_error, memory_order_relaxed);
+  st->last_store_errno = (int) (last >> 8);
+  st->last_store_op = (uint8_t) last;
 }
 
 int

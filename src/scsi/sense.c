@@ -123,28 +123,43 @@ scsi_fail_lba (struct scsi_lu *lu, struct scsi_cmd *c, uint64_t lba)
   scsi_fail_info (lu, c, SCSI_SK_ILLEGAL_REQUEST, 0x21, 0x00, lba);
 }
 
+/* The store's errno as sense (docs/architecture.md, "Sense data").
+ *
+ * EROFS and EPERM are a medium failure here, never WRITE PROTECTED: the
+ * core refuses writes to a read-only unit itself, before the store, so
+ * from the store they mean that the backing file's filesystem went
+ * read-only (or refused us) under a writable unit; and NBD clients take
+ * EPERM for a read-only export.  SYNCHRONIZE CACHE (write true) that
+ * cannot write the cache back is a WRITE ERROR like the write itself: SBC
+ * has no sense of its own for it.  What no medium says (EBADF, ENOMEM,
+ * EINVAL...) is INTERNAL TARGET FAILURE.  Each failure that a client
+ * sees as EIO is counted, with its errno and opcode, for the daemon to
+ * report: the data path does not log. */
 void
 scsi_fail_errno (struct scsi_lu *lu, struct scsi_cmd *c, int err, bool write)
 {
   switch (err) {
+  case ENOSPC:
+  case EDQUOT:
+    /* SPACE ALLOCATION FAILED WRITE PROTECT */
+    scsi_fail (lu, c, SCSI_SK_DATA_PROTECT, 0x27, 0x07);
+    return;
   case EIO:
+  case EROFS:
+  case EPERM:
     if (write)
       scsi_fail (lu, c, SCSI_SK_MEDIUM_ERROR, 0x0c, 0x00);   /* WRITE ERROR */
     else
       scsi_fail (lu, c, SCSI_SK_MEDIUM_ERROR, 0x11, 0x00);   /* UNRECOVERED READ ERROR */
     break;
-  case ENOSPC:
-  case EDQUOT:
-    /* SPACE ALLOCATION FAILED WRITE PROTECT */
-    scsi_fail (lu, c, SCSI_SK_DATA_PROTECT, 0x27, 0x07);
-    break;
-  case EROFS:
-  case EPERM:
-    scsi_fail (lu, c, SCSI_SK_DATA_PROTECT, 0x27, 0x00);     /* WRITE PROTECTED */
-    break;
   default:
     scsi_fail (lu, c, SCSI_SK_HARDWARE_ERROR, 0x44, 0x00);   /* INTERNAL TARGET FAILURE */
     break;
+  }
+  if (lu) {
+    STAT_INC (lu, store_errors);
+    atomic_store_explicit (&lu->st.last_store_error,
+                           (unsigned) err << 8 | c->cdb[0], memory_order_relaxed);
   }
 }
 
