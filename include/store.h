@@ -44,6 +44,10 @@ struct store;
 struct store_stats {
   uint64_t bytes_allocated;   /* memory or disk space in use for data */
   uint64_t reads, writes, flushes, trims, zeroes;
+  /* A regular file found shorter than the store (truncated by someone
+   * else): transfers refused for it with EIO, and the size last seen. */
+  uint64_t short_file_errors;
+  uint64_t short_file_size;
 };
 
 struct store_ops {

@@ -330,26 +330,52 @@ bad_paths_and_empty_files_are_refused (void **state)
   assert_int_equal (errno, EINVAL);
 }
 
+/* The store never changes the file's size, and never invents data: what
+ * is gone fails with EIO, what is left still reads and writes. */
 static void
-a_file_that_shrinks_under_the_store_reads_zeroes_past_its_end (void **state)
+a_file_that_shrinks_under_the_store_fails_past_its_end_and_keeps_its_size (void **state)
 {
   struct store *s = store_file_open (path, STORE_FILE_CREATE, MiB);
   unsigned char buf[16384], got[16384];
   struct iovec iov[2];
+  struct store_stats st;
+  struct stat sb;
 
   assert_non_null (s);
   fill (buf, sizeof buf, 7);
   assert_int_equal (write_buf (s, buf, sizeof buf, 0, 0), 0);
   assert_int_equal (truncate (path, 5000), 0);
-  memset (got, 0xFF, sizeof got);
-  /* End of file falls inside the first entry: the rest of it and all of
-   * the second read as zeroes. */
+  /* End of file falls inside the first entry. */
   iov[0] = (struct iovec) { got, 8192 };
   iov[1] = (struct iovec) { got + 8192, 8192 };
-  assert_int_equal (store_pread (s, iov, 2, 0), 0);
-  assert_memory_equal (got, buf, 5000);
-  assert_true (is_zero (got + 5000, sizeof got - 5000));
+  errno = 0;
+  assert_int_equal (store_pread (s, iov, 2, 0), -1);
+  assert_int_equal (errno, EIO);
+  assert_int_equal (read_buf (s, got, 4096, 65536), -1);
+  assert_int_equal (errno, EIO);
+  /* Writes, zeroes and trims past the end fail and do not extend it. */
+  assert_int_equal (write_buf (s, buf, 4096, 4096, 0), -1);
+  assert_int_equal (errno, EIO);
+  assert_int_equal (write_buf (s, buf, 512, MiB - 512, STORE_FUA), -1);
+  assert_int_equal (store_zero (s, 8192, 4096, 0), -1);
+  assert_int_equal (errno, EIO);
+  assert_int_equal (store_trim (s, 8192, 4096), -1);
+  assert_int_equal (errno, EIO);
+  assert_int_equal (stat (path, &sb), 0);
+  assert_int_equal (sb.st_size, 5000);
+  /* What is left is still the store's. */
+  memset (got, 0, sizeof got);
+  assert_int_equal (read_buf (s, got, 4096, 0), 0);
+  assert_memory_equal (got, buf, 4096);
+  assert_int_equal (write_buf (s, buf + 4096, 4096, 0, 0), 0);
+  assert_int_equal (read_buf (s, got, 4096, 0), 0);
+  assert_memory_equal (got, buf + 4096, 4096);
+  store_get_stats (s, &st);
+  assert_int_equal (st.short_file_errors, 6);
+  assert_int_equal (st.short_file_size, 5000);
   store_close (s);
+  assert_int_equal (stat (path, &sb), 0);
+  assert_int_equal (sb.st_size, 5000);
 }
 
 static void
@@ -391,7 +417,7 @@ main (void)
     cmocka_unit_test_setup_teardown (fast_zero_succeeds_only_where_zeroing_is_cheap, setup, teardown),
     cmocka_unit_test_setup_teardown (read_only_open_refuses_writes_with_erofs, setup, teardown),
     cmocka_unit_test_setup_teardown (bad_paths_and_empty_files_are_refused, setup, teardown),
-    cmocka_unit_test_setup_teardown (a_file_that_shrinks_under_the_store_reads_zeroes_past_its_end, setup, teardown),
+    cmocka_unit_test_setup_teardown (a_file_that_shrinks_under_the_store_fails_past_its_end_and_keeps_its_size, setup, teardown),
     cmocka_unit_test_setup_teardown (direct_io_round_trips_with_aligned_buffers, setup, teardown),
   };
 

@@ -24,6 +24,15 @@
  * FUA: pwritev2 with RWF_DSYNC where the kernel supports it, otherwise
  * pwritev followed by fdatasync.
  *
+ * A regular file never changes size under the store (docs/architecture.md,
+ * "Failing stores"): if someone else truncates it, a read that meets the
+ * new end of file fails with EIO rather than invent zeroes, and a write,
+ * zero or trim reaching past it fails with EIO rather than extend the
+ * file (or report zeroes that a read would then refuse), which is checked with fstat before each write (a truncation
+ * between that check and the write can still be extended over; nothing
+ * short of a lease closes that window).  Both are counted, with the size
+ * seen, for the daemon to report.
+ *
  * Errors are the system calls' own errno values (EIO, ENOSPC, ...); writes
  * to a store opened read-only fail with EROFS.
  */
@@ -70,6 +79,7 @@ struct file_store {
   /* Methods the kernel refused; set once, never cleared. */
   atomic_bool punch_bad, zero_range_bad, alloc_bad, dsync_bad;
   _Atomic uint64_t reads, writes, flushes, trims, zeroes;
+  _Atomic uint64_t short_errors, short_size;
 };
 
 static inline struct file_store *
@@ -111,14 +121,48 @@ write_call (struct file_store *f, const struct iovec *v, int cnt,
   return pwritev (f->fd, v, cnt, (off_t) off);
 }
 
+/* The file is shorter than the store: count it, remember the size it
+ * has now, and fail with EIO. */
+static int
+shrunk (struct file_store *f)
+{
+  struct stat sb;
+
+  if (fstat (f->fd, &sb) == 0)
+    atomic_store_explicit (&f->short_size, (uint64_t) sb.st_size,
+                           memory_order_relaxed);
+  atomic_fetch_add_explicit (&f->short_errors, 1, memory_order_relaxed);
+  errno = EIO;
+  return -1;
+}
+
+/* Would writing up to end extend the regular file?  Then fail (EIO). */
+static int
+check_size (struct file_store *f, uint64_t end)
+{
+  struct stat sb;
+
+  if (f->is_blk)
+    return 0;
+  if (fstat (f->fd, &sb) == -1)
+    return -1;
+  if ((uint64_t) sb.st_size < end)
+    return shrunk (f);
+  return 0;
+}
+
 /* Transfer the whole iovec array at off, resuming after short transfers
- * and EINTR.  A read that meets end of file fills the rest with zeroes. */
+ * and EINTR.  End of file inside the store's range means the file shrank
+ * under us: EIO, for a read as for a write. */
 static int
 rw_all (struct file_store *f, bool write, const struct iovec *iov,
         int iovcnt, uint64_t off, int *rwf)
 {
   struct iovec tmp[TMP_IOVS];
   size_t skip = 0;                /* bytes of iov[0] already done */
+
+  if (write && check_size (f, off + store_iov_len (iov, iovcnt)) == -1)
+    return -1;
 
   for (;;) {
     const struct iovec *v = iov;
@@ -153,13 +197,7 @@ rw_all (struct file_store *f, bool write, const struct iovec *iov,
         errno = EIO;
         return -1;
       }
-      /* End of file inside the store's range: the file shrank.  What is
-       * not there reads as zeroes. */
-      for (int i = 0; i < iovcnt; i++) {
-        memset ((char *) iov[i].iov_base + skip, 0, iov[i].iov_len - skip);
-        skip = 0;
-      }
-      return 0;
+      return shrunk (f);
     }
     off += (uint64_t) r;
     while (r > 0) {
@@ -307,6 +345,8 @@ file_trim (struct store *s, uint64_t offset, uint64_t len)
     errno = EROFS;
     return -1;
   }
+  if (check_size (f, offset + len) == -1)
+    return -1;
   atomic_fetch_add_explicit (&f->trims, 1, memory_order_relaxed);
   if ((r = punch (f, offset, len)) != 0)
     return r == 1 ? 0 : -1;
@@ -326,6 +366,8 @@ file_zero (struct store *s, uint64_t offset, uint64_t len, unsigned flags)
     errno = EROFS;
     return -1;
   }
+  if (check_size (f, offset + len) == -1)
+    return -1;
   atomic_fetch_add_explicit (&f->zeroes, 1, memory_order_relaxed);
   if (flags & STORE_MAY_TRIM) {
     if ((r = punch (f, offset, len)) != 0)
@@ -403,6 +445,8 @@ file_stats (struct store *s, struct store_stats *st)
   st->flushes = atomic_load (&f->flushes);
   st->trims = atomic_load (&f->trims);
   st->zeroes = atomic_load (&f->zeroes);
+  st->short_file_errors = atomic_load (&f->short_errors);
+  st->short_file_size = atomic_load (&f->short_size);
 }
 
 static void
