@@ -26,7 +26,16 @@ struct fuse_front;
  * failed build left.  Start a zeroed struct. */
 struct daemon_stack {
   const struct cli_options *opt;   /* the command line; outlives the stack */
-  struct store *store;
+  /* Tests only (tests/sgblkd-test's SGBLK_TEST_STORE_FAULT; sgblkd never
+   * sets it): a fault store spec (store_fault_open) to put under the
+   * cache, over the file, or over the in-memory disk.  Set before build. */
+  const char *store_fault;
+  struct store *store;             /* what the unit runs on; owns those below */
+  struct store *cache;             /* the block map (== store but under a test
+                                    * fault store); with --cache-mode off the
+                                    * file's store, which is no cache */
+  struct store *file;              /* the file's own store, for its reports;
+                                    * NULL for the in-memory disk */
   struct sgv_pool *sgv;
   struct scsi_cmd_pool *cmds;
   struct scsi_lu *lu;
@@ -39,6 +48,9 @@ struct daemon_stack {
   unsigned ticks;                  /* daemon_stack_tick calls */
   uint64_t corrupt_seen;           /* damaged blocks reported so far */
   uint64_t spill_errors_seen;      /* spill file errors reported so far */
+  uint64_t store_errors_seen;      /* unit's store errors reported so far */
+  bool short_file_said;            /* the file's shrinking reported, */
+  uint64_t short_file_size_said;   /* at this size */
 };
 
 /* stack.c.  Build everything up to bound (not yet served) listeners, so
@@ -58,8 +70,10 @@ uint64_t daemon_default_mem_limit (uint64_t size);
 
 /* stats.c: one log line per layer (SIGUSR1, and at exit). */
 void daemon_stats_log (const struct daemon_stack *d);
-/* Say once what each block newly found damaged, and each new spill
- * file error, means (once a second). */
+/* Say once what each block newly found damaged, each new spill file
+ * error, store errors that clients saw as EIO and a backing file found
+ * shorter than the disk mean (once a second: one line for all of one
+ * kind that came in that second). */
 void daemon_stats_report_corrupt (struct daemon_stack *d);
 
 /* swap.c: --swap.  Before building: the memory disk's default limit. */

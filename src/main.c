@@ -134,6 +134,15 @@ main (int argc, char **argv)
 
   if (opt.swap)
     daemon_swap_defaults (&opt);
+#ifdef SGBLK_TEST_HOOKS
+  /* Tests make the store below the cache (or the in-memory disk) fail on
+   * cue: SGBLK_TEST_STORE_FAULT is a fault store spec (include/store.h). */
+  const char *store_fault = getenv ("SGBLK_TEST_STORE_FAULT");
+  if (store_fault && *store_fault) {
+    d.store_fault = store_fault;
+    log_warn ("test hook: the store fails as '%s' says", store_fault);
+  }
+#endif
   if (daemon_stack_build (&d, &opt) == -1)
     goto out;
 

@@ -55,7 +55,13 @@ fail () { echo "FAIL: $*" >&2; exit 1; }
 
 # requires_test_hooks: from here on, run the daemon built with the test
 # hooks (tests/sgblkd-test, which make check builds), so that e.g.
-# SGBLK_TEST_CMD_FAIL_EVERY=N makes every Nth command allocation fail.
+# SGBLK_TEST_CMD_FAIL_EVERY=N makes every Nth command allocation fail,
+# and SGBLK_TEST_STORE_FAULT=SPEC puts a fault store (src/store/fault.c)
+# under the cache, over the file (or over the in-memory disk): rules
+# separated by ',', each OP[:after=N][:count=M][:rate=P][:errno=E][:seed=S]
+# with OP read, write, flush, zero or trim; e.g. 'write:after=8:count=4'
+# fails the 9th to 12th writes with EIO, 'read:rate=0.1:errno=EROFS' a
+# tenth of the reads with EROFS.
 requires_test_hooks ()
 {
   [ -x "$SGBLKD_TEST" ] || skip "tests/sgblkd-test is not built (make check builds it)"

@@ -68,8 +68,8 @@ open_store (struct daemon_stack *d)
     cc.spill_path = o->spill;
     if (o->spill && cc.mem_limit == 0)
       cc.mem_limit = daemon_default_mem_limit (o->size);
-    d->store = cache_create (&cc);
-    if (d->store == NULL && o->spill) {
+    d->cache = cache_create (&cc);
+    if (d->cache == NULL && o->spill) {
       int e = errno;
       if (e == EEXIST)
         FAIL (e, "%s: exists and is not an sgblk spill file; refusing to overwrite it",
@@ -80,9 +80,16 @@ open_store (struct daemon_stack *d)
         FAIL (e, "%s: a spill file must be a regular file", o->spill);
       FAIL (e, "%s: cannot open the spill file: %s", o->spill, strerror (e));
     }
-    if (d->store == NULL)
+    if (d->cache == NULL)
       FAIL (errno, "cannot create an in-memory disk of %" PRIu64 " bytes: %m",
             o->size);
+    d->store = d->cache;
+    if (d->store_fault) {         /* nothing is below the map: fail the map */
+      struct store *w = store_fault_open (d->cache, d->store_fault);
+      if (w == NULL)
+        FAIL (errno, "bad store fault spec '%s': %m", d->store_fault);
+      d->store = w;
+    }
     return 0;
   }
 
@@ -115,16 +122,27 @@ open_store (struct daemon_stack *d)
   }
   if (cache_mode_parse (o->cache_mode, &cc.mode) == -1)
     abort ();                   /* cli_parse checked it */
-  cc.backing = file;
+  struct store *bottom = file;
+  if (d->store_fault) {
+    bottom = store_fault_open (file, d->store_fault);
+    if (bottom == NULL) {
+      int e = errno;
+      store_close (file);
+      FAIL (e, "bad store fault spec '%s': %s", d->store_fault, strerror (e));
+    }
+  }
+  cc.backing = bottom;
   cc.mem_limit = o->cache_size;
-  d->store = cache_create (&cc);
-  if (d->store == NULL) {
+  d->cache = cache_create (&cc);
+  if (d->cache == NULL) {
     int e = errno;
-    store_close (file);
+    store_close (bottom);
     errno = e;
     FAIL (e, "%s: cannot create a cache of %" PRIu64 " bytes: %m",
           o->file, o->cache_size);
   }
+  d->store = d->cache;
+  d->file = file;
   return 0;
 }
 
@@ -228,7 +246,7 @@ daemon_stack_start (struct daemon_stack *d)
   /* The cache's threads (write-back, idle pass, spiller) start here, not
    * when it is built: the daemon forks in between, and a child keeps no
    * thread but the one that forked. */
-  if (cache_start_threads (d->store) == -1)
+  if (cache_start_threads (d->cache) == -1)
     FAIL (errno, "cannot start the cache's threads: %m");
   if (nbd_server_start (d->srv) == -1)
     FAIL (errno, "cannot start the NBD server: %m");
@@ -249,7 +267,7 @@ daemon_stack_tick (struct daemon_stack *d)
    * they join the map's reserve, whose refill thread gives back what is
    * above its high watermark. */
   if (++d->ticks % 10 == 0)
-    cache_compact (d->store);
+    cache_compact (d->cache);
 }
 
 int

@@ -3,10 +3,12 @@
  * Reads only: each layer hands out a snapshot of its own counters
  * (*_get_stats), so the lines may be written while the stack serves.  The
  * only state is what daemon_stack says was already reported (damaged
- * blocks, spill file errors), touched only by the main thread.
+ * blocks, spill file errors, store errors, a shrunken file), touched only
+ * by the main thread.
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -17,6 +19,60 @@
 #include "sgv.h"
 #include "store.h"
 
+/* What the unit's last failed store call was, for a log line. */
+static const char *
+op_name (uint8_t op)
+{
+  switch (op) {
+  case 0x88: case 0x28: case 0x08: case 0xa8: return "read";
+  case 0x8a: case 0x2a: case 0x0a: case 0xaa: return "write";
+  case 0x35: case 0x91: return "flush (SYNCHRONIZE CACHE)";
+  case 0x93: case 0x41: return "zero (WRITE SAME)";
+  case 0x42: return "trim (UNMAP)";
+  case 0x2f: case 0x8f: return "verify";
+  case 0x2e: case 0x8e: return "write and verify";
+  case 0x89: return "compare and write";
+  default: return "command";
+  }
+}
+
+/* Store failures that clients saw as EIO: the unit counts them; say how
+ * many came since the last tick and what the last one was.  A file that
+ * someone else truncated: said once for each size it is found at. */
+static void
+report_store_errors (struct daemon_stack *d)
+{
+  struct scsi_lu_stats lu;
+  struct store_stats st;
+
+  if (d->lu == NULL)
+    return;
+  scsi_lu_get_stats (d->lu, &lu);
+  if (d->file) {
+    store_get_stats (d->file, &st);
+    if (st.short_file_errors > 0 &&
+        (!d->short_file_said || st.short_file_size != d->short_file_size_said)) {
+      log_error ("%s: the file shrank under the daemon to %" PRIu64 " bytes, "
+                 "short of the disk's %" PRIu64 " (truncated by someone else?); "
+                 "reads and writes past its end fail with EIO, and its size is "
+                 "left as it is", d->opt->file, st.short_file_size, d->file->size);
+      d->short_file_said = true;
+      d->short_file_size_said = st.short_file_size;
+      /* Those failures are what this line says; not again below. */
+      d->store_errors_seen = lu.store_errors;
+    }
+  }
+  if (lu.store_errors == d->store_errors_seen)
+    return;
+  uint64_t n = lu.store_errors - d->store_errors_seen;
+  log_error ("%s: %" PRIu64 " store error%s answered with EIO (last: %s, %s)%s",
+             d->opt->file ? d->opt->file : "in-memory disk", n, n > 1 ? "s" : "",
+             op_name (lu.last_store_op), strerror (lu.last_store_errno),
+             lu.last_store_errno == EROFS ? "; the file's filesystem is read-only: "
+             "clients get I/O errors, not a read-only disk" : "");
+  d->store_errors_seen = lu.store_errors;
+}
+
 /* The data path only counts blocks found damaged; say so once for each
  * new one (the last one's number, if several came at once). */
 void
@@ -24,7 +80,8 @@ daemon_stats_report_corrupt (struct daemon_stack *d)
 {
   struct cache_stats cs;
 
-  if (cache_get_stats (d->store, &cs) == -1)
+  report_store_errors (d);
+  if (cache_get_stats (d->cache, &cs) == -1)
     return;
   /* Spill file failures: counted by the cache, said here once per tick. */
   if (cs.bd_errors != d->spill_errors_seen) {
@@ -64,7 +121,7 @@ daemon_stats_log (const struct daemon_stack *d)
   scsi_cmd_pool_get_stats (d->cmds, &cp);
   scsi_lu_get_stats (d->lu, &lu);
   store_get_stats (d->store, &st);
-  bool cached = cache_get_stats (d->store, &cs) == 0;
+  bool cached = cache_get_stats (d->cache, &cs) == 0;
   if (cached)
     log_info ("cache %s, %" PRIu32 "-byte blocks: original %" PRIu64
               " B compressed %" PRIu64 " B memory used %" PRIu64

@@ -150,7 +150,7 @@ daemon_swap_prepare (struct daemon_stack *d)
   const char *what = o->file ? "cache" : "disk";
   char map_said[200] = "";
   struct cache_stats cs;
-  if (cache_reserve_start (d->store, low, high) == 0 && cache_get_stats (d->store, &cs) == 0)
+  if (cache_reserve_start (d->cache, low, high) == 0 && cache_get_stats (d->cache, &cs) == 0)
     snprintf (map_said, sizeof map_said, ", %s memory from a locked reserve of %" PRIu64
               " bytes (refilled below %" PRIu64 " up to %" PRIu64 " bytes; limit %" PRIu64 ")",
               what, cs.reserve_bytes, low, high, cs.mem_limit);
