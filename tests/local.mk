@@ -41,6 +41,8 @@ SHELL_TESTS = \
 	tests/test-sgblkd-runtime-errors-exit-1-usage-errors-exit-2.sh \
 	tests/test-sigterm-with-writes-in-flight-keeps-acknowledged-writes.sh \
 	tests/test-spill-lets-a-1g-disk-in-64m-of-memory-hold-512m-of-mixed-data.sh \
+	tests/test-store-a-file-truncated-under-the-daemon-gets-eio-and-keeps-its-size.sh \
+	tests/test-store-erofs-from-the-file-is-eio-not-eperm-and-enospc-keeps-dirty-data.sh \
 	tests/test-store-faults-give-eio-and-keep-data-outside-the-window.sh \
 	tests/test-swap-mode-a-4g-disk-costs-what-it-holds.sh \
 	tests/test-swap-mode-fuse-io-allocates-only-inside-libfuse.sh \
