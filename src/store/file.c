@@ -28,9 +28,10 @@
  * "Failing stores"): if someone else truncates it, a read that meets the
  * new end of file fails with EIO rather than invent zeroes, and a write,
  * zero or trim reaching past it fails with EIO rather than extend the
- * file (or report zeroes that a read would then refuse), which is checked with fstat before each write (a truncation
- * between that check and the write can still be extended over; nothing
- * short of a lease closes that window).  Both are counted, with the size
+ * file (or report zeroes that a read would then refuse), which is checked
+ * with fstat before each write (a truncation between that check and the
+ * write can still be extended over; nothing short of a lease closes that
+ * window).  Both are counted, with the size
  * seen, for the daemon to report.
  *
  * Errors are the system calls' own errno values (EIO, ENOSPC, ...); writes
