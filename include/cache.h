@@ -116,6 +116,11 @@ struct store *cache_create (const struct cache_config *cfg);
  * no-op for those already running, and for a store that is not a cache).
  * -1 with errno. */
 int cache_start_threads (struct store *s);
+/* The smallest mem_limit under which a request of 'request' bytes can
+ * ever be stored, with blocks of block_size bytes: a limit below it
+ * leaves the in-memory disk failing such writes with ENOSPC when empty,
+ * and a cache's writers waiting for room that no write-back can make. */
+uint64_t cache_min_mem_limit (uint32_t block_size, uint64_t request);
 /* -1 with EINVAL if s is not a cache. */
 int cache_get_stats (struct store *s, struct cache_stats *st);
 /* Swap mode: from now on the map's I/O path never maps, touches new

@@ -30,6 +30,9 @@ struct zpool *zpool_create (uint32_t block_size, uint64_t mem_limit,
                             uint64_t max_bytes, zpool_relocate_fn relocate,
                             void *opaque);
 void zpool_destroy (struct zpool *zp);
+/* The memory one request of 'request' bytes needs at least in an empty
+ * pool of block_size blocks (cache_min_mem_limit). */
+uint64_t zpool_request_bytes (uint32_t block_size, uint64_t request);
 /* Reserve mode (swap mode): from now on allocations take chunk memory
  * only from a locked, touched reserve, which a refill thread (started
  * here, stopped by zpool_destroy) keeps between 'low' and 'high' bytes,

@@ -763,6 +763,12 @@ relocate (void *opaque, uint32_t owner, uint64_t old_h, uint64_t new_h)
   return ok;
 }
 
+uint64_t
+cache_min_mem_limit (uint32_t block_size, uint64_t request)
+{
+  return zpool_request_bytes (block_size ? block_size : CACHE_MIN_BLOCK, request);
+}
+
 struct store *
 cache_create (const struct cache_config *cfg)
 {

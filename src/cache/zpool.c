@@ -178,6 +178,72 @@ struct zpool {
   atomic_uint_fast64_t waits, mapped, returned;
 };
 
+/* A class's chunks for objects of 'size' bytes ('raw': the class of
+ * whole incompressible blocks, size being the block size). */
+static void
+class_geometry (struct zclass *c, uint32_t size, bool raw)
+{
+  c->size = size;
+  /* The chunk size that leaves the smallest tail. */
+  uint32_t best = 0, first = (c->size + PAGE - 1) / PAGE;
+  for (uint32_t k = first; k < first + CHUNK_SPAN && k <= MAX_CHUNK_PAGES; k++) {
+    uint32_t cb = k * PAGE;
+    if (best == 0 || (uint64_t) (cb % c->size) * best < (uint64_t) (best % c->size) * cb)
+      best = cb;
+  }
+  /* Raw blocks fill pages exactly at any chunk size: take the largest,
+   * so that fewer chunks come and go when incompressible data churns. */
+  if (raw && size < 8 * PAGE)
+    best = 8 * PAGE;
+  c->bytes = best;
+  c->nobj = best / c->size;
+  /* A class's first chunks are the smallest that waste at most an
+   * eighth: half of its last chunk is empty on average, and on a small
+   * disk, with a hundred classes in use, those halves of large chunks
+   * were 4% of all memory (measured on 64 MiB of shared libraries). */
+  c->small_bytes = best;
+  for (uint32_t k = first; k * PAGE < best; k++)
+    if ((uint64_t) (k * PAGE % c->size) * 8 <= (uint64_t) k * PAGE) {
+      c->small_bytes = k * PAGE;
+      break;
+    }
+  c->small_nobj = c->small_bytes / c->size;
+  size_t dsize = sizeof (struct zchunk) + c->nobj * sizeof (uint32_t);
+  while ((size_t) DESC_MIN << c->desc < dsize)
+    c->desc++;
+}
+
+/* Descriptors of size DESC_MIN << d are carved this many bytes at a time. */
+static inline uint32_t
+desc_run (uint32_t d)
+{
+  return DESC_MIN << d < PAGE ? PAGE : DESC_MIN << d;
+}
+
+/* The most chunk and descriptor memory one request can need in an empty
+ * pool: incompressible, so every block is a raw object of a whole block
+ * (no class takes more than a block), and unaligned, so it touches one block
+ * more than its length.  The first SMALL_CHUNKS chunks are small ones;
+ * every chunk needs a descriptor, carved a run at a time.  Compressible
+ * data takes less of its own, though partial chunks of many classes can
+ * add up: this is the floor below which a request can never be stored,
+ * not a promise for every mix of data. */
+uint64_t
+zpool_request_bytes (uint32_t bs, uint64_t request)
+{
+  struct zclass c = { 0 };
+  class_geometry (&c, bs, true);
+  uint64_t blocks = (request + bs - 1) / bs + 1;
+  uint64_t nsmall = (blocks + c.small_nobj - 1) / c.small_nobj;
+  if (nsmall > SMALL_CHUNKS)
+    nsmall = SMALL_CHUNKS;
+  uint64_t left = blocks > nsmall * c.small_nobj ? blocks - nsmall * c.small_nobj : 0;
+  uint64_t nlarge = (left + c.nobj - 1) / c.nobj;
+  uint64_t run = desc_run (c.desc), per_run = run / (DESC_MIN << c.desc);
+  uint64_t runs = (nsmall + nlarge + per_run - 1) / per_run;
+  return nsmall * c.small_bytes + nlarge * c.bytes + runs * run;
+}
+
 struct zpool *
 zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
               zpool_relocate_fn relocate, void *opaque)
@@ -217,34 +283,8 @@ zpool_create (uint32_t bs, uint64_t mem_limit, uint64_t max_bytes,
   }
   for (uint32_t i = 0; i < zp->nclasses; i++) {
     struct zclass *c = &zp->cls[i];
-    c->size = i + 1 < zp->nclasses ? (i + 1) * zp->step : bs;
-    /* The chunk size that leaves the smallest tail. */
-    uint32_t best = 0, first = (c->size + PAGE - 1) / PAGE;
-    for (uint32_t k = first; k < first + CHUNK_SPAN && k <= MAX_CHUNK_PAGES; k++) {
-      uint32_t cb = k * PAGE;
-      if (best == 0 || (uint64_t) (cb % c->size) * best < (uint64_t) (best % c->size) * cb)
-        best = cb;
-    }
-    /* Raw blocks fill pages exactly at any chunk size: take the largest,
-     * so that fewer chunks come and go when incompressible data churns. */
-    if (i + 1 == zp->nclasses && bs < 8 * PAGE)
-      best = 8 * PAGE;
-    c->bytes = best;
-    c->nobj = best / c->size;
-    /* A class's first chunks are the smallest that waste at most an
-     * eighth: half of its last chunk is empty on average, and on a small
-     * disk, with a hundred classes in use, those halves of large chunks
-     * were 4% of all memory (measured on 64 MiB of shared libraries). */
-    c->small_bytes = best;
-    for (uint32_t k = first; k * PAGE < best; k++)
-      if ((uint64_t) (k * PAGE % c->size) * 8 <= (uint64_t) k * PAGE) {
-        c->small_bytes = k * PAGE;
-        break;
-      }
-    c->small_nobj = c->small_bytes / c->size;
-    size_t dsize = sizeof (struct zchunk) + c->nobj * sizeof (uint32_t);
-    while ((size_t) DESC_MIN << c->desc < dsize)
-      c->desc++;
+    class_geometry (c, i + 1 < zp->nclasses ? (i + 1) * zp->step : bs,
+                    i + 1 == zp->nclasses);
     sync_mutex_init_adaptive (&c->lock);
   }
   /* Neighbouring classes that fit as many objects in as many pages are
@@ -943,13 +983,6 @@ chunk_memory (struct zpool *zp, uint32_t bytes)
   zp->bump_off = bytes;
   zp->bump_len = ARENA_BYTES;
   return a;
-}
-
-/* Descriptors of size DESC_MIN << d are carved this many bytes at a time. */
-static inline uint32_t
-desc_run (uint32_t d)
-{
-  return DESC_MIN << d < PAGE ? PAGE : DESC_MIN << d;
 }
 
 /* A descriptor for a new chunk of class c.  chunk_lock held.  NULL with
