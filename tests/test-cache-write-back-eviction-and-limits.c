@@ -272,6 +272,28 @@ zeroes_and_trims_are_written_back_as_zero_requests (void **state)
   fake_free (f);
 }
 
+/* A cache that cannot hold one raw block (its chunk and descriptor
+ * take two pages) has nothing to evict and nothing to write back: the
+ * writer gets ENOSPC instead of waiting for ever, which also held up
+ * shutdown.  One request's minimum is at least what the request holds. */
+static void
+a_cache_too_small_for_one_block_gives_enospc_not_a_hang (void **state)
+{
+  struct fake *f = fake_new (1 << 20);
+  struct store *s = cache_on (f, 4096, CACHE_MODE_WRITEBACK);
+  uint8_t *buf = malloc (65536);
+
+  assert_non_null (buf);
+  random_block (buf, 65536, 3);
+  assert_int_equal (wr (s, buf, 65536, 0, 0), -1);
+  assert_int_equal (errno, ENOSPC);
+  assert_true (cache_min_mem_limit (4096, 65536) >= 65536 + 4096);
+  assert_true (cache_min_mem_limit (65536, 1 << 20) >= (1 << 20) + 65536);
+  store_close (s);
+  free (buf);
+  fake_free (f);
+}
+
 static void
 modes_parse_by_name (void **state)
 {
@@ -298,6 +320,7 @@ main (void)
     cmocka_unit_test (a_writer_waits_while_the_cache_is_full_of_dirty_blocks),
     cmocka_unit_test (a_failing_store_keeps_blocks_dirty_and_flush_reports_it),
     cmocka_unit_test (zeroes_and_trims_are_written_back_as_zero_requests),
+    cmocka_unit_test (a_cache_too_small_for_one_block_gives_enospc_not_a_hang),
     cmocka_unit_test (modes_parse_by_name),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

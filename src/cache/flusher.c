@@ -172,9 +172,19 @@ cache_make_room (struct cache *k)
    * failing; one that failed on a damaged block but made room does not
    * fail the writer. */
   int err = k->passes_done >= pass && k->st.written_back == before ? k->wb_error : 0;
+  bool none = k->passes_done >= pass && k->st.written_back == before;
   pthread_mutex_unlock (&k->flock);
   if (err) {
     errno = err;                       /* the backing store is failing */
+    return -1;
+  }
+  /* Nothing was dirty to write back and nothing clean is left to evict:
+   * the block does not fit in what the cache has, and waiting again would
+   * spin for ever (and hold up shutdown), so the writer gets ENOSPC.
+   * (The command line refuses caches that small; fragmentation is all
+   * that is left.) */
+  if (none && atomic_load (&k->st.dirty_blocks) == 0 && cache_evict (k) == 0) {
+    errno = ENOSPC;
     return -1;
   }
   return 0;
