@@ -8,6 +8,15 @@
 #include <stdio.h>
 
 #define CLI_MAX_UNIX 4
+/* A Unix socket path fits sockaddr_un's 108 bytes with its NUL. */
+#define CLI_MAX_UNIX_PATH 107
+/* With --fuse the export name is a file name (NAME_MAX). */
+#define CLI_MAX_FUSE_NAME 255
+#define CLI_STR_(x) #x
+#define CLI_STR(x) CLI_STR_(x)
+/* The largest READ or WRITE payload under --swap (told to NBD clients):
+ * what its fixed, preallocated vectors hold. */
+#define CLI_SWAP_MAX_PAYLOAD (2u << 20)
 /* Default --busy-poll: requests of a busy queue-depth-16 client come
  * tens of microseconds apart; an idle connection polls in vain about
  * twice this long (the window halves on each miss), then sleeps. */
@@ -59,6 +68,10 @@ struct cli_options {
 /* Parse argv.  Returns 0, or -1 after writing one line to err (the usage
  * error, prefixed with the program name). */
 int cli_parse (int argc, char **argv, struct cli_options *o, FILE *err);
+/* Options that cannot work on a machine with phys_bytes of memory (0:
+ * unknown): a limit --swap would lock beyond it.  0, or -1 after one line
+ * on err; the caller exits CLI_EXIT_RUNTIME. */
+int cli_check_memory (const struct cli_options *o, uint64_t phys_bytes, FILE *err);
 /* "4G", "512M", "1048576" ... (K/M/G/T, powers of 1024).  -1/EINVAL. */
 int cli_parse_size (const char *s, uint64_t *out);
 void cli_usage (FILE *f);

@@ -67,6 +67,8 @@ int daemon_stack_teardown (struct daemon_stack *d);
 /* The in-memory disk's memory limit when none is given but one is
  * needed (--swap, --spill): half of RAM, or the disk size if less. */
 uint64_t daemon_default_mem_limit (uint64_t size);
+/* The machine's memory in bytes; 0 if unknown. */
+uint64_t daemon_phys_memory (void);
 
 /* stats.c: one log line per layer (SIGUSR1, and at exit). */
 void daemon_stats_log (const struct daemon_stack *d);

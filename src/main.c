@@ -121,6 +121,9 @@ main (int argc, char **argv)
     return CLI_EXIT_OK;
   }
 
+  if (cli_check_memory (&opt, daemon_phys_memory (), stderr) == -1)
+    return CLI_EXIT_RUNTIME;
+
   log_init ("sgblkd", false, opt.verbose);
   signal (SIGPIPE, SIG_IGN);
   /* Block the signals we take synchronously before any thread exists, so

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "cli.h"
+#include "nbd.h"
 
 static char errbuf[4096];
 
@@ -42,9 +44,13 @@ parse (struct cli_options *o, ...)
 static void
 assert_usage_error (const char *needle)
 {
+  const char *nl = strchr (errbuf, '\n');
+
   assert_non_null (strstr (errbuf, needle));
-  /* One line of error plus the hint line. */
-  assert_non_null (strstr (errbuf, "Try 'sgblkd --help'"));
+  /* Exactly one line, which names the program. */
+  assert_non_null (nl);
+  assert_int_equal (nl[1], '\0');
+  assert_int_equal (strncmp (errbuf, "sgblkd: ", 8), 0);
 }
 
 static void
@@ -283,6 +289,125 @@ fuse_alone_opens_no_tcp_port (void **state)
 }
 
 static void
+conflicting_options_are_refused (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, "-r", "--create", "-s", "1G", "a.img", NULL), -1);
+  assert_usage_error ("--read-only and --create conflict");
+  assert_int_equal (parse (&o, "--cache-mode", "off", "--cache-size", "64M", "a.img", NULL), -1);
+  assert_usage_error ("--cache-size with --cache-mode off");
+  assert_int_equal (parse (&o, "--cache-mode", "off", "--cache-block", "8K", "a.img", NULL), -1);
+  assert_usage_error ("--cache-block with --cache-mode off");
+  assert_int_equal (parse (&o, "--cache-mode", "off", "--recompress-idle", "5", "a.img", NULL), -1);
+  assert_usage_error ("--recompress-idle with --cache-mode off");
+  assert_int_equal (parse (&o, "--cache-mode", "off", "a.img", NULL), 0);
+  assert_int_equal (parse (&o, "-U", "/tmp/s", "-U", "/tmp/s", NULL), -1);
+  assert_usage_error ("given twice");
+  assert_int_equal (parse (&o, "-P", "", NULL), -1);
+  assert_usage_error ("empty pidfile name");
+  assert_int_equal (parse (&o, "-b", "", NULL), -1);
+  assert_usage_error ("empty bind address");
+}
+
+static void
+unix_socket_paths_must_fit_sockaddr_un (void **state)
+{
+  struct cli_options o;
+  char path[CLI_MAX_UNIX_PATH + 2];
+
+  memset (path, 'a', sizeof path - 1);
+  path[sizeof path - 1] = '\0';
+  assert_int_equal (parse (&o, "-U", path, NULL), -1);
+  assert_usage_error ("longer than 107 bytes");
+  path[CLI_MAX_UNIX_PATH] = '\0';
+  assert_int_equal (parse (&o, "-U", path, NULL), 0);
+}
+
+static void
+fuse_export_names_must_be_file_names (void **state)
+{
+  struct cli_options o;
+  char name[CLI_MAX_FUSE_NAME + 2];
+
+  assert_int_equal (parse (&o, "--fuse", "/mnt/x", "-e", "a/b", NULL), -1);
+  assert_usage_error ("export name 'a/b' contains '/'");
+  assert_int_equal (parse (&o, "--fuse", "/mnt/x", "-e", ".", NULL), -1);
+  assert_usage_error ("is '.' or '..'");
+  assert_int_equal (parse (&o, "--fuse", "/mnt/x", "-e", "..", NULL), -1);
+  assert_usage_error ("is '.' or '..'");
+  memset (name, 'n', sizeof name - 1);
+  name[sizeof name - 1] = '\0';
+  assert_int_equal (parse (&o, "--fuse", "/mnt/x", "-e", name, NULL), -1);
+  assert_usage_error ("longer than 255 bytes");
+  name[CLI_MAX_FUSE_NAME] = '\0';
+  assert_int_equal (parse (&o, "--fuse", "/mnt/x", "-e", name, NULL), 0);
+  /* Without --fuse an export name is only a name. */
+  assert_int_equal (parse (&o, "-e", "a/b", NULL), 0);
+  /* The default name is the file "disk". */
+  assert_int_equal (parse (&o, "--fuse", "/mnt/x", NULL), 0);
+}
+
+static void
+memory_limits_must_hold_one_largest_request (void **state)
+{
+  struct cli_options o;
+  uint64_t min32 = cache_min_mem_limit (4096, NBD_MAX_PAYLOAD);
+
+  assert_int_equal (parse (&o, "--cache-size", "4K", "a.img", NULL), -1);
+  assert_usage_error ("--cache-size 4K is too small");
+  assert_int_equal (parse (&o, "--cache-size", "32M", "a.img", NULL), -1);
+  assert_usage_error ("give at least 33M");
+  assert_int_equal (parse (&o, "--cache-size", "33M", "a.img", NULL), 0);
+  assert_int_equal (parse (&o, "--mem-limit", "1", NULL), -1);
+  assert_usage_error ("--mem-limit 1 is too small");
+  assert_int_equal (parse (&o, "--mem-limit", "4095", NULL), -1);
+  assert_usage_error ("--mem-limit 4095 is too small");
+  assert_int_equal (parse (&o, "--mem-limit", "33M", NULL), 0);
+  /* The exact minimum is accepted, one byte less is not. */
+  char arg[32];
+  snprintf (arg, sizeof arg, "%llu", (unsigned long long) min32);
+  assert_int_equal (parse (&o, "--mem-limit", arg, NULL), 0);
+  snprintf (arg, sizeof arg, "%llu", (unsigned long long) min32 - 1);
+  assert_int_equal (parse (&o, "--mem-limit", arg, NULL), -1);
+  /* Larger cache blocks need more. */
+  assert_true (cache_min_mem_limit (65536, NBD_MAX_PAYLOAD) > NBD_MAX_PAYLOAD);
+  /* --swap serves requests of at most 2 MiB; a small disk, none larger
+   * than itself. */
+  assert_int_equal (parse (&o, "--swap", "--mem-limit", "3M", NULL), 0);
+  assert_int_equal (parse (&o, "--swap", "--mem-limit", "2M", NULL), -1);
+  assert_int_equal (parse (&o, "--size", "1M", "--mem-limit", "2M", NULL), 0);
+  assert_int_equal (parse (&o, "--create", "--size", "1M", "--cache-size", "2M", "a.img", NULL), 0);
+  /* No cache, nothing to check. */
+  assert_int_equal (parse (&o, "--cache-mode", "off", "a.img", NULL), 0);
+}
+
+static void
+swap_refuses_limits_above_the_machines_memory (void **state)
+{
+  struct cli_options o;
+  char buf[512];
+  FILE *err;
+
+  assert_int_equal (parse (&o, "--swap", "--cache-size", "100T", "a.img", NULL), 0);
+  err = fmemopen (buf, sizeof buf, "w");
+  assert_int_equal (cli_check_memory (&o, 8ull << 30, err), -1);
+  fclose (err);
+  assert_non_null (strstr (buf, "--cache-size"));
+  assert_non_null (strstr (buf, "--swap locks it"));
+  assert_int_equal (parse (&o, "--swap", "--mem-limit", "9G", NULL), 0);
+  err = fmemopen (buf, sizeof buf, "w");
+  assert_int_equal (cli_check_memory (&o, 8ull << 30, err), -1);
+  fclose (err);
+  assert_non_null (strstr (buf, "--mem-limit"));
+  assert_int_equal (parse (&o, "--swap", "--mem-limit", "8G", NULL), 0);
+  assert_int_equal (cli_check_memory (&o, 8ull << 30, stderr), 0);
+  /* Without --swap nothing is locked: a limit is only a cap. */
+  assert_int_equal (parse (&o, "--cache-size", "100T", "a.img", NULL), 0);
+  assert_int_equal (cli_check_memory (&o, 8ull << 30, stderr), 0);
+}
+
+static void
 help_and_version_stop_parsing (void **state)
 {
   struct cli_options o;
@@ -338,6 +463,11 @@ main (void)
     cmocka_unit_test (memory_only_options_with_a_file_are_refused),
     cmocka_unit_test (cache_options_are_checked),
     cmocka_unit_test (fuse_alone_opens_no_tcp_port),
+    cmocka_unit_test (conflicting_options_are_refused),
+    cmocka_unit_test (unix_socket_paths_must_fit_sockaddr_un),
+    cmocka_unit_test (fuse_export_names_must_be_file_names),
+    cmocka_unit_test (memory_limits_must_hold_one_largest_request),
+    cmocka_unit_test (swap_refuses_limits_above_the_machines_memory),
     cmocka_unit_test (help_and_version_stop_parsing),
     cmocka_unit_test (help_text_lists_every_long_option),
   };

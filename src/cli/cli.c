@@ -1,9 +1,12 @@
 /* cli: parse sgblkd's command line into struct cli_options.
  *
  * Parsing only checks what can be checked without touching the system
- * (syntax, ranges, combinations); whether FILE exists or a socket is free
- * is found out by main at start-up and reported as a runtime error.  Every
- * usage error is one line on 'err' and a return of -1: the caller exits 2.
+ * (syntax, ranges, combinations, and memory limits too small for one
+ * request of the largest size served); whether FILE exists or a socket is
+ * free is found out by main at start-up and reported as a runtime error.
+ * Every usage error is one line on 'err' and a return of -1: the caller
+ * exits 2.  cli_check_memory weighs the options against one fact of the
+ * machine, its memory, which main passes in, so that it stays pure too.
  */
 #include <config.h>
 
@@ -14,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "cli.h"
+#include "nbd.h"
 
 /* Long-only options get values above the char range. */
 enum {
@@ -188,9 +193,47 @@ parse_uint (const char *s, unsigned long min, unsigned long max,
 #define USAGE(...) do {                                         \
     fprintf (err, "%s: ", prog);                                \
     fprintf (err, __VA_ARGS__);                                 \
-    fputs ("\nTry 'sgblkd --help' for more information.\n", err); \
+    fputc ('\n', err);                                          \
     return -1;                                                  \
   } while (0)
+
+/* The largest request a client may send: the NBD export's limit (FUSE's
+ * 1 MiB is below both), never more than the disk when its size is known
+ * here (the in-memory disk, or FILE made by --create). */
+static uint64_t
+largest_request (const struct cli_options *o)
+{
+  uint64_t r = o->swap ? CLI_SWAP_MAX_PAYLOAD : NBD_MAX_PAYLOAD;
+  if ((o->file == NULL || o->create) && o->size < r)
+    r = o->size;
+  return r;
+}
+
+/* The memory limit that applies, and the option that set it: the cache
+ * size with FILE (none with --cache-mode off), --mem-limit without. */
+static uint64_t
+memory_limit (const struct cli_options *o, const char **name)
+{
+  if (o->file) {
+    *name = "--cache-size";
+    return strcmp (o->cache_mode, "off") == 0 ? 0 : o->cache_size;
+  }
+  *name = "--mem-limit";
+  return o->mem_limit;
+}
+
+/* An export name that names the FUSE file: the file MOUNTPOINT/NAME. */
+static const char *
+fuse_name_problem (const char *name)
+{
+  if (strchr (name, '/'))
+    return "contains '/'";
+  if (strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
+    return "is '.' or '..'";
+  if (strlen (name) > CLI_MAX_FUSE_NAME)
+    return "is longer than " CLI_STR (CLI_MAX_FUSE_NAME) " bytes";
+  return NULL;
+}
 
 int
 cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
@@ -200,6 +243,8 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
   unsigned long v;
   bool bind_given = false;
   bool cache_size_given = false, cache_mode_given = false;
+  bool cache_block_given = false, recompress_given = false;
+  const char *limit_arg = NULL;
   int c;
 
   memset (o, 0, sizeof *o);
@@ -230,6 +275,11 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
         USAGE ("at most %d Unix sockets", CLI_MAX_UNIX);
       if (*optarg == '\0')
         USAGE ("empty Unix socket path");
+      if (strlen (optarg) > CLI_MAX_UNIX_PATH)
+        USAGE ("Unix socket path '%s' is longer than %d bytes", optarg, CLI_MAX_UNIX_PATH);
+      for (unsigned i = 0; i < o->nunix; i++)
+        if (strcmp (o->unix_paths[i], optarg) == 0)
+          USAGE ("Unix socket '%s' given twice", optarg);
       o->unix_paths[o->nunix++] = optarg;
       break;
     case 'p':
@@ -238,7 +288,12 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       o->port = (int) v;
       o->port_given = true;
       break;
-    case 'b': o->bind = optarg; bind_given = true; break;
+    case 'b':
+      if (*optarg == '\0')
+        USAGE ("empty bind address");
+      o->bind = optarg;
+      bind_given = true;
+      break;
     case 'e':
       if (strlen (optarg) > 4096)
         USAGE ("export name longer than 4096 bytes");
@@ -259,11 +314,13 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
     case OPT_MEM_LIMIT:
       if (cli_parse_size (optarg, &o->mem_limit) == -1 || o->mem_limit == 0)
         USAGE ("invalid memory limit '%s'", optarg);
+      limit_arg = optarg;
       break;
     case OPT_CACHE_SIZE:
       if (cli_parse_size (optarg, &o->cache_size) == -1 || o->cache_size == 0)
         USAGE ("invalid cache size '%s'", optarg);
       cache_size_given = true;
+      limit_arg = optarg;
       break;
     case OPT_CACHE_MODE:
       if (strcmp (optarg, "writeback") && strcmp (optarg, "writethrough") &&
@@ -278,6 +335,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
           (b & (b - 1)) != 0)
         USAGE ("invalid cache block '%s' (4K, 8K, 16K, 32K or 64K)", optarg);
       o->cache_block = (uint32_t) b;
+      cache_block_given = true;
       break;
     }
     case OPT_FUSE:
@@ -285,7 +343,11 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
         USAGE ("empty FUSE mount point");
       o->fuse_mount = optarg;
       break;
-    case OPT_FUSE_OPT: o->fuse_opts = optarg; break;
+    case OPT_FUSE_OPT:
+      if (*optarg == '\0')
+        USAGE ("empty FUSE mount options");
+      o->fuse_opts = optarg;
+      break;
     case OPT_SWAP: o->swap = true; break;
     case OPT_HANDSHAKE_TIMEOUT:
       if (parse_uint (optarg, 1, 86400, &v) == -1)
@@ -311,6 +373,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       if (parse_uint (optarg, 0, 32767, &v) == -1)
         USAGE ("invalid idle time '%s' (0-32767 seconds)", optarg);
       o->recompress_idle = (unsigned) v;
+      recompress_given = true;
       break;
     case OPT_SPILL:
       if (*optarg == '\0')
@@ -318,7 +381,11 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       o->spill = optarg;
       break;
     case 'f': o->foreground = true; break;
-    case 'P': o->pidfile = optarg; break;
+    case 'P':
+      if (*optarg == '\0')
+        USAGE ("empty pidfile name");
+      o->pidfile = optarg;
+      break;
     case 'v': o->verbose++; break;
     case 'V': o->version = true; break;
     case 'h': o->help = true; break;
@@ -347,10 +414,20 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       USAGE ("--size with FILE only sets the size for --create");
     if (o->create && !size_arg)
       USAGE ("--create needs --size");
+    if (o->create && o->read_only)
+      USAGE ("--read-only and --create conflict: a new disk that refuses writes can never hold data");
     if (o->mem_limit)
       USAGE ("--mem-limit applies to the in-memory disk, not to FILE (use --cache-size)");
     if (o->spill)
       USAGE ("--spill applies to the in-memory disk; with FILE, cold blocks are already in FILE");
+    if (strcmp (o->cache_mode, "off") == 0) {
+      if (cache_size_given)
+        USAGE ("--cache-size with --cache-mode off: there is no cache to size");
+      if (cache_block_given)
+        USAGE ("--cache-block with --cache-mode off: there is no cache");
+      if (recompress_given)
+        USAGE ("--recompress-idle with --cache-mode off: there is no cache to recompress");
+    }
   }
   else {
     if (o->create)
@@ -368,8 +445,37 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
 
   if (o->fuse_opts && !o->fuse_mount)
     USAGE ("--fuse-opt needs --fuse");
+  const char *why;
+  if (o->fuse_mount && (why = fuse_name_problem (o->export_name)) != NULL)
+    USAGE ("export name '%s' %s: with --fuse it is the file's name in the mount point",
+           o->export_name, why);
+
+  const char *limit_opt;
+  uint64_t limit = memory_limit (o, &limit_opt), request = largest_request (o);
+  uint64_t min = cache_min_mem_limit (o->cache_block, request);
+  if (limit && limit < min)
+    USAGE ("%s %s is too small: one %" PRIu64 "-byte request of incompressible data "
+           "takes %" PRIu64 " bytes in %" PRIu32 "-byte cache blocks (give at least %" PRIu64 "M)",
+           limit_opt, limit_arg ? limit_arg : "", request, min, o->cache_block,
+           (min + (UINT64_C (1) << 20) - 1) >> 20);
   /* TCP unless only Unix sockets or only FUSE were asked for. */
   if (!o->port_given && ((o->nunix == 0 && !o->fuse_mount) || bind_given))
     o->port = 10809;
+  return 0;
+}
+
+int
+cli_check_memory (const struct cli_options *o, uint64_t phys_bytes, FILE *err)
+{
+  const char *prog = "sgblkd", *name;
+  uint64_t limit = memory_limit (o, &name);
+
+  /* --swap locks what the disk or cache holds, up to the limit: more
+   * than the machine has can only end with the OOM killer. */
+  if (o->swap && phys_bytes && limit > phys_bytes) {
+    fprintf (err, "%s: %s of %" PRIu64 " MiB with --swap is more than this machine's %" PRIu64
+             " MiB of memory, and --swap locks it\n", prog, name, limit >> 20, phys_bytes >> 20);
+    return -1;
+  }
   return 0;
 }

@@ -40,11 +40,17 @@
   } while (0)
 
 uint64_t
-daemon_default_mem_limit (uint64_t size)
+daemon_phys_memory (void)
 {
   long pages = sysconf (_SC_PHYS_PAGES), psize = sysconf (_SC_PAGESIZE);
-  uint64_t half = pages > 0 && psize > 0 ? (uint64_t) pages * (uint64_t) psize / 2 : size;
-  return size < half ? size : half;
+  return pages > 0 && psize > 0 ? (uint64_t) pages * (uint64_t) psize : 0;
+}
+
+uint64_t
+daemon_default_mem_limit (uint64_t size)
+{
+  uint64_t half = daemon_phys_memory () / 2;
+  return half == 0 || size < half ? size : half;
 }
 
 /* The in-memory disk is the compressed block map with nothing behind it;

@@ -43,7 +43,7 @@
  * READ or WRITE payload accepted (told to NBD clients), and the stack of
  * each thread started. */
 #define SWAP_QUEUE 256
-#define SWAP_MAX_PAYLOAD (2u << 20)
+#define SWAP_MAX_PAYLOAD CLI_SWAP_MAX_PAYLOAD
 #define SWAP_THREAD_STACK (512u << 10)
 
 /* Without --mem-limit, swap mode caps the in-memory disk at half the
