@@ -211,6 +211,9 @@ daemon_stack_build (struct daemon_stack *d, const struct cli_options *o)
       if (errno == EADDRINUSE)
         FAIL (errno, "%s: socket is in use by a running server (not taking it over)",
               o->unix_paths[i]);
+      if (errno == ENOTSOCK)
+        FAIL (errno, "%s: exists and is not a socket (not replacing it)",
+              o->unix_paths[i]);
       FAIL (errno, "%s: cannot listen: %m", o->unix_paths[i]);
     }
   }

@@ -119,9 +119,11 @@ nbd_server_listen_unix (struct nbd_server *s, const char *path)
   if (bind (fd, (struct sockaddr *) &sa, sizeof sa) == -1) {
     int e = errno;
     struct stat st;
-    if (e != EADDRINUSE || stat (path, &st) == -1 || !S_ISSOCK (st.st_mode)) {
+    bool exists = e == EADDRINUSE && stat (path, &st) == 0;
+    if (!exists || !S_ISSOCK (st.st_mode)) {
       close (fd);
-      errno = e;
+      /* Something else by that name is nobody's socket to take over. */
+      errno = exists ? ENOTSOCK : e;
       return -1;
     }
     /* The path exists: is somebody listening there? */
