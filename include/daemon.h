@@ -42,6 +42,7 @@ struct daemon_stack {
   struct blkio io;                 /* the unit's seam, shared by the front-ends */
   bool io_ready;
   struct nbd_server *srv;
+  bool served;                     /* every front-end started */
   struct nbd_export export;        /* the one export, of both front-ends */
   struct fuse_front *fuse;         /* NULL without --fuse */
   unsigned threads;                /* workers of each front-end */

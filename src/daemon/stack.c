@@ -261,6 +261,7 @@ daemon_stack_start (struct daemon_stack *d)
     FAIL (errno, "cannot start the NBD server: %m");
   if (d->opt->fuse_mount && start_fuse (d) == -1)
     return -1;
+  d->served = true;                /* (a failed mount is a start-up error) */
   return 0;
 }
 
@@ -290,7 +291,10 @@ daemon_stack_teardown (struct daemon_stack *d)
 #endif
   if (d->srv) {
     nbd_server_stop (d->srv);
-    daemon_stats_log (d);
+    /* Counters of a daemon that never served say nothing but noise
+     * under the one line that said why it did not start. */
+    if (d->served)
+      daemon_stats_log (d);
     nbd_server_destroy (d->srv);
   }
   if (d->io_ready)
