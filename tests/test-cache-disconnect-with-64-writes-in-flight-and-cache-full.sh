@@ -5,8 +5,9 @@
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdsh
 
-start_sgblkd file --create --size 128M --cache-size 8M "$tmp/disk.img"
-# Incompressible 64 KiB writes fill an 8 MiB cache with dirty data fast.
+start_sgblkd file --create --size 128M --cache-size 33M "$tmp/disk.img"
+# Incompressible 64 KiB writes fill a 33 MiB cache (the least that holds
+# one largest request) with dirty data fast.
 PYTHONUNBUFFERED=1 nbdsh -u "$uri" -c '
 import os, struct
 bs = 65536

@@ -39,7 +39,7 @@ for i in $(seq 50); do cmp -s "$tmp/data" <(head -c 1M "$tmp/disk.img") && break
 cmp -s "$tmp/data" <(head -c 1M "$tmp/disk.img") || fail "no write-back without a flush"
 kill -TERM "$pid"
 for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-"$SGBLKD" -U "$sock" -P "$tmp/pid" --size 8M --mem-limit 4M --spill "$tmp/spill"
+"$SGBLKD" -U "$sock" -P "$tmp/pid" --size 8M --mem-limit 9M --spill "$tmp/spill"
 pid=$(cat "$tmp/pid")
 _daemons+=("$pid")
 grep -q sgblk-spill /proc/"$pid"/task/*/comm || fail "the detached daemon has no spiller"
