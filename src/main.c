@@ -1,10 +1,11 @@
 /* sgblkd: command line, daemon life cycle and signal handling.
  *
  * Start-up parses the command line, builds the stack (daemon_stack_build:
- * store, pools, logical unit, NBD server) with every listener bound while
- * still attached to the terminal, so that "port in use" or "socket held by
- * a live daemon" reach the user, then daemonizes, writes the pidfile and
- * starts serving.  What is served, and how, is the daemon module's
+ * store, pools, logical unit, NBD server) with every listener bound and
+ * the pidfile created while still attached to the terminal, so that "port
+ * in use" or "socket held by a live daemon" reach the user before the
+ * daemon says it serves, then daemonizes, writes its PID and starts
+ * serving.  What is served, and how, is the daemon module's
  * (include/daemon.h); this file only sequences it.
  *
  * Signals are blocked in every thread and taken synchronously by the main
@@ -32,15 +33,15 @@
 #include "scsi.h"
 #include "store.h"
 
+/* The pidfile is made before the daemon says it serves, so that one that
+ * cannot be written is a start-up error of one line; the PID goes in
+ * after daemonizing, when it is known.  Closes fd. */
 static int
-write_pidfile (const char *path)
+write_pid (int fd)
 {
   char buf[32];
-  int fd, n;
+  int n;
 
-  fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd == -1)
-    return -1;
   n = snprintf (buf, sizeof buf, "%ld\n", (long) getpid ());
   if (write (fd, buf, (size_t) n) != n) {
     int e = errno;
@@ -105,7 +106,8 @@ main (int argc, char **argv)
 {
   struct cli_options opt;
   struct daemon_stack d = { 0 };
-  bool pidfile_written = false;
+  bool pidfile_made = false;
+  int pid_fd = -1;
   sigset_t sigs;
   int ready_fd = -1;
   int status = CLI_EXIT_RUNTIME;
@@ -148,6 +150,14 @@ main (int argc, char **argv)
 #endif
   if (daemon_stack_build (&d, &opt) == -1)
     goto out;
+  if (opt.pidfile) {
+    pid_fd = open (opt.pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (pid_fd == -1) {
+      log_error ("%s: cannot write pidfile: %m", opt.pidfile);
+      goto out;
+    }
+    pidfile_made = true;
+  }
 
   /* Said before detaching, so that whoever started us sees how to
    * connect; the sockets are bound already. */
@@ -168,12 +178,13 @@ main (int argc, char **argv)
     }
     log_init ("sgblkd", true, opt.verbose);
   }
-  if (opt.pidfile) {
-    if (write_pidfile (opt.pidfile) == -1) {
+  if (pid_fd >= 0) {
+    int r = write_pid (pid_fd);
+    pid_fd = -1;
+    if (r == -1) {
       log_error ("%s: cannot write pidfile: %m", opt.pidfile);
       goto out;
     }
-    pidfile_written = true;
   }
   if (opt.swap && daemon_swap_prepare (&d) == -1)
     goto out;
@@ -218,7 +229,9 @@ main (int argc, char **argv)
   tell_parent (&ready_fd, (char) status);
   if (daemon_stack_teardown (&d) == -1)
     status = CLI_EXIT_RUNTIME;
-  if (pidfile_written)
+  if (pid_fd >= 0)
+    close (pid_fd);
+  if (pidfile_made)
     unlink (opt.pidfile);
   return status;
 }
