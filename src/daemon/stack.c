@@ -152,6 +152,29 @@ open_store (struct daemon_stack *d)
   return 0;
 }
 
+/* The FUSE mount point is looked at while building, although it is
+ * mounted only once serving: what is wrong with it is then said before
+ * the daemon announces the file. */
+static int
+check_mountpoint (const char *mnt)
+{
+#ifdef HAVE_FUSE
+  struct stat st;
+  if (stat (mnt, &st) == -1) {
+    if (errno == ENOTCONN)
+      FAIL (errno, "%s: stale FUSE mount of a daemon that died; clear it with: fusermount3 -u %s",
+            mnt, mnt);
+    FAIL (errno, "%s: cannot mount: %m", mnt);
+  }
+  if (!S_ISDIR (st.st_mode))
+    FAIL (ENOTDIR, "%s: cannot mount: %s", mnt, strerror (ENOTDIR));
+  return 0;
+#else
+  (void) mnt;
+  FAIL (ENOTSUP, "--fuse: this sgblkd was built without libfuse3");
+#endif
+}
+
 int
 daemon_stack_build (struct daemon_stack *d, const struct cli_options *o)
 {
@@ -206,6 +229,8 @@ daemon_stack_build (struct daemon_stack *d, const struct cli_options *o)
   d->srv = nbd_server_create (&nc);
   if (d->srv == NULL)
     FAIL (errno, "cannot create the NBD server: %m");
+  if (o->fuse_mount && check_mountpoint (o->fuse_mount) == -1)
+    return -1;
   for (unsigned i = 0; i < o->nunix; i++) {
     if (nbd_server_listen_unix (d->srv, o->unix_paths[i]) == -1) {
       if (errno == EADDRINUSE)
