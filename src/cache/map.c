@@ -806,8 +806,12 @@ cache_create (const struct cache_config *cfg)
     pthread_mutex_init (&k->stripes[i], NULL);
   pthread_mutex_init (&k->wb_lock, NULL);
   k->meta = calloc (k->nblocks, sizeof *k->meta);
-  /* The limit counts chunk memory; the table is fixed overhead. */
-  k->zp = zpool_create (bs, k->mem_limit, k->mem_limit ? k->mem_limit : size,
+  /* The limit counts chunk memory; the table is fixed overhead.  Every
+   * chunk holds an object of some block, so the disk's size bounds the
+   * chunks as well as the limit does: a limit far above the disk (say
+   * --cache-size 100T) must not size the pool's tables by itself. */
+  k->zp = zpool_create (bs, k->mem_limit,
+                        k->mem_limit && k->mem_limit < size ? k->mem_limit : size,
                         relocate, k);
   if (k->recomp_idle)
     k->dict = calloc (1, CACHE_DICT_BYTES);
