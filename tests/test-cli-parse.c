@@ -370,8 +370,14 @@ memory_limits_must_hold_one_largest_request (void **state)
   assert_int_equal (parse (&o, "--mem-limit", arg, NULL), 0);
   snprintf (arg, sizeof arg, "%llu", (unsigned long long) min32 - 1);
   assert_int_equal (parse (&o, "--mem-limit", arg, NULL), -1);
-  /* Larger cache blocks need more. */
-  assert_true (cache_min_mem_limit (65536, NBD_MAX_PAYLOAD) > NBD_MAX_PAYLOAD);
+  /* What --help, the man page and the README say: 33M, and 3M with
+   * --swap, are enough whatever the cache block. */
+  for (uint32_t bs = 4096; bs <= 65536; bs *= 2) {
+    assert_true (cache_min_mem_limit (bs, NBD_MAX_PAYLOAD) > NBD_MAX_PAYLOAD);
+    assert_true (cache_min_mem_limit (bs, NBD_MAX_PAYLOAD) <= 33ull << 20);
+    assert_true (cache_min_mem_limit (bs, CLI_SWAP_MAX_PAYLOAD) <= 3ull << 20);
+  }
+  assert_int_equal (cache_min_mem_limit (4096, NBD_MAX_PAYLOAD), 33705984);
   /* --swap serves requests of at most 2 MiB; a small disk, none larger
    * than itself. */
   assert_int_equal (parse (&o, "--swap", "--mem-limit", "3M", NULL), 0);
