@@ -38,6 +38,7 @@ SHELL_TESTS = \
 	tests/test-qemu-img-convert-and-compare.sh \
 	tests/test-qemu-io-patterns-fua-discard-and-write-zeroes.sh \
 	tests/test-sgblkd-daemon-mode-pidfile-and-sigterm.sh \
+	tests/test-sgblkd-every-option-with-good-edge-and-nonsense-values.sh \
 	tests/test-sgblkd-runtime-errors-exit-1-usage-errors-exit-2.sh \
 	tests/test-sigterm-with-writes-in-flight-keeps-acknowledged-writes.sh \
 	tests/test-spill-lets-a-1g-disk-in-64m-of-memory-hold-512m-of-mixed-data.sh \
