@@ -57,15 +57,18 @@ serve ()
   "$SGBLKD" -f -U "$sock" "$@" >"$tmp/row.out" 2>"$tmp/row.err" &
   pid=$!
   _daemons+=("$pid")
-  for i in $(seq 100); do
+  # (Polled finely: a daemon starts and stops in tens of milliseconds,
+  # and the table starts over sixty.)
+  for i in $(seq 500); do
     [ -S "$sock" ] && break
     kill -0 "$pid" 2>/dev/null || { cat "$tmp/row.err"; fail "row $rows: sgblkd $* exited at start-up"; }
-    sleep 0.1
+    sleep 0.02
   done
   nbdinfo --size "nbd+unix:///$(export_of "$@")?socket=$sock" >/dev/null ||
     { cat "$tmp/row.err"; fail "row $rows: sgblkd $* does not answer"; }
   kill -TERM "$pid"
-  wait_for_exit "$pid" 10 || fail "row $rows: sgblkd $* still running 10 s after SIGTERM"
+  for i in $(seq 500); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+  ! kill -0 "$pid" 2>/dev/null || fail "row $rows: sgblkd $* still running 10 s after SIGTERM"
   wait "$pid" || status=$?
   [ "$status" -eq 0 ] || { cat "$tmp/row.err"; fail "row $rows: sgblkd $* exited $status after SIGTERM"; }
 }
