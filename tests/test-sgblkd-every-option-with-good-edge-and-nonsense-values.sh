@@ -314,6 +314,20 @@ usage --handshake-timeout 0
 usage --handshake-timeout 86401
 usage --handshake-timeout 5s
 
+# --max-connections, --idle-timeout
+serve --max-connections 1 --size 1M
+serve --max-connections 1000000 --size 1M
+usage --max-connections 0
+usage --max-connections 1000001
+usage --max-connections -1
+usage --max-connections many
+serve --idle-timeout 0 --size 1M
+serve --idle-timeout 86400 --size 1M
+usage --idle-timeout 86401
+usage --idle-timeout -1
+usage --idle-timeout 1s
+usage --idle-timeout ''
+
 # --busy-poll
 serve --busy-poll 0 --size 1M
 serve --busy-poll 1000000 --size 1M
