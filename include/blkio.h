@@ -58,6 +58,12 @@ int blkio_init (struct blkio *io, struct scsi_lu *lu, struct sgv_pool *sgv);
 void blkio_fini (struct blkio *io);
 /* From now on, vector waits give up with ESHUTDOWN (the daemon stops). */
 void blkio_stop (struct blkio *io);
+/* Ready the calling thread for I/O on the unit: map now the per-thread
+ * buffers its first request would otherwise map, so that its I/O
+ * allocates nothing (swap mode).  Each thread that serves requests calls
+ * it once, before its first; I/O works without it.  -1 with errno
+ * (ENOMEM). */
+int blkio_thread_prepare (struct blkio *io);
 
 /* A vector of len bytes from the unit's pool, waiting out a moment of
  * memory shortage.  NULL with errno ESHUTDOWN (stopping) or E2BIG (no

@@ -164,6 +164,9 @@ void scsi_lu_destroy (struct scsi_lu *lu);
 uint64_t scsi_lu_nblocks (const struct scsi_lu *lu);
 uint32_t scsi_lu_block_size (const struct scsi_lu *lu);
 struct store *scsi_lu_store (const struct scsi_lu *lu);
+/* Ready the calling thread for I/O on the unit's store, ahead of it
+ * (store_thread_prepare).  -1 with errno (ENOMEM). */
+int scsi_lu_thread_prepare (struct scsi_lu *lu);
 /* While stopping, media access commands fail NOT READY (2/04/xx). */
 void scsi_lu_set_stopping (struct scsi_lu *lu, bool stopping);
 /* D_SENSE: report every error in descriptor format (fixed by default). */

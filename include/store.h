@@ -65,6 +65,12 @@ struct store_ops {
    * without STORE_CAP_EXTENTS reports everything allocated. */
   int (*extent) (struct store *s, uint64_t offset, uint64_t len,
                  uint64_t *ext_len, bool *allocated);
+  /* Optional (NULL: nothing to do).  Give the calling thread now what
+   * its first I/O on this store would otherwise allocate (per-thread
+   * buffers), so that from then on its I/O allocates nothing: swap mode
+   * calls it in every I/O thread before serving.  Idempotent; I/O works
+   * without it, only not allocation-free. */
+  int (*thread_prepare) (struct store *s);
   void (*stats) (struct store *s, struct store_stats *st);
   void (*close) (struct store *s);
 };
@@ -172,6 +178,14 @@ store_extent (struct store *s, uint64_t off, uint64_t len, uint64_t *ext_len,
   int r = s->ops->extent (s, off, len, ext_len, allocated);
   assert (r == -1 || (*ext_len >= 1 && *ext_len <= len));
   return r;
+}
+
+/* 0, or -1 with errno (ENOMEM). */
+static inline int
+store_thread_prepare (struct store *s)
+{
+  assert (s != NULL && s->ops != NULL);
+  return s->ops->thread_prepare ? s->ops->thread_prepare (s) : 0;
 }
 
 static inline void

@@ -14,7 +14,8 @@
  * length above its largest vector with E2BIG and keeps its memory across
  * a flush; the block map takes memory its refill thread mapped, reuses
  * memory freed by overwrites and trims and answers ENOSPC, never ENOMEM,
- * at its memory limit. */
+ * at its memory limit.  A thread maps the block map's scratch once, ahead
+ * of its I/O when it prepares, and unmaps it when it exits. */
 #include <config.h>
 
 #include <stdarg.h>
@@ -293,6 +294,9 @@ a_block_map_on_its_reserve_serves_churn_without_allocating (void **state)
   assert_int_equal (cache_reserve_start (s, 1u << 20, 2u << 20), 0);
   assert_int_equal (cache_get_stats (s, &cs0), 0);
   assert_true (cs0.reserve_bytes >= 2u << 20);  /* filled before it returned */
+  /* As every I/O thread does before serving: its scratch is mapped now,
+   * not by its first request. */
+  assert_int_equal (store_thread_prepare (s), 0);
   count_from_now ();
   unsigned full = 0, ok = 0;
   for (uint32_t round = 1; round <= 6; round++) {
@@ -336,6 +340,102 @@ a_block_map_on_its_reserve_serves_churn_without_allocating (void **state)
   store_close (s);
 }
 
+/* ---- the block map's per-thread scratch ---- */
+
+struct io_thread {
+  struct store *s;
+  bool prepare, io;
+  unsigned ahead, by_io;        /* calls counted by the prepare, by the I/O */
+  bool ok;
+};
+
+/* Zeroes, so the map itself needs no object memory, whatever its block
+ * size: what is counted is the thread's scratch alone. */
+static void *
+io_thread (void *arg)
+{
+  struct io_thread *t = arg;
+  uint8_t b[4096];
+  struct iovec iov = { b, sizeof b }, part = { b, 512 };
+
+  t->ok = true;
+  unsigned c0 = atomic_load (&calls);
+  if (t->prepare && store_thread_prepare (t->s) == -1)
+    t->ok = false;
+  unsigned c1 = atomic_load (&calls);
+  memset (b, 0, sizeof b);
+  if (t->io && (store_pwrite (t->s, &iov, 1, 0, 0) == -1 ||
+                store_pwrite (t->s, &part, 1, 512, 0) == -1 ||     /* read-modify-write */
+                store_pread (t->s, &iov, 1, 0) == -1 || b[0] != 0))
+    t->ok = false;
+  t->ahead = c1 - c0;
+  t->by_io = atomic_load (&calls) - c1;
+  return NULL;
+}
+
+/* io_thread twice in one thread: arg is two of them. */
+static void *
+two_maps (void *arg)
+{
+  struct io_thread **t = arg;
+
+  io_thread (t[0]);
+  return io_thread (t[1]);
+}
+
+/* Counted calls of one such thread, from its start to its exit. */
+static unsigned
+run_io_thread (struct io_thread *t)
+{
+  pthread_t th;
+
+  count_from_now ();
+  assert_int_equal (pthread_create (&th, NULL, io_thread, t), 0);
+  assert_int_equal (pthread_join (th, NULL), 0);
+  unsigned n = counted ();
+  assert_true (t->ok);
+  return n;
+}
+
+static void
+a_thread_maps_its_scratch_once_before_or_at_its_first_io_and_unmaps_it_at_exit (void **state)
+{
+  struct cache_config cc = { .size = 64u << 20 }, big = { .size = 64u << 20, .block_size = 65536 };
+  struct store *s = cache_create (&cc);
+  assert_non_null (s);
+
+  /* A thread that does no I/O costs nothing. */
+  struct io_thread idle = { .s = s };
+  assert_int_equal (run_io_thread (&idle), 0);
+  /* Unprepared: mapped by its first I/O (correct, not allocation-free),
+   * unmapped at its exit. */
+  struct io_thread lazy = { .s = s, .io = true };
+  assert_int_equal (run_io_thread (&lazy), 2);
+  assert_int_equal (lazy.by_io, 1);
+  /* Prepared: mapped ahead, and its I/O maps nothing. */
+  struct io_thread ready = { .s = s, .prepare = true, .io = true };
+  assert_int_equal (run_io_thread (&ready), 2);
+  assert_int_equal (ready.ahead, 1);
+  assert_int_equal (ready.by_io, 0);
+  /* With a 64 KiB map open, the scratch one thread prepares on the
+   * 4 KiB map holds the other's blocks too. */
+  struct store *s2 = cache_create (&big);
+  assert_non_null (s2);
+  struct io_thread first = { .s = s, .prepare = true };
+  struct io_thread then = { .s = s2, .io = true };
+  struct io_thread *pair[2] = { &first, &then };
+  pthread_t th;
+  count_from_now ();
+  assert_int_equal (pthread_create (&th, NULL, two_maps, pair), 0);
+  assert_int_equal (pthread_join (th, NULL), 0);
+  assert_int_equal (counted (), 2);
+  assert_true (first.ok && then.ok);
+  assert_int_equal (first.ahead, 1);
+  assert_int_equal (then.by_io, 0);
+  store_close (s2);
+  store_close (s);
+}
+
 static void
 a_reserve_needs_a_cache_with_a_limit_and_sound_watermarks (void **state)
 {
@@ -365,6 +465,7 @@ main (void)
     cmocka_unit_test (a_prefilled_command_pool_uses_cache_then_reserve_then_refuses),
     cmocka_unit_test (a_prefilled_vector_pool_lends_larger_vectors_and_waits),
     cmocka_unit_test (a_block_map_on_its_reserve_serves_churn_without_allocating),
+    cmocka_unit_test (a_thread_maps_its_scratch_once_before_or_at_its_first_io_and_unmaps_it_at_exit),
     cmocka_unit_test (a_reserve_needs_a_cache_with_a_limit_and_sound_watermarks),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -46,6 +46,13 @@ blkio_stop (struct blkio *io)
   atomic_store (&io->stopping, true);
 }
 
+int
+blkio_thread_prepare (struct blkio *io)
+{
+  assert (io != NULL && io->lu != NULL);
+  return scsi_lu_thread_prepare (io->lu);
+}
+
 void blkio_write_lock (struct blkio *io) { pthread_rwlock_rdlock (&io->rmw); }
 void blkio_write_unlock (struct blkio *io) { pthread_rwlock_unlock (&io->rmw); }
 

@@ -119,7 +119,10 @@ cache_thread_setup (struct cache *k)
 {
   /* Swap mode: a thread that writes the disk's memory, or its spill
    * file, must not be throttled by the reclaim it serves.  Whether the
-   * process may do it was said when the main thread tried. */
+   * process may do it was said when the main thread tried.  No scratch
+   * (cache_thread_prepare) for these threads: they work in buffers of
+   * their own and never decode a spilled block, so they would map it
+   * only to keep it. */
   if (k->io_flusher)
     (void) prctl (PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 }

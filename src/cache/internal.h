@@ -183,6 +183,23 @@ void cache_drop_block (struct cache *k, uint64_t b);
  * EIO if its object does not decompress to exactly one block (then
  * counted once and flagged CM_BAD). */
 int cache_decode (struct cache *k, uint64_t b, uint8_t *out);
+/* scratch.c: each thread's scratch for the map's I/O (block buffers and
+ * lz4's state), mapped on first need and unmapped at the thread's exit. */
+struct cache_scratch {
+  uint8_t *bounce, *packed;        /* a block each, page aligned */
+  void *lz4;                       /* LZ4_sizeofState () bytes */
+  uint8_t *base;                   /* the mapping, 'bytes' long */
+  size_t bytes;
+  uint32_t bs;                     /* the largest block it holds */
+};
+/* This thread's scratch, for blocks of up to bs bytes; NULL with ENOMEM
+ * if it could not be mapped.  Valid until the thread's next call with a
+ * larger bs, or its exit. */
+struct cache_scratch *cache_scratch_get (uint32_t bs);
+/* A map of block size bs is open / closed: new scratch areas fit the
+ * largest open one. */
+void cache_scratch_open (uint32_t bs);
+void cache_scratch_close (uint32_t bs);
 /* flusher.c */
 /* Write back the dirty blocks of [first, end): each run with STORE_FUA if
  * fua.  wb_lock held. */

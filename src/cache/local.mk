@@ -3,6 +3,7 @@ libsgblk_a_SOURCES += \
 	src/cache/internal.h \
 	src/cache/zpool.c \
 	src/cache/map.c \
+	src/cache/scratch.c \
 	src/cache/flusher.c \
 	src/cache/idle.c \
 	src/cache/spill.c

@@ -62,6 +62,11 @@
  * Lock order: wb_lock, then one stripe lock at a time.  Clean blocks are
  * evicted by a CLOCK hand (REF set on each hit, cleared on the first
  * pass); when nothing clean is left, writers wait for the flusher.
+ *
+ * Buffers: each store operation takes its thread's scratch (scratch.c)
+ * once, before any lock, so that a thread that cannot get one fails
+ * with ENOMEM having changed nothing; cache_thread_prepare maps it ahead
+ * of a thread's I/O.
  */
 #include <config.h>
 
@@ -73,13 +78,6 @@
 #include "cache.h"
 #include "internal.h"
 #include "sync.h"
-
-static _Thread_local LZ4_stream_t lz4_state;
-static _Thread_local uint8_t bounce[CACHE_MAX_BLOCK] __attribute__ ((aligned (4096)));
-/* Also where a spilled block's slot is read back to (O_DIRECT wants it
- * aligned): a thread's static TLS is zeroed, so resident, from its start,
- * and a third buffer would cost every connection's thread 64 KiB. */
-static _Thread_local uint8_t packed[CACHE_MAX_BLOCK] __attribute__ ((aligned (4096)));
 
 static const struct store_ops cache_ops;
 
@@ -168,9 +166,10 @@ cache_decode (struct cache *k, uint64_t b, uint8_t *out)
     return 0;
   }
   if (m->flags & CM_SPILLED) {
-    if (cache_spill_read (k, m->handle, packed) == -1)
+    struct cache_scratch *sc = cache_scratch_get (k->bs);
+    if (sc == NULL || cache_spill_read (k, m->handle, sc->packed) == -1)
       return -1;                          /* EIO: the file failed, not the data */
-    obj = (const char *) packed;
+    obj = (const char *) sc->packed;
   }
   else
     obj = zpool_map (k->zp, m->handle);
@@ -287,7 +286,8 @@ same_word (const uint8_t *p, uint32_t n, uint64_t *word)
 /* Store bs bytes of data as block b, replacing what was there.  Lock held.
  * An object of the same size class is rewritten in place: no allocator
  * call, no lock beyond the stripe's (compaction copies under the stripe
- * lock too).  -1/ENOSPC leaves the old contents intact. */
+ * lock too).  -1/ENOSPC (or ENOMEM: no scratch) leaves the old contents
+ * intact. */
 int
 cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
 {
@@ -307,6 +307,9 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
     n.handle = word;
   }
   else {
+    struct cache_scratch *sc = cache_scratch_get (k->bs);
+    if (sc == NULL)
+      return -1;
     const uint8_t *src = data;
     uint32_t skip = (o->flags & CM_PRESENT) ? CM_SKIP_OF (o->flags) : 0;
     int r = 0;
@@ -316,12 +319,12 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
        * try it with a high acceleration, which gives up on random data
        * several times faster and still finds what compresses well. */
       int accel = (o->flags & CM_HUGE) ? 16 : 1;
-      r = LZ4_compress_fast_extState (&lz4_state, (const char *) data, (char *) packed,
+      r = LZ4_compress_fast_extState (sc->lz4, (const char *) data, (char *) sc->packed,
                                       (int) k->bs, (int) k->zp_threshold, accel);
     }
     if (r > 0) {
       n.csize = (uint32_t) r;
-      src = packed;
+      src = sc->packed;
     }
     else {                                       /* incompressible: raw */
       n.csize = k->bs;
@@ -355,21 +358,22 @@ backing_read (struct cache *k, uint64_t b, uint8_t *out)
   return store_pread (k->backing, &iov, 1, b << k->shift);
 }
 
-/* A spilled block just read (its object is in packed) comes back to
- * memory if there is room below the spiller's low watermark; otherwise
- * it stays in the file.  Lock held. */
+/* A spilled block just read (its object is in the thread's packed
+ * buffer) comes back to memory if there is room below the spiller's low
+ * watermark; otherwise it stays in the file.  Lock held. */
 static void
 bring_back (struct cache *k, uint64_t b)
 {
   struct cmeta *m = &k->meta[b];
+  struct cache_scratch *sc = cache_scratch_get (k->bs);  /* decode's, mapped */
 
-  if (!cache_spill_room (k))
+  if (sc == NULL || !cache_spill_room (k))
     return;
   uint64_t h = zpool_alloc (k->zp, m->csize, (uint32_t) b);
   if (h == 0)
     return;
   note_peak (k);
-  memcpy (zpool_map (k->zp, h), packed, m->csize);
+  memcpy (zpool_map (k->zp, h), sc->packed, m->csize);
   struct cmeta n = *m;
   n.handle = h;
   n.flags &= ~(uint32_t) (CM_SPILLED | CM_SPILLING);
@@ -415,7 +419,11 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
   struct cursor c = { iov, cnt, 0, 0 };
   uint64_t len = store_iov_len (iov, cnt);
   uint64_t hits = 0;                    /* counted once: the counter is shared */
+  struct cache_scratch *sc = cache_scratch_get (k->bs);
 
+  if (sc == NULL)
+    return -1;
+  uint8_t *bounce = sc->bounce;
   while (len > 0) {
     uint64_t b = off >> k->shift;
     uint32_t in = (uint32_t) (off & (k->bs - 1));
@@ -475,7 +483,11 @@ static int
 update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len)
 {
   bool dirty = k->backing != NULL;
+  struct cache_scratch *sc = cache_scratch_get (k->bs);
 
+  if (sc == NULL)
+    return -1;
+  uint8_t *bounce = sc->bounce;
   while (len > 0) {
     uint64_t b = off >> k->shift;
     uint32_t in = (uint32_t) (off & (k->bs - 1));
@@ -687,6 +699,17 @@ fill_stats (struct cache *k, struct cache_stats *st)
   }
 }
 
+/* Map the thread's scratch now, so that its I/O maps nothing. */
+static int
+cache_thread_prepare (struct store *s)
+{
+  struct cache *k = (struct cache *) s;
+
+  if (cache_scratch_get (k->bs) == NULL)
+    return -1;
+  return k->backing ? store_thread_prepare (k->backing) : 0;
+}
+
 static void
 cache_store_stats (struct store *s, struct store_stats *st)
 {
@@ -714,6 +737,7 @@ destroy (struct cache *k)
   pthread_mutex_destroy (&k->wb_lock);
   free (k->dict);
   free (k->meta);
+  cache_scratch_close (k->bs);
   free (k);
 }
 
@@ -739,6 +763,7 @@ static const struct store_ops cache_ops = {
   .trim = cache_trim,
   .zero = cache_zero,
   .extent = cache_extent,
+  .thread_prepare = cache_thread_prepare,
   .stats = cache_store_stats,
   .close = cache_close,
 };
@@ -791,6 +816,7 @@ cache_create (const struct cache_config *cfg)
   k->s.size = size;
   k->bs = bs;
   k->shift = (unsigned) __builtin_ctz (bs);
+  cache_scratch_open (bs);                /* destroy closes it */
   k->nblocks = (size + bs - 1) >> k->shift;
   k->mode = cfg->backing ? cfg->mode : CACHE_MODE_WRITEBACK;
   k->mem_limit = cfg->mem_limit ? cfg->mem_limit :

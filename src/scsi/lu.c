@@ -9,6 +9,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,13 @@ scsi_lu_destroy (struct scsi_lu *lu)
 uint64_t scsi_lu_nblocks (const struct scsi_lu *lu) { return lu->nblocks; }
 uint32_t scsi_lu_block_size (const struct scsi_lu *lu) { return lu->bs; }
 struct store *scsi_lu_store (const struct scsi_lu *lu) { return lu->store; }
+
+int
+scsi_lu_thread_prepare (struct scsi_lu *lu)
+{
+  assert (lu != NULL);
+  return store_thread_prepare (lu->store);
+}
 
 void
 scsi_lu_set_stopping (struct scsi_lu *lu, bool stopping)
