@@ -23,8 +23,8 @@ struct fuse_front *fuse_front_start (const char *mountpoint, struct nbd_export *
                                      unsigned threads, const char *extra_opts);
 /* Make libfuse start all its workers now rather than under load (swap
  * mode: a thread started later maps and locks a stack while the machine
- * swaps).  Returns how many there are, or -1 with errno if not all could
- * be started. */
+ * swaps), each readied for I/O (blkio_thread_prepare).  Returns how many
+ * there are, or -1 with errno if not all could be started. */
 int fuse_front_start_workers (struct fuse_front *ff);
 /* Finish the requests in flight and unmount.  Idempotent. */
 void fuse_front_stop (struct fuse_front *ff);

@@ -94,11 +94,10 @@ daemon_swap_prepare (struct daemon_stack *d)
    * under mlockall, and glibc keeps the stacks of threads that exited
    * for the next ones, so each connection ever open at once costs its
    * stack for good.  Measured without --swap after the test suite's I/O,
-   * a connection's or FUSE worker's stack had 160 KiB resident, 144 KiB
-   * of it the thread's static TLS (the cache's block buffers), which
-   * glibc carves from the same size: 512 KiB leaves over ten times what
-   * the I/O path used.  With 2 MiB, nbdcopy's 4 connections alone grew
-   * the daemon by 8 MiB. */
+   * a connection's or FUSE worker's stack had 16 KiB resident (the
+   * block map's buffers are not on it: they are mapped per thread, only
+   * for threads that do I/O), so 512 KiB leaves a wide margin.  With 2
+   * MiB, nbdcopy's 4 connections alone grew the daemon by 8 MiB. */
   pthread_attr_t attr;
   if (pthread_attr_init (&attr) == 0) {
     if (pthread_attr_setstacksize (&attr, SWAP_THREAD_STACK) != 0 ||

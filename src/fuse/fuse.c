@@ -21,9 +21,12 @@
  * destroy threads (each a stack to map and, under --swap, to lock).
  * libfuse starts a worker only when a request finds none idle; under
  * --swap, fuse_front_start_workers makes it start them all at once: it
- * sends FUSE_THREADS - 1 reads of its own and holds each in op_read until
+ * sends FUSE_THREADS reads of its own and holds each in op_read until
  * all have arrived, so that every worker is busy and libfuse adds the
- * next, and none is left to start while the machine swaps.
+ * next, and none is left to start while the machine swaps.  Each worker
+ * so held readies itself for I/O (blkio_thread_prepare), which is why
+ * there is one read for every worker, the last one included: a worker's
+ * first request must not be the one to map its buffers.
  */
 #include <config.h>
 
@@ -73,6 +76,8 @@ warm_up_wait (struct fuse_front *ff)
 {
   struct timespec deadline = sync_deadline_ns (10 * UINT64_C (1000000000));
 
+  /* A failure leaves it to the first request; said by the caller. */
+  (void) blkio_thread_prepare (ff->exp->io);
   pthread_mutex_lock (&ff->warm_lock);
   if (atomic_load (&ff->warm_target) && ++ff->warm_in >= ff->warm_target)
     pthread_cond_broadcast (&ff->warm_cond);
@@ -450,25 +455,23 @@ warm_up_read (void *arg)
 int
 fuse_front_start_workers (struct fuse_front *ff)
 {
-  pthread_t t[FUSE_THREADS - 1];
+  pthread_t t[FUSE_THREADS];
   pthread_attr_t attr;
   unsigned n = 0, done = 0;
 
   /* Small stacks: they open and read, and glibc keeps the stacks of
-   * finished threads (locked, under --swap) for the next ones.  (A stack
-   * also holds the thread's static TLS, about 150 KiB of compression
-   * state here.) */
+   * finished threads (locked, under --swap) for the next ones. */
   pthread_attr_init (&attr);
   pthread_attr_setstacksize (&attr, 512 * 1024);
   ff->warm_in = 0;
-  atomic_store (&ff->warm_target, FUSE_THREADS - 1);
+  atomic_store (&ff->warm_target, FUSE_THREADS);
   int err = 0;
-  for (; n < FUSE_THREADS - 1; n++)
+  for (; n < FUSE_THREADS; n++)
     if ((err = pthread_create (&t[n], &attr, warm_up_read, ff)) != 0)
       break;
   pthread_attr_destroy (&attr);
   pthread_mutex_lock (&ff->warm_lock);
-  if (n < FUSE_THREADS - 1) {            /* release those that started */
+  if (n < FUSE_THREADS) {                /* release those that started */
     atomic_store (&ff->warm_target, 0);
     pthread_cond_broadcast (&ff->warm_cond);
   }
@@ -479,11 +482,11 @@ fuse_front_start_workers (struct fuse_front *ff)
     done += ok != NULL;
   }
   pthread_mutex_lock (&ff->warm_lock);
-  bool all = ff->warm_in >= FUSE_THREADS - 1;
+  bool all = ff->warm_in >= FUSE_THREADS;
   atomic_store (&ff->warm_target, 0);
   pthread_cond_broadcast (&ff->warm_cond);
   pthread_mutex_unlock (&ff->warm_lock);
-  if (!all || done < FUSE_THREADS - 1) {
+  if (!all || done < FUSE_THREADS) {
     errno = err ? err : EAGAIN;
     return -1;
   }

@@ -4,6 +4,9 @@
  * reply to the job's connection (nbd_send), which never blocks: however
  * a client treats its replies, the workers go on serving the others.
  * Stopping lets the workers finish what is queued, then joins them.
+ * A worker readies itself for I/O on every export before it takes its
+ * first job (blkio_thread_prepare): in swap mode a job must not be the
+ * one to map the per-thread buffers of the store.
  */
 #include <config.h>
 
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "log.h"
 #include "sync.h"
 
 void
@@ -32,6 +36,10 @@ worker (void *arg)
 {
   struct nbd_server *s = arg;
 
+  for (unsigned i = 0; i < s->cfg.nexports; i++)
+    if (blkio_thread_prepare (s->exports[i].io) == -1)
+      log_warn ("NBD worker: cannot map its I/O buffers ahead (%m): "
+                "its first request will");
   pthread_mutex_lock (&s->qlock);
   for (;;) {
     struct nbd_job *j = s->qhead;
