@@ -44,7 +44,7 @@
  * each thread started. */
 #define SWAP_QUEUE 256
 #define SWAP_MAX_PAYLOAD CLI_SWAP_MAX_PAYLOAD
-#define SWAP_THREAD_STACK (512u << 10)
+#define SWAP_THREAD_STACK (256u << 10)
 
 /* Without --mem-limit, swap mode caps the in-memory disk at half the
  * machine's memory, or the disk size if that is less: a cap, not an
@@ -93,11 +93,14 @@ daemon_swap_prepare (struct daemon_stack *d)
    * of SWAP_THREAD_STACK: every byte of a stack is locked and resident
    * under mlockall, and glibc keeps the stacks of threads that exited
    * for the next ones, so each connection ever open at once costs its
-   * stack for good.  Measured without --swap after the test suite's I/O,
-   * a connection's or FUSE worker's stack had 16 KiB resident (the
-   * block map's buffers are not on it: they are mapped per thread, only
-   * for threads that do I/O), so 512 KiB leaves a wide margin.  With 2
-   * MiB, nbdcopy's 4 connections alone grew the daemon by 8 MiB. */
+   * stack for good.  Measured without --swap, after nbdcopy, FUSE and
+   * qemu-io I/O with a spill file and the idle pass, no thread's stack
+   * had more than 20 KiB resident (the block map's buffers are not on
+   * it: they are mapped per thread, and only by threads that do I/O), so
+   * 256 KiB, the cache threads' size, leaves over ten times that.  (With
+   * 2 MiB, nbdcopy's 4 connections alone grew the daemon by 8 MiB; with
+   * 512 KiB, which 144 KiB of static TLS once needed, an idle connection
+   * locked 1.3 MiB.) */
   pthread_attr_t attr;
   if (pthread_attr_init (&attr) == 0) {
     if (pthread_attr_setstacksize (&attr, SWAP_THREAD_STACK) != 0 ||
