@@ -44,6 +44,8 @@ struct blkio {
   struct sgv_pool *sgv;
   uint32_t bs;                  /* the unit's logical block size */
   uint64_t size;                /* bytes */
+  bool overcommitted;           /* the store may run out of space under data
+                                 * too (STORE_CAP_OVERCOMMIT) */
   pthread_rwlock_t rmw;         /* the unit's read-modify-write lock */
   atomic_bool stopping;         /* vector waits give up with ESHUTDOWN */
 };
@@ -52,6 +54,10 @@ struct blkio {
 struct blkio_extent {
   uint64_t len;
   bool hole;                    /* deallocated: reads as zeroes */
+  bool unreserved;              /* data, but the unit is overcommitted: a
+                                 * write to it may fail for lack of space
+                                 * (a protocol that ties allocation to
+                                 * that promise must not call it allocated) */
 };
 
 int blkio_init (struct blkio *io, struct scsi_lu *lu, struct sgv_pool *sgv);

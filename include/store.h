@@ -40,6 +40,10 @@ struct store;
 #define STORE_CAP_CACHED     0x40u /* a write-back cache: plain reads and writes
                                     * are answered from memory, waiting on I/O
                                     * only for a miss or for room */
+#define STORE_CAP_OVERCOMMIT 0x80u /* may refuse a write for lack of space
+                                    * anywhere, over data too: an extent()
+                                    * reported allocated holds data but no
+                                    * room reserved for rewriting it */
 
 struct store_stats {
   uint64_t bytes_allocated;   /* memory or disk space in use for data */
@@ -62,7 +66,10 @@ struct store_ops {
   int (*zero) (struct store *s, uint64_t offset, uint64_t len, unsigned flags);
   /* Describe the extent starting at offset: *ext_len (1..len bytes) of the
    * same kind, *allocated false for a hole that reads as zeroes.  A store
-   * without STORE_CAP_EXTENTS reports everything allocated. */
+   * without STORE_CAP_EXTENTS reports everything allocated.  Unless the
+   * store has STORE_CAP_OVERCOMMIT, a write to an allocated extent never
+   * fails with ENOSPC (and zero without STORE_MAY_TRIM leaves its range
+   * allocated). */
   int (*extent) (struct store *s, uint64_t offset, uint64_t len,
                  uint64_t *ext_len, bool *allocated);
   /* Optional (NULL: nothing to do).  Give the calling thread now what

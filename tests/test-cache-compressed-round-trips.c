@@ -238,6 +238,61 @@ holes_read_as_zeroes_and_writes_of_zeroes_store_nothing (void **state)
   free (zero);
 }
 
+/* Random bytes: a block of them does not compress. */
+static void
+noise (uint8_t *p, size_t n, uint32_t seed)
+{
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    p[i] = (uint8_t) (seed >> 16);
+  }
+}
+
+static void
+only_a_map_whose_limit_holds_it_all_promises_room_under_its_data (void **state)
+{
+  const size_t bs = 4096, n = 64;
+  uint8_t *b = malloc (bs);
+  uint64_t ext;
+  bool alloc;
+
+  /* Overcommitted: says so; a zero without MAY_TRIM leaves a hole. */
+  struct store *over = memdisk (n * bs, bs, n * bs / 2);
+  assert_true (over->caps & STORE_CAP_OVERCOMMIT);
+  fill (b, bs, 3);
+  wr (over, b, bs, 0);
+  assert_int_equal (store_zero (over, 0, bs, 0), 0);
+  assert_int_equal (store_extent (over, 0, bs, &ext, &alloc), 0);
+  assert_false (alloc);
+  store_close (over);
+
+  /* A limit of the disk's size: every block written raw fills it; then
+   * any block that held compressible data or zeroes, rewritten with
+   * noise, still fits although the memory is all used. */
+  struct store *fits = memdisk (n * bs, bs, n * bs);
+  assert_false (fits->caps & STORE_CAP_OVERCOMMIT);
+  for (size_t i = 0; i < n; i++) {
+    if (i % 2)
+      fill (b, bs, (uint32_t) i);
+    else
+      noise (b, bs, (uint32_t) i);
+    struct iovec iov = { b, bs };
+    if (store_pwrite (fits, &iov, 1, i * bs, 0) == -1)
+      assert_int_equal (errno, ENOSPC);   /* a hole: allowed to fail */
+  }
+  assert_int_equal (store_zero (fits, 1 * bs, bs, 0), 0);   /* NO_HOLE */
+  for (size_t i = 1; i < n; i += 2) {
+    assert_int_equal (store_extent (fits, i * bs, bs, &ext, &alloc), 0);
+    if (!alloc)
+      continue;
+    noise (b, bs, (uint32_t) (1000 + i));
+    struct iovec iov = { b, bs };
+    assert_int_equal (store_pwrite (fits, &iov, 1, i * bs, 0), 0);
+  }
+  store_close (fits);
+  free (b);
+}
+
 static void
 trim_and_zero_free_whole_blocks_and_zero_partial_ones (void **state)
 {
@@ -254,20 +309,32 @@ trim_and_zero_free_whole_blocks_and_zero_partial_ones (void **state)
   memset (ref + 3 * bs + 512, 0, 7 * bs);
   assert_int_equal (stats (s).orig_bytes, size - 6 * bs);
 
-  /* zero, with and without MAY_TRIM or FAST_ZERO, the same. */
+  /* zero with MAY_TRIM frees whole blocks; without it (FAST_ZERO or not)
+   * it keeps them allocated, as zero-filled blocks that take no memory:
+   * the disk has no limit, so it promises room to rewrite them. */
+  uint64_t compr = stats (s).compr_bytes;
   assert_int_equal (store_zero (s, 100 * bs, 8 * bs, 0), 0);
   assert_int_equal (store_zero (s, 120 * bs + 1, 2 * bs, STORE_MAY_TRIM), 0);
   assert_int_equal (store_zero (s, 130 * bs, bs, STORE_FAST_ZERO), 0);
   memset (ref + 100 * bs, 0, 8 * bs);
   memset (ref + 120 * bs + 1, 0, 2 * bs);
   memset (ref + 130 * bs, 0, bs);
-  assert_int_equal (stats (s).orig_bytes, size - (6 + 8 + 1 + 1) * bs);
+  assert_int_equal (stats (s).orig_bytes, size - (6 + 1) * bs);
+  assert_true (stats (s).compr_bytes < compr);
+  assert_int_equal (stats (s).same_blocks, 8 + 1);
+  uint64_t ext;
+  bool alloc;
+  assert_int_equal (store_extent (s, 100 * bs, 8 * bs, &ext, &alloc), 0);
+  assert_true (alloc);
+  assert_int_equal (ext, 8 * bs);
+  assert_int_equal (store_extent (s, 121 * bs, bs, &ext, &alloc), 0);
+  assert_false (alloc);
   rd (s, buf, size, 0);
   assert_memory_equal (buf, ref, size);
 
   /* A partial trim that leaves a block all zero frees it too. */
   assert_int_equal (store_trim (s, 3 * bs, 512), 0);
-  assert_int_equal (stats (s).orig_bytes, size - (6 + 8 + 1 + 1 + 1) * bs);
+  assert_int_equal (stats (s).orig_bytes, size - (6 + 1 + 1) * bs);
 
   /* Trim of everything, including never-written space. */
   assert_int_equal (store_trim (s, 0, size), 0);
@@ -590,6 +657,7 @@ main (void)
     cmocka_unit_test (writes_at_odd_offsets_and_lengths_read_back_exactly),
     cmocka_unit_test (holes_read_as_zeroes_and_writes_of_zeroes_store_nothing),
     cmocka_unit_test (trim_and_zero_free_whole_blocks_and_zero_partial_ones),
+    cmocka_unit_test (only_a_map_whose_limit_holds_it_all_promises_room_under_its_data),
     cmocka_unit_test (zero_and_same_blocks_allocate_no_memory),
     cmocka_unit_test (sub_block_writes_at_odd_offsets_keep_their_neighbours),
     cmocka_unit_test (reads_and_writes_through_many_small_segments),

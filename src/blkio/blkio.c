@@ -29,6 +29,7 @@ blkio_init (struct blkio *io, struct scsi_lu *lu, struct sgv_pool *sgv)
   io->sgv = sgv;
   io->bs = scsi_lu_block_size (lu);
   io->size = scsi_lu_nblocks (lu) * io->bs;
+  io->overcommitted = scsi_lu_store (lu)->caps & STORE_CAP_OVERCOMMIT;
   atomic_init (&io->stopping, false);
   errno = pthread_rwlock_init (&io->rmw, NULL);
   return errno ? -1 : 0;
@@ -420,7 +421,8 @@ blkio_extents (struct blkio *io, struct scsi_cmd *c, uint64_t off, uint64_t len,
       if (k > 0 && ext[k - 1].hole == hole)
         ext[k - 1].len += e - pos;
       else if (k < max)
-        ext[k++] = (struct blkio_extent) { .len = e - pos, .hole = hole };
+        ext[k++] = (struct blkio_extent) { .len = e - pos, .hole = hole,
+                                           .unreserved = !hole && io->overcommitted };
       else
         break;
       pos = e;

@@ -298,7 +298,7 @@ recompress_block (struct cache *k, struct cache_idle *d, uint64_t b, unsigned mi
     m->flags &= ~(uint32_t) CM_RECOMP;
     uint64_t h = 0;
     if (r > 0 && zpool_class_size (k->zp, (uint32_t) r) < zpool_class_size (k->zp, m->csize))
-      h = zpool_alloc (k->zp, (uint32_t) r, (uint32_t) b);
+      h = zpool_alloc (k->zp, (uint32_t) r, (uint32_t) b, false);
     if (h) {
       memcpy (zpool_map (k->zp, h), d->out, (size_t) r);
       struct cmeta n = *m;

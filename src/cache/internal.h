@@ -50,9 +50,12 @@ struct zpool_reserve_stats {
 };
 void zpool_reserve_get (struct zpool *zp, struct zpool_reserve_stats *rs);
 /* An object of size bytes (1..block_size) for block 'owner'; 0 with errno
- * ENOSPC past the memory limit, ENOMEM if the system has none (in reserve
- * mode: refused the refill this allocation waited for). */
-uint64_t zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner);
+ * ENOSPC past the memory limit (unless past_limit), ENOMEM if the system
+ * has none (in reserve mode: refused the refill this allocation waited
+ * for).  past_limit is for a map whose limit holds all its blocks raw:
+ * what it takes past the limit is partly used chunks, which compaction
+ * gives back. */
+uint64_t zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner, bool past_limit);
 void zpool_free (struct zpool *zp, uint64_t h);
 void *zpool_map (struct zpool *zp, uint64_t h);
 /* The object size a request of size bytes really takes. */
@@ -120,6 +123,9 @@ struct cache {
   uint64_t nblocks;
   enum cache_mode mode;
   uint64_t mem_limit, dirty_high, meta_bytes;
+  bool promise;                    /* memory mode: the limit holds every block
+                                    * raw, so allocated blocks keep room
+                                    * (map.c, space promises) */
   struct cmeta *meta;
   struct zpool *zp;
   pthread_mutex_t stripes[CACHE_NSTRIPES];
@@ -168,7 +174,8 @@ struct cache {
 
 /* The map behind a store; NULL with EINVAL if s is not one. */
 struct cache *cache_of (struct store *s);
-int cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty);
+int cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty,
+                       bool keep_zero);
 /* Bring the shared counters from entry o to entry n. */
 void cache_account (struct cache *k, const struct cmeta *o, const struct cmeta *n);
 static inline bool

@@ -14,6 +14,19 @@
  * A write that would pass mem_limit fails with ENOSPC and leaves the old
  * data intact.
  *
+ * Space promises (memory mode).  A present block is reported allocated,
+ * which over NBD promises that rewriting it never fails for lack of
+ * space.  Only a map whose limit holds every block raw ('promise': no
+ * limit, or mem_limit >= size) keeps that promise: a rewrite of a
+ * present block may take chunk memory past the limit (what it takes
+ * there is partly used chunks, which compaction gives back, since the
+ * blocks themselves fit), and a zero without STORE_MAY_TRIM leaves SAME
+ * blocks of fill word 0, present, rather than holes.  Reserving each
+ * block's raw size instead would make an overcommitted map hold no more
+ * than its limit uncompressed, which is what compression is for; so an
+ * overcommitted map promises nothing (STORE_CAP_OVERCOMMIT) and the
+ * front-ends say so (blkio_extent.unreserved).
+ *
  * Backing mode.  The map is the one source of truth: every write, zero and
  * trim lands in the map first, and the backing store receives data only
  * from write-back (flusher.c), which runs under wb_lock, one at a time.
@@ -283,13 +296,16 @@ same_word (const uint8_t *p, uint32_t n, uint64_t *word)
  * starts to, and each attempt costs about as much as the copy. */
 #define CM_SKIP_AFTER_RAW 7u
 
-/* Store bs bytes of data as block b, replacing what was there.  Lock held.
+/* Store bs bytes of data as block b, replacing what was there (zeroes as
+ * a hole in memory mode, unless keep_zero: then a present SAME block).
+ * Lock held.
  * An object of the same size class is rewritten in place: no allocator
  * call, no lock beyond the stripe's (compaction copies under the stripe
  * lock too).  -1/ENOSPC (or ENOMEM: no scratch) leaves the old contents
  * intact. */
 int
-cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
+cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty,
+                   bool keep_zero)
 {
   struct cmeta *o = &k->meta[b];
   struct cmeta n = {
@@ -299,7 +315,7 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
   uint64_t word;
 
   if (same_word (data, k->bs, &word)) {
-    if (word == 0 && k->backing == NULL) {      /* a hole costs nothing */
+    if (word == 0 && k->backing == NULL && !keep_zero) {   /* a hole costs nothing */
       cache_drop_block (k, b);
       return 0;
     }
@@ -333,7 +349,9 @@ cache_store_block (struct cache *k, uint64_t b, const uint8_t *data, bool dirty)
     if (cache_has_object (o) && zpool_fits (k->zp, o->handle, n.csize))
       n.handle = o->handle;
     else {
-      n.handle = zpool_alloc (k->zp, n.csize, (uint32_t) b);
+      /* A promised rewrite may pass the limit (see the top). */
+      bool past = k->promise && (o->flags & CM_PRESENT);
+      n.handle = zpool_alloc (k->zp, n.csize, (uint32_t) b, past);
       if (n.handle == 0)
         return -1;
       note_peak (k);
@@ -369,7 +387,7 @@ bring_back (struct cache *k, uint64_t b)
 
   if (sc == NULL || !cache_spill_room (k))
     return;
-  uint64_t h = zpool_alloc (k->zp, m->csize, (uint32_t) b);
+  uint64_t h = zpool_alloc (k->zp, m->csize, (uint32_t) b, false);
   if (h == 0)
     return;
   note_peak (k);
@@ -452,7 +470,7 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
       atomic_fetch_add_explicit (&k->st.misses, 1, memory_order_relaxed);
       /* Keep a clean copy, evicting older clean blocks for it, but never
        * wait for write-back just to cache a read. */
-      if (cache_store_block (k, b, buf, false) == -1 && errno == ENOSPC) {
+      if (cache_store_block (k, b, buf, false, false) == -1 && errno == ENOSPC) {
         uint64_t runs = atomic_load (&k->wb_runs);
         pthread_mutex_unlock (l);
         cache_evict (k);
@@ -460,7 +478,7 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
         /* Unless the block came back meanwhile, or a write-back changed
          * the backing store (buf may be older than it now). */
         if (!(k->meta[b].flags & CM_PRESENT) && runs == atomic_load (&k->wb_runs))
-          cache_store_block (k, b, buf, false);   /* still no room: uncached */
+          cache_store_block (k, b, buf, false, false);   /* still no room: uncached */
       }
     }
     pthread_mutex_unlock (l);
@@ -477,10 +495,11 @@ cache_pread (struct store *s, const struct iovec *iov, int cnt, uint64_t off)
 }
 
 /* Write (from the cursor) or zero (c NULL) the range in the map: DIRTY
- * blocks in backing mode.  A partial block is read, merged and stored
- * under its stripe lock, never across an unlock. */
+ * blocks in backing mode; keep_zero as for cache_store_block.  A partial
+ * block is read, merged and stored under its stripe lock, never across
+ * an unlock. */
 static int
-update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len)
+update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len, bool keep_zero)
 {
   bool dirty = k->backing != NULL;
   struct cache_scratch *sc = cache_scratch_get (k->bs);
@@ -517,7 +536,7 @@ update (struct cache *k, struct cursor *c, uint64_t off, uint64_t len)
       }
       if (r == -1)
         break;                            /* the old contents are lost */
-      r = cache_store_block (k, b, src, dirty);
+      r = cache_store_block (k, b, src, dirty, keep_zero);
       if (r == 0 || errno != ENOSPC || (k->backing == NULL && k->spill == NULL))
         break;
       /* No room: evict, wait for write-back or for the spiller, without
@@ -577,7 +596,7 @@ cache_pwrite (struct store *s, const struct iovec *iov, int cnt, uint64_t off,
   struct cursor c = { iov, cnt, 0, 0 };
   uint64_t len = store_iov_len (iov, cnt);
 
-  if (update (k, &c, off, len) == -1)
+  if (update (k, &c, off, len, false) == -1)
     return -1;
   if (k->backing && (k->mode == CACHE_MODE_WRITETHROUGH || (flags & STORE_FUA)))
     return sync_range (k, off, len);
@@ -591,7 +610,10 @@ cache_zero (struct store *s, uint64_t off, uint64_t len, unsigned flags)
 {
   struct cache *k = (struct cache *) s;
 
-  if (update (k, NULL, off, len) == -1)
+  /* A zero that may not deallocate keeps the range allocated where the
+   * map can promise room for it. */
+  bool keep = k->promise && !(flags & STORE_MAY_TRIM);
+  if (update (k, NULL, off, len, keep) == -1)
     return -1;
   if (k->backing && k->mode == CACHE_MODE_WRITETHROUGH)
     return sync_range (k, off, len);
@@ -867,8 +889,12 @@ cache_create (const struct cache_config *cfg)
       return NULL;
     }
   }
-  else
+  else {
     k->s.caps = STORE_CAP_TRIM | STORE_CAP_FAST_ZERO | STORE_CAP_EXTENTS | STORE_CAP_MEMORY;
+    k->promise = k->mem_limit == 0 || k->mem_limit >= k->nblocks << k->shift;
+    if (!k->promise)
+      k->s.caps |= STORE_CAP_OVERCOMMIT;
+  }
   if (!cfg->defer_threads && cache_start_threads (&k->s) == -1) {
     int e = errno;
     cache_flusher_stop (k);

@@ -1021,7 +1021,7 @@ static void release_chunk (struct zpool *zp, struct zchunk *ch);
 
 /* A new chunk for class c; class lock held.  NULL with errno. */
 static struct zchunk *
-new_chunk (struct zpool *zp, uint32_t ci)
+new_chunk (struct zpool *zp, uint32_t ci, bool past_limit)
 {
   struct zclass *c = &zp->cls[ci];
   struct zchunk *ch;
@@ -1050,7 +1050,7 @@ new_chunk (struct zpool *zp, uint32_t ci)
       c->spare = NULL;
     }
   }
-  if (zp->mem_limit && zp->mem_used + need > zp->mem_limit) {
+  if (zp->mem_limit && zp->mem_used + need > zp->mem_limit && !past_limit) {
     errno = ENOSPC;
     return NULL;
   }
@@ -1169,7 +1169,7 @@ handle (const struct zchunk *ch, uint32_t slot)
 }
 
 uint64_t
-zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner)
+zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner, bool past_limit)
 {
   uint32_t ci = class_of (zp, size);
   struct zclass *c = &zp->cls[ci];
@@ -1184,7 +1184,7 @@ zpool_alloc (struct zpool *zp, uint32_t size, uint32_t owner)
     push_chunk (&c->partial, ch);
   }
   if (ch == NULL) {
-    ch = new_chunk (zp, ci);
+    ch = new_chunk (zp, ci, past_limit);
     if (ch == NULL) {
       int e = errno;
       pthread_mutex_unlock (&c->lock);

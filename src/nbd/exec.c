@@ -48,7 +48,11 @@ do_block_status (struct nbd_job *j)
     return err;
   for (unsigned k = 0; k < n; k++) {
     pairs[2 * k] = (uint32_t) ext[k].len;
-    pairs[2 * k + 1] = ext[k].hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+    /* HOLE clear promises that a write there never fails for lack of
+     * space: data on an overcommitted unit is a hole whose contents are
+     * not known to be zero. */
+    pairs[2 * k + 1] = ext[k].hole ? NBD_STATE_HOLE | NBD_STATE_ZERO :
+                       ext[k].unreserved ? NBD_STATE_HOLE : 0;
   }
   nbd_encode_block_status (j, pairs, n);
   return -1;
