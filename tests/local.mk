@@ -26,6 +26,7 @@ SHELL_TESTS = \
 	tests/test-nbd-every-size-to-the-maximum-round-trips-at-odd-offsets.sh \
 	tests/test-nbd-idle-timeout-closes-only-idle-connections.sh \
 	tests/test-nbd-fua-write-keeps-a-concurrent-write-to-the-same-block.sh \
+	tests/test-nbd-mem-limit-never-promises-space-it-may-not-have.sh \
 	tests/test-nbd-memory-stays-bounded-behind-a-client-that-never-reads.sh \
 	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
 	tests/test-nbd-read-only-export-refuses-writes.sh \
