@@ -1,7 +1,9 @@
 /* The store wrappers check the caller's side of the contract in debug
  * builds: a range past the end (counted over the whole iovec array), a
- * negative or NULL iovec array, an unknown flag, or an empty extent
- * query stops the process; calls at the edges of the contract pass. */
+ * negative or NULL iovec array, an unknown flag, an empty extent query,
+ * or readying a thread for a store that is not there stops the process;
+ * calls at the edges of the contract pass, and readying a thread for a
+ * store without thread_prepare does nothing. */
 #include <config.h>
 
 #include <stdarg.h>
@@ -46,7 +48,7 @@ enum call {
   READ_PAST_END, READ_PAST_END_IN_SECOND_SEGMENT, WRITE_PAST_END,
   WRITE_UNKNOWN_FLAG, NEGATIVE_IOVCNT, NULL_IOV, NULL_BASE, OFFSET_PAST_END,
   TRIM_PAST_END, TRIM_LENGTH_WRAPS, ZERO_PAST_END, ZERO_UNKNOWN_FLAG,
-  EXTENT_EMPTY, EXTENT_PAST_END, NCALLS
+  EXTENT_EMPTY, EXTENT_PAST_END, PREPARE_NULL, NCALLS
 };
 
 static void
@@ -73,6 +75,7 @@ make_call (enum call c)
   case ZERO_UNKNOWN_FLAG: store_zero (s, 0, 512, 0x8); break;
   case EXTENT_EMPTY: store_extent (s, 0, 0, &len, &alloc); break;
   case EXTENT_PAST_END: store_extent (s, 512, 8192, &len, &alloc); break;
+  case PREPARE_NULL: store_thread_prepare (NULL); break;
   default: break;
   }
 }
@@ -118,6 +121,7 @@ calls_at_the_edges_of_the_contract_pass (void **state)
   assert_int_equal (store_extent (s, 8191, 1, &len, &alloc), 0);
   assert_int_equal (len, 1);
   assert_int_equal (store_flush (s), 0);
+  assert_int_equal (store_thread_prepare (s), 0);     /* no op: nothing to do */
   store_get_stats (s, &st);
   store_close (s);
   store_close (NULL);
