@@ -55,6 +55,8 @@ struct nbd_server_config {
                                 * (server.c) */
   unsigned idle_timeout;       /* seconds a connection with nothing in flight
                                 * may send nothing; 0 = forever */
+  bool ready_sessions;         /* sessions ready their thread for I/O before
+                                * transmission (swap mode) */
   struct nbd_export *exports;
   unsigned nexports;
 };

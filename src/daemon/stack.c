@@ -224,6 +224,7 @@ daemon_stack_build (struct daemon_stack *d, const struct cli_options *o)
     .busy_poll_us = o->busy_poll_us,
     .max_connections = o->max_connections,
     .idle_timeout = o->idle_timeout,
+    .ready_sessions = o->swap,
     .exports = &d->export, .nexports = 1,
   };
   d->srv = nbd_server_create (&nc);

@@ -213,6 +213,12 @@ nbd_session_run (struct nbd_conn *c)
     log_error ("%s: cannot start its sender: %m", c->peer);
     return;
   }
+  /* In swap mode the I/O path maps nothing: the cache's per-thread
+   * buffers now, not on the first request.  (Otherwise the first request
+   * maps them, and a connection that never does I/O costs nothing.) */
+  if (c->srv->cfg.ready_sessions && blkio_thread_prepare (c->exp->io) == -1)
+    log_warn ("%s: cannot ready the session for I/O (the first request will): %m",
+              c->peer);
   atomic_store (&c->state, NBD_CONN_TRANSMISSION);
   c->poll_ns = (uint64_t) c->srv->cfg.busy_poll_us * 1000u;
   log_debug ("%s: transmission on export '%s'%s", c->peer, c->exp->name,
