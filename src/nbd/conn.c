@@ -9,8 +9,9 @@
  * another client), and a cleanup that gave up on a stuck request frees
  * nothing that request still holds.
  *
- * Memory: the object and its receive buffer are one mapping of their
- * own, unmapped when the object is freed: malloc would keep a freed
+ * Memory: the object, its jobs' reply iovecs (as many as the server's
+ * largest payload needs: a tenth under --swap's 2 MiB) and its receive
+ * buffer are one mapping of their own, unmapped when the object is freed: malloc would keep a freed
  * block this large (its mmap threshold rises past it) for the next
  * allocation, so thousands of connections that came and went would stay
  * resident.  Jobs are handed out from jobs[] in order (jobs_used) before
@@ -25,6 +26,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,24 +37,29 @@
 #include "internal.h"
 #include "sync.h"
 
-/* The object's mapping: the object, then the receive buffer. */
+/* The object's mapping: the object, the jobs' iovecs, then the receive
+ * buffer. */
 static size_t
-conn_map_len (void)
+conn_map_len (const struct nbd_server *s)
 {
   size_t page = (size_t) sysconf (_SC_PAGESIZE);
-  return ((sizeof (struct nbd_conn) + page - 1) & ~(page - 1)) + NBD_RXBUF;
+  size_t head = sizeof (struct nbd_conn) +
+                (size_t) NBD_JOBS_PER_CONN * s->reply_iov * sizeof (struct iovec);
+  return ((head + page - 1) & ~(page - 1)) + NBD_RXBUF;
 }
 
 struct nbd_conn *
 nbd_conn_new (struct nbd_server *s, int fd)
 {
-  size_t len = conn_map_len ();
+  assert (s->reply_iov > 0);          /* the server was started */
+  size_t len = conn_map_len (s);
   struct nbd_conn *c = mmap (NULL, len, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
   if (c == MAP_FAILED)
     return NULL;
   c->rx = (uint8_t *) c + len - NBD_RXBUF;
+  c->iovs = (struct iovec *) (c + 1);
   c->srv = s;
   c->fd = fd;
   c->refs = 1;
@@ -75,7 +82,7 @@ conn_free (struct nbd_conn *c)
   pthread_cond_destroy (&c->sq_cond);
   pthread_mutex_destroy (&c->lock);
   pthread_cond_destroy (&c->cond);
-  munmap (c, conn_map_len ());
+  munmap (c, conn_map_len (c->srv));
 }
 
 /* Drop one reference (lock held); frees c when it was the last. */
@@ -104,7 +111,8 @@ nbd_job_get (struct nbd_conn *c, uint64_t bytes, bool wait)
   pthread_mutex_lock (&c->lock);
   for (;;) {
     if (c->free_jobs == NULL && c->jobs_used < NBD_JOBS_PER_CONN) {
-      j = &c->jobs[c->jobs_used++];     /* its first use */
+      j = &c->jobs[c->jobs_used];       /* its first use */
+      j->iov = c->iovs + (size_t) c->jobs_used++ * c->srv->reply_iov;
       j->conn = c;
       j->next = NULL;
       c->free_jobs = j;

@@ -45,13 +45,16 @@
 #define NBD_CONN_BYTES (64u << 20)     /* data in flight per connection */
 #define NBD_RXBUF (64u * 1024)
 #define NBD_SNDBUF (4 << 20)           /* socket send buffer asked for (send.c) */
-#define NBD_MAX_REPLY_IOV (NBD_MAX_PAYLOAD / SGV_MAX_SEG + 8)
+/* A reply's iovecs: its header, then the read data, which a vector holds
+ * in segments of SGV_MAX_SEG; sized per server by its largest payload. */
+#define NBD_REPLY_IOV(payload) ((payload) / SGV_MAX_SEG + 8)
 #define NBD_HANDSHAKE_TIMEOUT 30       /* seconds without progress */
 #define NBD_SEND_TIMEOUT 30            /* seconds a client may accept nothing */
 #define NBD_CLEANUP_TIMEOUT 5          /* seconds without a completion */
 #define NBD_STOP_GRACE 3               /* seconds clients get to take their replies */
 #define NBD_REPLY_HDR 64               /* bytes of a reply's header */
-#define NBD_THREAD_STACK_MIN (256u << 10)  /* a connection thread's stack, at least */
+#define NBD_THREAD_STACK_MIN (256u << 10)  /* a session's stack, at least */
+#define NBD_SENDER_STACK (64u << 10)   /* a sender's: sendmsg, then releases */
 #define NBD_REFUSE_MAX 32              /* refused sockets answered at once */
 #define NBD_REFUSE_TIMEOUT 2           /* seconds a refused client is answered */
 #define NBD_FD_SPARE 32                /* descriptors kept for everything else */
@@ -80,7 +83,7 @@ struct nbd_job {
   /* The reply: hdr, then data slices of vec (exec.c encodes, send.c sends). */
   uint8_t hdr[NBD_REPLY_HDR];
   int iovcnt;
-  struct iovec iov[NBD_MAX_REPLY_IOV];
+  struct iovec *iov;             /* srv->reply_iov of them, in the conn's mapping */
 };
 
 /* A connection being refused (refuse.c). */
@@ -144,6 +147,7 @@ struct nbd_conn {
   uint64_t completions;          /* for cleanup's progress check */
   atomic_int cmds_out, vecs_out;
   struct nbd_job jobs[NBD_JOBS_PER_CONN];
+  struct iovec *iovs;            /* the jobs' reply iovecs, after the object */
 };
 
 struct nbd_server {
@@ -174,6 +178,7 @@ struct nbd_server {
   unsigned nconns;
   struct nbd_thread *finished;    /* session threads to join, under clock */
   unsigned max_conns;             /* cfg.max_connections, or the default */
+  unsigned reply_iov;             /* iovecs a job's reply may need */
   /* Refused connections (refuse.c), the acceptor's alone. */
   struct nbd_refused *refused;
   unsigned nrefused;
@@ -253,8 +258,9 @@ void nbd_send_abort (struct nbd_conn *c);
 /* The sender exits once its queue is empty; waits for it. */
 void nbd_sender_stop (struct nbd_conn *c);
 
-/* thread.c: start fn on a stack of its own; join, and unmap the stack. */
-int nbd_thread_start (struct nbd_thread *t, void *(*fn) (void *), void *arg);
+/* thread.c: start fn on a stack of its own, of the default thread stack
+ * size, or of stack bytes if that is not 0; join, and unmap the stack. */
+int nbd_thread_start (struct nbd_thread *t, size_t stack, void *(*fn) (void *), void *arg);
 void nbd_thread_join (struct nbd_thread *t);
 
 /* refuse.c: answer a connection the server will not serve (over

@@ -273,7 +273,7 @@ nbd_sender_start (struct nbd_conn *c)
   int sb = NBD_SNDBUF;
   if (setsockopt (c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb) == -1)
     setsockopt (c->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
-  if (nbd_thread_start (&c->sender, sender_main, c) == -1)
+  if (nbd_thread_start (&c->sender, NBD_SENDER_STACK, sender_main, c) == -1)
     return -1;
   c->sender_running = true;
   return 0;

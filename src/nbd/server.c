@@ -308,7 +308,7 @@ nbd_server_add_connection (struct nbd_server *s, int fd)
   /* clock is held until the thread's record is complete: the thread
    * takes clock before it puts the record on the finished list. */
   pthread_mutex_lock (&s->clock);
-  if (nbd_thread_start (c->session, conn_main, c) == -1) {
+  if (nbd_thread_start (c->session, 0, conn_main, c) == -1) {
     int e = errno;
     pthread_mutex_unlock (&s->clock);
     free (c->session);
@@ -407,6 +407,13 @@ nbd_server_start (struct nbd_server *s)
   if (nbd_workq_start (s) == -1)
     return -1;
   s->max_conns = s->cfg.max_connections ? s->cfg.max_connections : default_max_conns ();
+  /* (Here: swap mode lowers the exports' payloads after the server is
+   * made.) */
+  for (unsigned i = 0; i < s->cfg.nexports; i++) {
+    unsigned n = NBD_REPLY_IOV (nbd_export_max_payload (&s->exports[i]));
+    if (n > s->reply_iov)
+      s->reply_iov = n;
+  }
   if (s->nlisten > 0) {
     if (pthread_create (&s->acceptor, NULL, acceptor, s) != 0) {
       errno = EAGAIN;

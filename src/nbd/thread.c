@@ -6,8 +6,10 @@
  * on stacks mapped here instead and unmapped once the thread is joined:
  * what a connection costs is given back when it closes.
  *
- * A stack is the default thread stack size (pthread_getattr_default_np:
- * 8 MiB of address space, or --swap's smaller size), mapped without
+ * A session's stack is the default thread stack size
+ * (pthread_getattr_default_np: 8 MiB of address space, or --swap's
+ * smaller size); a sender, which only sends and releases, needs far less
+ * and gets NBD_SENDER_STACK.  A stack is mapped without
  * reserving swap, with a guard page below it; glibc puts the thread's
  * descriptor and static TLS at its top.  Only what a thread touches is
  * resident, except under --swap, where mlockall maps it in whole.
@@ -21,18 +23,20 @@
 #include "internal.h"
 
 int
-nbd_thread_start (struct nbd_thread *t, void *(*fn) (void *), void *arg)
+nbd_thread_start (struct nbd_thread *t, size_t stack, void *(*fn) (void *), void *arg)
 {
   pthread_attr_t attr;
-  size_t size = 0, guard = (size_t) sysconf (_SC_PAGESIZE);
+  size_t size = stack, guard = (size_t) sysconf (_SC_PAGESIZE);
   int e;
 
-  if (pthread_getattr_default_np (&attr) == 0) {
-    pthread_attr_getstacksize (&attr, &size);
-    pthread_attr_destroy (&attr);
+  if (size == 0) {
+    if (pthread_getattr_default_np (&attr) == 0) {
+      pthread_attr_getstacksize (&attr, &size);
+      pthread_attr_destroy (&attr);
+    }
+    if (size < NBD_THREAD_STACK_MIN)
+      size = NBD_THREAD_STACK_MIN;
   }
-  if (size < NBD_THREAD_STACK_MIN)
-    size = NBD_THREAD_STACK_MIN;
   size = (size + guard - 1) & ~(guard - 1);
   void *p = mmap (NULL, size + guard, PROT_READ | PROT_WRITE,
                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);

@@ -308,7 +308,7 @@ nbd_encode_data (struct nbd_job *j)
     simple_header (h, 0, j->cookie);
     j->iov[0] = (struct iovec) { h, NBD_SIMPLE_REPLY_SIZE };
   }
-  int cnt = sgv_slice (j->vec, 0, j->length, j->iov + 1, NBD_MAX_REPLY_IOV - 1);
+  int cnt = sgv_slice (j->vec, 0, j->length, j->iov + 1, (int) j->conn->srv->reply_iov - 1);
   if (cnt < 0) {                        /* cannot happen: the array fits the maximum */
     nbd_encode_error (j, EIO);
     return;
@@ -334,6 +334,6 @@ nbd_encode_block_status (struct nbd_job *j, const uint32_t *ext, unsigned n)
     be_put32 (pairs + 8 * k + 4, ext[2 * k + 1]);
   }
   sgv_copy_from_buf (j->vec, 0, pairs, 8 * n);
-  int cnt = sgv_slice (j->vec, 0, 8 * n, j->iov + 1, NBD_MAX_REPLY_IOV - 1);
+  int cnt = sgv_slice (j->vec, 0, 8 * n, j->iov + 1, (int) j->conn->srv->reply_iov - 1);
   j->iovcnt = 1 + (cnt > 0 ? cnt : 0);
 }
