@@ -118,10 +118,11 @@ PY
   qemu-img map -f raw --output=json "$uri" | head -n 3
 }
 
-start_sgblkd over --size 16M --mem-limit 4M
-check over $((16 << 20)) True
+# (33M: the least limit that holds one largest request.)
+start_sgblkd over --size 96M --mem-limit 33M
+check over $((96 << 20)) True
 stop_sgblkd over
 
-start_sgblkd fits --size 16M --mem-limit 16M
+start_sgblkd fits --size 16M --mem-limit 17M
 check fits $((16 << 20)) False
 stop_sgblkd fits
