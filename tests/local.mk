@@ -13,6 +13,7 @@ SHELL_TESTS = \
 	tests/test-fuse-loop-device-mkfs-mount-fsck-and-restart.sh \
 	tests/test-fuse-swap-on-the-loop-device-under-a-memory-cgroup.sh \
 	tests/test-fuse-unmount-and-stale-mounts-are-handled.sh \
+	tests/test-fuzz-seeds-and-regressions-replay-cleanly.sh \
 	tests/test-guest-nbd-client-mkfs-fsck-and-second-boot.sh \
 	tests/test-guest-swap-through-nbd0-under-a-memory-cgroup.sh \
 	tests/test-nbd-1000-connections-dropped-at-every-stage.sh \
@@ -81,6 +82,27 @@ check_PROGRAMS += tests/sgblkd-test
 tests_sgblkd_test_SOURCES = src/main.c
 tests_sgblkd_test_CPPFLAGS = $(AM_CPPFLAGS) -DSGBLK_TEST_HOOKS
 tests_sgblkd_test_LDADD = $(sgblkd_LDADD)
+
+# The fuzz targets as plain programs (tests/fuzz-replay.c): make check
+# replays their seed corpora and regression inputs with them.
+REPLAY_SOURCES = tests/fuzz-replay.c
+check_PROGRAMS += \
+	tests/replay-fuzz-scsi-cdb \
+	tests/replay-fuzz-nbd-stream \
+	tests/replay-fuzz-nbd-transmission \
+	tests/replay-fuzz-cache-decode \
+	tests/replay-fuzz-cli
+tests_replay_fuzz_scsi_cdb_SOURCES = $(REPLAY_SOURCES) fuzz/fuzz-scsi-cdb.c
+tests_replay_fuzz_scsi_cdb_LDADD = $(sgblkd_LDADD)
+tests_replay_fuzz_nbd_stream_SOURCES = $(REPLAY_SOURCES) fuzz/fuzz-nbd-stream.c
+tests_replay_fuzz_nbd_stream_LDADD = $(sgblkd_LDADD)
+tests_replay_fuzz_nbd_transmission_SOURCES = $(REPLAY_SOURCES) fuzz/fuzz-nbd-transmission.c
+tests_replay_fuzz_nbd_transmission_LDADD = $(sgblkd_LDADD)
+tests_replay_fuzz_cache_decode_SOURCES = $(REPLAY_SOURCES) fuzz/fuzz-cache-decode.c
+tests_replay_fuzz_cache_decode_LDADD = $(sgblkd_LDADD)
+tests_replay_fuzz_cli_SOURCES = $(REPLAY_SOURCES) fuzz/fuzz-cli.c
+tests_replay_fuzz_cli_LDADD = $(sgblkd_LDADD)
+EXTRA_DIST += tests/fuzz-regressions
 
 # The memory hog of the swap stress test.
 check_PROGRAMS += tests/swap-stress-hog
