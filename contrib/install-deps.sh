@@ -6,7 +6,7 @@
 # its own nbd-server with a configuration of its own.  The package's
 # service reads /etc/nbd-server/config, which has no exports: that
 # nbd-server quits at once ("No configured exports"), listens on nothing
-# and leaves port 10809 to sgblkd.
+# and leaves port 10809 to sgblkd.  cppcheck is CI's static analysis.
 set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
@@ -14,7 +14,7 @@ apt-get install -y -q --no-install-recommends \
   build-essential autoconf automake pkg-config gcc clang libclang-rt-14-dev \
   liblz4-dev libfuse3-dev fuse3 libcmocka-dev \
   libnbd-bin python3-libnbd nbdkit qemu-utils fio nbd-server \
-  mandoc jq bc cpio valgrind e2fsprogs util-linux mount procps python3 \
+  mandoc jq bc cpio valgrind cppcheck e2fsprogs util-linux mount procps python3 \
   gnuplot-nox file \
   qemu-system-x86 busybox-static nbd-client kmod \
   ca-certificates >/dev/null
