@@ -21,6 +21,7 @@
 
 #include "nbd-harness.h"
 #include <limits.h>
+#include <stdio.h>
 
 #include "../src/nbd/protocol.h"
 
@@ -39,7 +40,7 @@ struct req {
 };
 
 struct check {
-  bool structured, base_allocation;
+  bool structured, base_allocation, read_only;
   unsigned options;                    /* options answered so far */
   unsigned before_name;                /* answered before EXPORT_NAME's; or
                                         * UINT_MAX with GO */
@@ -69,6 +70,30 @@ range_ok (const struct req *r)
   return r->offset <= FUZZ_DISK_SIZE && r->length <= FUZZ_DISK_SIZE - r->offset;
 }
 
+static bool
+writes (const struct req *r)
+{
+  return r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM ||
+         r->type == NBD_CMD_WRITE_ZEROES;
+}
+
+/* The end of request r: err, an NBD error or 0.  Only the errors the
+ * spec names, never ENOMEM (memory waits, it does not fail), and every
+ * write of any kind to the read-only export refused with EPERM. */
+static void
+answer (struct check *k, struct req *r, uint32_t err)
+{
+  switch (err) {
+  case 0: case NBD_EPERM: case NBD_EIO: case NBD_EINVAL: case NBD_ENOSPC:
+  case NBD_EOVERFLOW: case NBD_ENOTSUP: case NBD_ESHUTDOWN:
+    break;
+  default:
+    abort ();
+  }
+  if (k->read_only && writes (r))
+    CHECK (err == NBD_EPERM);
+}
+
 /* One structured chunk, its payload whole in p[0..len). */
 static void
 chunk (struct check *k, uint16_t flags, uint16_t type, struct req *r,
@@ -79,6 +104,7 @@ chunk (struct check *k, uint16_t flags, uint16_t type, struct req *r,
   switch (type) {
   case NBD_REPLY_TYPE_NONE:
     CHECK (len == 0 && (flags & NBD_REPLY_FLAG_DONE));
+    answer (k, r, 0);
     break;
   case NBD_REPLY_TYPE_OFFSET_DATA: {   /* only its offset is kept */
     CHECK (r->type == NBD_CMD_READ && len > 8);
@@ -104,6 +130,7 @@ chunk (struct check *k, uint16_t flags, uint16_t type, struct req *r,
   case NBD_REPLY_TYPE_ERROR:
   case NBD_REPLY_TYPE_ERROR_OFFSET:
     CHECK (len >= 6 && be_get32 (p) != 0);
+    answer (k, r, be_get32 (p));
     uint16_t mlen = be_get16 (p + 4);
     if (type == NBD_REPLY_TYPE_ERROR)
       CHECK (len == 6u + mlen);
@@ -163,6 +190,7 @@ parse_one (struct check *k, const uint8_t *p, size_t n)
       return 0;
     struct req *r = find (k, be_get64 (p + 8));
     CHECK (!(k->structured && r->type == NBD_CMD_READ));
+    answer (k, r, be_get32 (p + 4));
     if (be_get32 (p + 4) == 0 && r->type == NBD_CMD_READ)
       k->skip = r->length;
     r->done = true;
@@ -265,6 +293,7 @@ handshake (struct check *k, uint8_t m, uint8_t *pre)
 #undef OPT
   k->structured = (m & MODE_STRUCTURED) != 0;
   k->base_allocation = k->structured && (m & MODE_BASE_ALLOCATION);
+  k->read_only = (m & MODE_READ_ONLY) != 0;
   k->before_name = (m & MODE_EXPORT_NAME) ? before : UINT_MAX;
   return n;
 }
@@ -321,5 +350,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   CHECK (k.in_transmission && k.nacc == 0 && k.skip == 0);
   for (unsigned i = 0; i < k.nreqs; i++)
     CHECK (k.reqs[i].done);
+  /* For a look at what a seed does: FUZZ_VERBOSE=1 ./fuzz-nbd-transmission FILE */
+  if (getenv ("FUZZ_VERBOSE"))
+    fprintf (stderr, "mode 0x%02x: %u requests answered, %s replies\n", data[-1],
+             k.nreqs, k.structured ? "structured" : "simple");
   return 0;
 }
