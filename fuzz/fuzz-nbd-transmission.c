@@ -15,8 +15,9 @@
  * reply names an unknown cookie; structured replies only when
  * negotiated, and never a simple reply to a READ then; data and hole
  * chunks and error offsets inside their request; an ERROR_OFFSET only
- * for a valid range; block status only when negotiated, one extent with
- * REQ_ONE.  A broken rule aborts, which libFuzzer reports as a crash. */
+ * for a valid range; block status only when negotiated, its extents
+ * inside the disk, one no longer than the request with REQ_ONE; only the
+ * errors the spec names.  A broken rule aborts, which libFuzzer reports as a crash. */
 #include <config.h>
 
 #include "nbd-harness.h"
@@ -123,9 +124,15 @@ chunk (struct check *k, uint16_t flags, uint16_t type, struct req *r,
     CHECK (r->type == NBD_CMD_BLOCK_STATUS && k->base_allocation);
     CHECK (len >= 12 && (len - 4) % 8 == 0 && be_get32 (p) == 1);
     if (r->flags & NBD_CMD_FLAG_REQ_ONE)
-      CHECK (len == 12);
-    for (uint32_t i = 4; i < len; i += 8)
+      CHECK (len == 12 && be_get32 (p + 4) <= r->length);
+    /* Consecutive extents from the offset, none past the end. */
+    uint64_t sum = 0;
+    for (uint32_t i = 4; i < len; i += 8) {
       CHECK (be_get32 (p + i) > 0 && (be_get32 (p + i + 4) & ~3u) == 0);
+      sum += be_get32 (p + i);
+    }
+    CHECK (sum <= FUZZ_DISK_SIZE - r->offset);
+    answer (k, r, 0);
     break;
   case NBD_REPLY_TYPE_ERROR:
   case NBD_REPLY_TYPE_ERROR_OFFSET:
