@@ -11,8 +11,11 @@ make (sizes, flags, pipelining, block status), not on what we guess.
 
   record-nbd-seeds.py LISTEN_SOCKET SGBLKD_SOCKET OUTDIR NAME
 
-Connections are numbered: OUTDIR/nbd-stream/NAME-1, ...; the proxy runs
-until killed.  Payloads of large writes are cut at MAX_SEED bytes, so the
+Connections are numbered: OUTDIR/fuzz-nbd-stream/NAME-1, ...; the proxy
+runs until killed.  The kernel's client was recorded the same way: the
+qemu guest of tests/guest-functions.sh (guest_boot mkfs PROXY 2 400),
+its virtio-serial ports connected to the proxy instead of the daemon,
+on a 1 MiB disk like the fuzz targets' (kernel-1m-*).  Payloads of large writes are cut at MAX_SEED bytes, so the
 corpus stays small: a cut stream ends mid-request, which is a seed too.
 """
 import os
