@@ -99,10 +99,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   /* The block as a write leaves it, then its object swapped for ours. */
   cache_drop_block (k, B);
-  CHECK (cache_store_block (k, B, pattern, dirty || !with_backing) == 0);
+  CHECK (cache_store_block (k, B, pattern, dirty || !with_backing, false) == 0);
   struct cmeta *m = &k->meta[B];
   CHECK ((m->flags & (CM_PRESENT | CM_SAME | CM_HUGE)) == CM_PRESENT);
-  uint64_t h = zpool_alloc (k->zp, csize, B);
+  uint64_t h = zpool_alloc (k->zp, csize, B, false);
   CHECK (h != 0);
   memcpy (zpool_map (k->zp, h), obj, csize);
   struct cmeta n = *m;
