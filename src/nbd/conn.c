@@ -103,6 +103,19 @@ nbd_conn_put (struct nbd_conn *c)
   unref_locked (c);
 }
 
+/* The next job of jobs[] onto the free list (lock held): its pages are
+ * touched from now on. */
+static void
+first_use (struct nbd_conn *c)
+{
+  struct nbd_job *j = &c->jobs[c->jobs_used];
+
+  j->iov = c->iovs + (size_t) c->jobs_used++ * c->srv->reply_iov;
+  j->conn = c;
+  j->next = NULL;
+  c->free_jobs = j;
+}
+
 struct nbd_job *
 nbd_job_get (struct nbd_conn *c, uint64_t bytes, bool wait)
 {
@@ -110,15 +123,10 @@ nbd_job_get (struct nbd_conn *c, uint64_t bytes, bool wait)
 
   pthread_mutex_lock (&c->lock);
   for (;;) {
-    if (c->free_jobs == NULL && c->jobs_used < NBD_JOBS_PER_CONN) {
-      j = &c->jobs[c->jobs_used];       /* its first use */
-      j->iov = c->iovs + (size_t) c->jobs_used++ * c->srv->reply_iov;
-      j->conn = c;
-      j->next = NULL;
-      c->free_jobs = j;
-    }
-    j = c->free_jobs;
-    if (j != NULL && !(c->inflight > 0 && c->bytes_inflight + bytes > NBD_CONN_BYTES))
+    if (c->free_jobs == NULL && c->jobs_used < NBD_JOBS_PER_CONN)
+      first_use (c);
+    bool room = c->inflight == 0 || c->bytes_inflight + bytes <= NBD_CONN_BYTES;
+    if (c->free_jobs != NULL && room)
       break;
     if (!wait) {
       pthread_mutex_unlock (&c->lock);
@@ -127,6 +135,7 @@ nbd_job_get (struct nbd_conn *c, uint64_t bytes, bool wait)
     }
     pthread_cond_wait (&c->cond, &c->lock);
   }
+  j = c->free_jobs;
   c->free_jobs = j->next;
   c->inflight++;
   c->refs++;
