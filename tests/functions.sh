@@ -252,3 +252,16 @@ alloc_count_end ()
       echo "  $count $call"
     done
 }
+
+# nbdsh -c "$nbd_expect" defines expect(ERRNO, f, *args): f(*args) must
+# fail with that errno.
+nbd_expect='
+import errno
+def expect(err, f, *a):
+    try:
+        f(*a)
+    except nbd.Error as e:
+        assert e.errnum == err, "got %s, want %s" % (e.errno, errno.errorcode[err])
+        return
+    raise AssertionError("no error")
+'

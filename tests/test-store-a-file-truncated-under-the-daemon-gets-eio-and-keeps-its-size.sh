@@ -6,22 +6,12 @@
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdsh
 
-expect='
-import errno
-def expect(err, f, *a):
-    try:
-        f(*a)
-    except nbd.Error as e:
-        assert e.errnum == err, "got %s, want %s" % (e.errno, errno.errorcode[err])
-        return
-    raise AssertionError("no error")
-'
 for mode in writeback off; do
   random_file "$tmp/disk.img" 8
   cp "$tmp/disk.img" "$tmp/want"
   start_sgblkd "$mode" --cache-mode "$mode" "$tmp/disk.img"
   truncate -s 3M "$tmp/disk.img"
-  nbdsh -u "$uri" -c "$expect" -c '
+  nbdsh -u "$uri" -c "$nbd_expect" -c '
 want = open("'"$tmp/want"'", "rb").read()
 expect(errno.EIO, h.pread, 65536, 5 << 20)
 expect(errno.EIO, h.pread, 8192, (3 << 20) - 4096)     # straddles the end
@@ -46,7 +36,7 @@ done
 random_file "$tmp/disk.img" 8
 start_sgblkd dirty "$tmp/disk.img"
 truncate -s 3M "$tmp/disk.img"
-nbdsh -u "$uri" -c "$expect" -c '
+nbdsh -u "$uri" -c "$nbd_expect" -c '
 h.pwrite(b"x" * 4096, 6 << 20)
 expect(errno.EIO, h.flush)
 '

@@ -7,15 +7,8 @@
 requires nbdsh
 requires_test_hooks
 
-expect='
-import errno, time
-def expect(err, f, *a):
-    try:
-        f(*a)
-    except nbd.Error as e:
-        assert e.errnum == err, "got %s, want %s" % (e.errno, errno.errorcode[err])
-        return
-    raise AssertionError("no error")
+more='
+import time
 '
 truncate -s 4M "$tmp/disk.img"
 
@@ -23,7 +16,7 @@ truncate -s 4M "$tmp/disk.img"
 # FLUSH that writes it back.
 SGBLK_TEST_STORE_FAULT='write:errno=EROFS,zero:errno=EROFS,flush:count=2:errno=EROFS' \
   start_sgblkd off --cache-mode off "$tmp/disk.img"
-nbdsh -u "$uri" -c "$expect" -c '
+nbdsh -u "$uri" -c "$nbd_expect" -c "$more" -c '
 assert not h.is_read_only()
 expect(errno.EIO, h.pwrite, b"x" * 4096, 0)
 expect(errno.EIO, h.zero, 4096, 0)
@@ -32,7 +25,7 @@ assert h.pread(4096, 0) == bytes(4096)
 time.sleep(1.5)               # the daemon reports once a second
 '
 SGBLK_TEST_STORE_FAULT='write:errno=EROFS' start_sgblkd wb "$tmp/disk.img"
-nbdsh -u "$uri" -c "$expect" -c '
+nbdsh -u "$uri" -c "$nbd_expect" -c "$more" -c '
 h.pwrite(b"x" * 4096, 0)
 expect(errno.EIO, h.flush)
 time.sleep(1.5)
@@ -52,7 +45,7 @@ echo "EROFS: EIO to clients, and the log says why"
 # ENOSPC in write-back: FLUSH fails with ENOSPC (the flusher may take one
 # of the three failures), the block stays dirty, a later FLUSH writes it.
 SGBLK_TEST_STORE_FAULT='write:count=3:errno=ENOSPC' start_sgblkd full "$tmp/disk.img"
-nbdsh -u "$uri" -c "$expect" -c '
+nbdsh -u "$uri" -c "$nbd_expect" -c "$more" -c '
 h.pwrite(b"\x42" * 4096, 8192)
 expect(errno.ENOSPC, h.flush)
 assert h.pread(4096, 8192) == b"\x42" * 4096

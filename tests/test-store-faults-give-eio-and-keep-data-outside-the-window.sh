@@ -7,15 +7,8 @@
 requires nbdsh dd
 requires_test_hooks
 
-expect='
-import errno, time
-def expect(err, f, *a):
-    try:
-        f(*a)
-    except nbd.Error as e:
-        assert e.errnum == err, "got %s, want %s" % (e.errno, errno.errorcode[err])
-        return
-    raise AssertionError("no error")
+more='
+import time
 def block(i):
     return bytes([i + 1]) * 4096
 '
@@ -27,7 +20,7 @@ byte_at () { od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '; }
 truncate -s 4M "$tmp/off.img"
 SGBLK_TEST_STORE_FAULT='write:after=2:count=2,read:count=1,flush:count=1' \
   start_sgblkd off --cache-mode off "$tmp/off.img"
-nbdsh -u "$uri" -c "$expect" -c '
+nbdsh -u "$uri" -c "$nbd_expect" -c "$more" -c '
 for i in range(6):
     if i in (2, 3): expect(errno.EIO, h.pwrite, block(i), i * 4096)
     else: h.pwrite(block(i), i * 4096)
@@ -48,7 +41,7 @@ echo "no cache: EIO inside the window, data outside it intact"
 # miss goes to the file: the first one fails.
 random_file "$tmp/wb.img" 4
 SGBLK_TEST_STORE_FAULT='write:count=3,read:count=1' start_sgblkd wb "$tmp/wb.img"
-nbdsh -u "$uri" -c "$expect" -c '
+nbdsh -u "$uri" -c "$nbd_expect" -c "$more" -c '
 expect(errno.EIO, h.pread, 4096, 1 << 20)
 want = open("'"$tmp/wb.img"'", "rb").read()
 assert h.pread(8192, 1 << 20) == want[1 << 20:(1 << 20) + 8192]
@@ -78,7 +71,7 @@ requires_fuse_and_loop
 fuse_mountpoint
 SGBLK_TEST_STORE_FAULT='write:after=1:count=1,read:after=1:count=1' \
   start_sgblkd mem --size 4M --fuse "$mnt"
-nbdsh -u "$uri" -c "$expect" -c '
+nbdsh -u "$uri" -c "$nbd_expect" -c "$more" -c '
 h.pwrite(block(0), 0)
 expect(errno.EIO, h.pwrite, block(1), 4096)
 h.pwrite(block(2), 8192)
