@@ -149,6 +149,13 @@ fault_extent (struct store *s, uint64_t offset, uint64_t len,
   return store_extent (to_fault (s)->inner, offset, len, ext_len, allocated);
 }
 
+/* The store below readies the thread: the wrapper needs nothing. */
+static int
+fault_thread_prepare (struct store *s)
+{
+  return store_thread_prepare (to_fault (s)->inner);
+}
+
 static void
 fault_stats (struct store *s, struct store_stats *st)
 {
@@ -170,6 +177,7 @@ static const struct store_ops fault_ops = {
   .trim = fault_trim,
   .zero = fault_zero,
   .extent = fault_extent,
+  .thread_prepare = fault_thread_prepare,
   .stats = fault_stats,
   .close = fault_close,
 };
