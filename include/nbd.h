@@ -36,6 +36,10 @@ struct nbd_export {
    * 0 means NBD_MAX_PAYLOAD.  Swap mode lowers it to what its fixed
    * vectors hold. */
   uint32_t max_payload;
+  /* The server's (server.c), under its export lock: */
+  unsigned users;            /* connections on it, and handshakes that
+                              * are answering about it */
+  bool listed;               /* in the server's table: clients may pick it */
 };
 
 /* The export's largest payload. */
@@ -57,7 +61,8 @@ struct nbd_server_config {
                                 * may send nothing; 0 = forever */
   bool ready_sessions;         /* sessions ready their thread for I/O before
                                 * transmission (swap mode) */
-  struct nbd_export *exports;
+  struct nbd_export *exports;  /* the exports at start (more may come:
+                               * nbd_server_add_export) */
   unsigned nexports;
 };
 
@@ -80,6 +85,19 @@ int nbd_server_listen_unix (struct nbd_server *s, const char *path);
 int nbd_server_listen_tcp (struct nbd_server *s, const char *addr, int port);
 /* Serve an already connected socket (tests use a socketpair). */
 int nbd_server_add_connection (struct nbd_server *s, int fd);
+/* The export table can change while serving.  Add an export: clients
+ * may pick it from now on.  EEXIST if one of that name is listed;
+ * EINVAL if the server has started and e's largest payload is above
+ * what the server was started for. */
+int nbd_server_add_export (struct nbd_server *s, struct nbd_export *e);
+/* Take e off the list: new clients no longer find it (NBD_OPT_LIST,
+ * INFO, GO, EXPORT_NAME); its connections carry on. */
+void nbd_server_remove_export (struct nbd_server *s, struct nbd_export *e);
+/* Forget a removed export once nothing uses it: 0, and the server holds
+ * no pointer to e any more (e may be freed); -1/EBUSY while connections
+ * are still on it.  Their number in *users, if not NULL. */
+int nbd_server_release_export (struct nbd_server *s, struct nbd_export *e,
+                               unsigned *users);
 /* Start workers and acceptors; returns at once. */
 int nbd_server_start (struct nbd_server *s);
 /* Stop accepting, stop reading, finish in-flight commands, run each

@@ -76,6 +76,8 @@ nbd_conn_new (struct nbd_server *s, int fd)
 static void
 conn_free (struct nbd_conn *c)
 {
+  /* The last job is back: the export may go (nbd_server_release_export). */
+  nbd_export_put (c->srv, c->exp);
   close (c->fd);
   pthread_mutex_destroy (&c->send_lock);
   pthread_mutex_destroy (&c->sq_lock);

@@ -63,15 +63,64 @@ send_reply (struct nbd_conn *c, uint32_t opt, uint32_t type,
   return nbd_writev_full (c->fd, iov, len ? 2 : 1);
 }
 
-static struct nbd_export *
-find_export (struct nbd_conn *c, const char *name, size_t len)
+/* NBD_OPT_LIST's replies, copied out of the export table under its
+ * lock and sent after it (a client that reads slowly holds no lock):
+ * NBD_REP_SERVER's payload is the name's length, the name, then the
+ * description. */
+struct list_buf {
+  uint8_t *buf;
+  size_t len, cap;
+  bool failed;
+};
+
+static void
+list_one (struct nbd_export *e, void *arg)
 {
-  for (unsigned i = 0; i < c->srv->cfg.nexports; i++) {
-    struct nbd_export *e = &c->srv->exports[i];
-    if (strlen (e->name) == len && memcmp (e->name, name, len) == 0)
-      return e;
+  struct list_buf *lb = arg;
+  size_t n = strlen (e->name), dn = e->description ? strlen (e->description) : 0;
+
+  if (dn > 4096)
+    dn = 4096;
+  size_t need = 4 + 4 + n + dn;
+  if (lb->len + need > lb->cap) {
+    size_t cap = (lb->cap + need) * 2;
+    uint8_t *b = realloc (lb->buf, cap);
+    if (b == NULL) {
+      lb->failed = true;
+      return;
+    }
+    lb->buf = b;
+    lb->cap = cap;
   }
-  return NULL;
+  uint8_t *p = lb->buf + lb->len;
+  be_put32 (p, (uint32_t) (4 + n + dn));     /* this record's length */
+  be_put32 (p + 4, (uint32_t) n);
+  memcpy (p + 8, e->name, n);
+  memcpy (p + 8 + n, e->description, dn);
+  lb->len += need;
+}
+
+static int
+opt_list (struct nbd_conn *c, uint32_t opt)
+{
+  struct list_buf lb = { 0 };
+  int s = 0;
+
+  nbd_export_each (c->srv, true, list_one, &lb);
+  if (lb.failed) {
+    free (lb.buf);
+    static const char msg[] = "the server is out of memory";
+    return send_reply (c, opt, NBD_REP_ERR_POLICY, msg, sizeof msg - 1);
+  }
+  for (size_t off = 0; off < lb.len && s == 0; ) {
+    uint32_t rl = be_get32 (lb.buf + off);
+    s = send_reply (c, opt, NBD_REP_SERVER, lb.buf + off + 4, rl);
+    off += 4 + rl;
+  }
+  free (lb.buf);
+  if (s == 0)
+    s = send_reply (c, opt, NBD_REP_ACK, NULL, 0);
+  return s;
 }
 
 static int
@@ -84,6 +133,9 @@ send_info_export (struct nbd_conn *c, uint32_t opt, struct nbd_export *e)
   be_put16 (d + 10, export_tflags (e));
   return send_reply (c, opt, NBD_REP_INFO, d, sizeof d);
 }
+
+static int info_go_reply (struct nbd_conn *c, uint32_t opt, struct nbd_export *e,
+                          bool want_name, bool want_desc);
 
 /* NBD_OPT_INFO and NBD_OPT_GO.  Returns 1 to start transmission (GO on a
  * known export), 0 to go on negotiating, -1 to close. */
@@ -103,11 +155,26 @@ opt_info_go (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
     if (t == NBD_INFO_NAME) want_name = true;
     if (t == NBD_INFO_DESCRIPTION) want_desc = true;
   }
-  e = find_export (c, (const char *) p + 4, nlen);
+  e = nbd_export_get (c->srv, (const char *) p + 4, nlen);
   if (e == NULL) {
     static const char msg[] = "no such export";
     return send_reply (c, opt, NBD_REP_ERR_UNKNOWN, msg, sizeof msg - 1) == -1 ? -1 : 0;
   }
+  int r = info_go_reply (c, opt, e, want_name, want_desc);
+  if (r == 1) {
+    nbd_export_put (c->srv, c->exp);     /* (none yet, in practice) */
+    c->exp = e;
+  }
+  else
+    nbd_export_put (c->srv, e);
+  return r;
+}
+
+/* What INFO and GO send about an export the caller holds a use of. */
+static int
+info_go_reply (struct nbd_conn *c, uint32_t opt, struct nbd_export *e,
+               bool want_name, bool want_desc)
+{
   if (want_name) {
     size_t n = strlen (e->name);
     uint8_t d[2 + 4096];
@@ -136,11 +203,7 @@ opt_info_go (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t len)
       send_info_export (c, opt, e) == -1 ||
       send_reply (c, opt, NBD_REP_ACK, NULL, 0) == -1)
     return -1;
-  if (opt == NBD_OPT_GO) {
-    c->exp = e;
-    return 1;
-  }
-  return 0;
+  return opt == NBD_OPT_GO ? 1 : 0;
 }
 
 /* LIST_META_CONTEXT and SET_META_CONTEXT: only base:allocation exists. */
@@ -168,8 +231,10 @@ opt_meta_context (struct nbd_conn *c, uint32_t opt, const uint8_t *p, uint32_t l
   }
   if (pos != len)
     return send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
-  if (find_export (c, (const char *) p + 4, nlen) == NULL)
+  struct nbd_export *e = nbd_export_get (c->srv, (const char *) p + 4, nlen);
+  if (e == NULL)
     return send_reply (c, opt, NBD_REP_ERR_UNKNOWN, NULL, 0);
+  nbd_export_put (c->srv, e);
   if (nq == 0 && opt == NBD_OPT_LIST_META_CONTEXT)
     match = true;                       /* an empty query lists everything */
   if (opt == NBD_OPT_SET_META_CONTEXT)
@@ -240,17 +305,17 @@ nbd_handshake (struct nbd_conn *c)
     int s = 0;
     switch (opt) {
     case NBD_OPT_EXPORT_NAME: {
-      struct nbd_export *e = find_export (c, (const char *) payload, len);
+      struct nbd_export *e = nbd_export_get (c->srv, (const char *) payload, len);
       if (e == NULL) {
         fail (c, "unknown export name");
         goto out;
       }
+      c->exp = e;                /* its use is the connection's from now */
       uint8_t d[10 + 124] = { 0 };
       be_put64 (d, e->io->size);
       be_put16 (d + 8, export_tflags (e));
       if (nbd_write_full (c->fd, d, c->no_zeroes ? 10 : sizeof d) == -1)
         goto out;
-      c->exp = e;
       r = 0;
       goto out;
     }
@@ -262,16 +327,7 @@ nbd_handshake (struct nbd_conn *c)
         s = send_reply (c, opt, NBD_REP_ERR_INVALID, NULL, 0);
         break;
       }
-      for (unsigned i = 0; i < c->srv->cfg.nexports && s == 0; i++) {
-        const char *name = c->srv->exports[i].name;
-        uint8_t d[4 + 4096];
-        size_t n = strlen (name);
-        be_put32 (d, (uint32_t) n);
-        memcpy (d + 4, name, n);
-        s = send_reply (c, opt, NBD_REP_SERVER, d, (uint32_t) (4 + n));
-      }
-      if (s == 0)
-        s = send_reply (c, opt, NBD_REP_ACK, NULL, 0);
+      s = opt_list (c, opt);
       break;
     case NBD_OPT_STARTTLS: {
       static const char msg[] = "TLS is not available on this server";

@@ -152,7 +152,12 @@ struct nbd_conn {
 
 struct nbd_server {
   struct nbd_server_config cfg;
-  struct nbd_export *exports;
+  /* The export table: listed exports, and removed ones that connections
+   * still use (until nbd_server_release_export).  Under elock, as are
+   * every export's users and listed. */
+  pthread_mutex_t elock;
+  struct nbd_export **exports;
+  unsigned nexports, exports_cap;
 
   int listen_fds[8];
   char *unix_paths[8];
@@ -195,6 +200,15 @@ struct nbd_server {
     atomic_uint_fast64_t refused, idle_closed;
   } st;
 };
+
+/* server.c: look a listed export up by name and take a use of it (a
+ * connection's c->exp, or a handshake answering about it), or NULL. */
+struct nbd_export *nbd_export_get (struct nbd_server *s, const char *name, size_t len);
+void nbd_export_put (struct nbd_server *s, struct nbd_export *e);
+/* Call fn on every export in the table (only the listed ones if
+ * listed_only), under elock: fn must not block. */
+void nbd_export_each (struct nbd_server *s, bool listed_only,
+                      void (*fn) (struct nbd_export *e, void *arg), void *arg);
 
 /* validate.c: the errno the spec names for a request with this header on
  * this connection, 0 if it may run.  Pure; logs one debug line per

@@ -53,17 +53,23 @@ nbd_server_create (const struct nbd_server_config *cfg)
 {
   struct nbd_server *s;
 
-  if (cfg == NULL || cfg->nexports == 0 || cfg->exports == NULL) {
+  if (cfg == NULL || (cfg->nexports > 0 && cfg->exports == NULL)) {
     errno = EINVAL;
     return NULL;
   }
-  for (unsigned i = 0; i < cfg->nexports; i++)
-    assert (cfg->exports[i].io && cfg->exports[i].io->lu == cfg->exports[i].lu);
   s = calloc (1, sizeof *s);
   if (s == NULL)
     return NULL;
   s->cfg = *cfg;
-  s->exports = cfg->exports;
+  pthread_mutex_init (&s->elock, NULL);
+  for (unsigned i = 0; i < cfg->nexports; i++)
+    if (nbd_server_add_export (s, &cfg->exports[i]) == -1) {
+      int e = errno;
+      free (s->exports);
+      free (s);
+      errno = e;
+      return NULL;
+    }
   if (s->cfg.threads == 0)
     s->cfg.threads = sync_default_threads ();
   /* Half the CPUs may poll (wire.c): the rest are the clients'. */
@@ -86,6 +92,113 @@ nbd_server_create (const struct nbd_server_config *cfg)
   pthread_mutex_init (&s->clock, NULL);
   pthread_cond_init (&s->ccond, NULL);
   return s;
+}
+
+int
+nbd_server_add_export (struct nbd_server *s, struct nbd_export *e)
+{
+  int r = -1;
+
+  assert (e && e->name && e->io && e->io->lu == e->lu && e->cmds && e->sgv);
+  pthread_mutex_lock (&s->elock);
+  for (unsigned i = 0; i < s->nexports; i++)
+    if (s->exports[i]->listed && strcmp (s->exports[i]->name, e->name) == 0) {
+      errno = EEXIST;
+      goto out;
+    }
+  /* A started server's jobs have reply iovecs for the payloads it
+   * started with (s->reply_iov). */
+  if (s->started && NBD_REPLY_IOV (nbd_export_max_payload (e)) > s->reply_iov) {
+    errno = EINVAL;
+    goto out;
+  }
+  if (s->nexports == s->exports_cap) {
+    unsigned cap = s->exports_cap ? 2 * s->exports_cap : 4;
+    struct nbd_export **t = realloc (s->exports, cap * sizeof *t);
+    if (t == NULL)
+      goto out;
+    s->exports = t;
+    s->exports_cap = cap;
+  }
+  e->users = 0;
+  e->listed = true;
+  s->exports[s->nexports++] = e;
+  r = 0;
+ out:
+  pthread_mutex_unlock (&s->elock);
+  return r;
+}
+
+void
+nbd_server_remove_export (struct nbd_server *s, struct nbd_export *e)
+{
+  pthread_mutex_lock (&s->elock);
+  e->listed = false;
+  pthread_mutex_unlock (&s->elock);
+}
+
+int
+nbd_server_release_export (struct nbd_server *s, struct nbd_export *e,
+                           unsigned *users)
+{
+  int r = 0;
+
+  pthread_mutex_lock (&s->elock);
+  assert (!e->listed);
+  if (users)
+    *users = e->users;
+  if (e->users > 0) {
+    errno = EBUSY;
+    r = -1;
+  }
+  else
+    for (unsigned i = 0; i < s->nexports; i++)
+      if (s->exports[i] == e) {
+        s->exports[i] = s->exports[--s->nexports];
+        break;
+      }
+  pthread_mutex_unlock (&s->elock);
+  return r;
+}
+
+struct nbd_export *
+nbd_export_get (struct nbd_server *s, const char *name, size_t len)
+{
+  struct nbd_export *found = NULL;
+
+  pthread_mutex_lock (&s->elock);
+  for (unsigned i = 0; i < s->nexports; i++) {
+    struct nbd_export *e = s->exports[i];
+    if (e->listed && strlen (e->name) == len && memcmp (e->name, name, len) == 0) {
+      e->users++;
+      found = e;
+      break;
+    }
+  }
+  pthread_mutex_unlock (&s->elock);
+  return found;
+}
+
+void
+nbd_export_put (struct nbd_server *s, struct nbd_export *e)
+{
+  if (e == NULL)
+    return;
+  pthread_mutex_lock (&s->elock);
+  assert (e->users > 0);
+  e->users--;
+  pthread_mutex_unlock (&s->elock);
+}
+
+void
+nbd_export_each (struct nbd_server *s, bool listed_only,
+                 void (*fn) (struct nbd_export *e, void *arg), void *arg)
+{
+  pthread_mutex_lock (&s->elock);
+  for (unsigned i = 0; i < s->nexports; i++)
+    if (!listed_only || s->exports[i]->listed)
+      fn (s->exports[i], arg);
+  pthread_mutex_unlock (&s->elock);
 }
 
 static int
@@ -409,11 +522,15 @@ nbd_server_start (struct nbd_server *s)
   s->max_conns = s->cfg.max_connections ? s->cfg.max_connections : default_max_conns ();
   /* (Here: swap mode lowers the exports' payloads after the server is
    * made.) */
-  for (unsigned i = 0; i < s->cfg.nexports; i++) {
-    unsigned n = NBD_REPLY_IOV (nbd_export_max_payload (&s->exports[i]));
+  /* Exports added later may not need more (nbd_server_add_export);
+   * every payload is at most NBD_MAX_PAYLOAD. */
+  pthread_mutex_lock (&s->elock);
+  for (unsigned i = 0; i < s->nexports; i++) {
+    unsigned n = NBD_REPLY_IOV (nbd_export_max_payload (s->exports[i]));
     if (n > s->reply_iov)
       s->reply_iov = n;
   }
+  pthread_mutex_unlock (&s->elock);
   if (s->nlisten > 0) {
     if (pthread_create (&s->acceptor, NULL, acceptor, s) != 0) {
       errno = EAGAIN;
@@ -425,14 +542,20 @@ nbd_server_start (struct nbd_server *s)
   return 0;
 }
 
+static void
+stop_export (struct nbd_export *e, void *arg)
+{
+  (void) arg;
+  blkio_stop (e->io);
+}
+
 int
 nbd_server_stop (struct nbd_server *s)
 {
   if (s->stopped)
     return 0;
   atomic_store (&s->stopping, true);
-  for (unsigned i = 0; i < s->cfg.nexports; i++)
-    blkio_stop (s->exports[i].io);     /* vector waits give up */
+  nbd_export_each (s, false, stop_export, NULL);  /* vector waits give up */
   if (s->acceptor_started) {
     char b = 1;
     if (write (s->stop_pipe[1], &b, 1) != 1)
@@ -514,5 +637,7 @@ nbd_server_destroy (struct nbd_server *s)
   free (s->workers);
   pthread_mutex_destroy (&s->clock);
   pthread_cond_destroy (&s->ccond);
+  pthread_mutex_destroy (&s->elock);
+  free (s->exports);
   free (s);
 }

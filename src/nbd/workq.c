@@ -31,15 +31,24 @@ nbd_workq_push (struct nbd_server *s, struct nbd_job *j)
   pthread_mutex_unlock (&s->qlock);
 }
 
+/* Map the thread's I/O buffers for the exports there are now (swap mode
+ * maps nothing on the I/O path).  An export added later whose buffers
+ * are larger has them mapped by its first request. */
+static void
+prepare_export (struct nbd_export *e, void *arg)
+{
+  (void) arg;
+  if (blkio_thread_prepare (e->io) == -1)
+    log_warn ("NBD worker: cannot map its I/O buffers ahead (%m): "
+              "its first request will");
+}
+
 static void *
 worker (void *arg)
 {
   struct nbd_server *s = arg;
 
-  for (unsigned i = 0; i < s->cfg.nexports; i++)
-    if (blkio_thread_prepare (s->exports[i].io) == -1)
-      log_warn ("NBD worker: cannot map its I/O buffers ahead (%m): "
-                "its first request will");
+  nbd_export_each (s, true, prepare_export, NULL);
   pthread_mutex_lock (&s->qlock);
   for (;;) {
     struct nbd_job *j = s->qhead;
