@@ -57,6 +57,8 @@ struct cli_options {
   bool swap;                   /* --swap: safe to swap onto */
   unsigned recompress_idle;    /* seconds without a write before LZ4HC; 0 = never */
   const char *spill;           /* --spill: scratch file for cold blocks of the memory disk */
+  const char *description;     /* --description: told to NBD clients (NBD_INFO_DESCRIPTION) */
+  const char *config;          /* --config: exports from an INI file (config.c) */
   bool help, version;
 };
 
@@ -75,5 +77,34 @@ int cli_check_memory (const struct cli_options *o, uint64_t phys_bytes, FILE *er
 /* "4G", "512M", "1048576" ... (K/M/G/T, powers of 1024).  -1/EINVAL. */
 int cli_parse_size (const char *s, uint64_t *out);
 void cli_usage (FILE *f);
+
+/* config.c: the exports of a configuration file (--config FILE).  An
+ * export's options are the file's [sgblkd] section, then the command
+ * line, then its own [NAME] section, a later one overriding an earlier
+ * one key by key, checked by cli_parse as one command line. */
+struct cli_export {
+  struct cli_options opt;      /* points into argv_own's strings */
+  char *name;                  /* its [NAME] */
+  unsigned line;               /* where [NAME] is in the file */
+  char *spec;                  /* its options, canonical: equal specs mean
+                                * the export is served the same way */
+  int argc;
+  char **argv, **argv_own;
+};
+struct cli_config {
+  struct cli_export **exports; /* in the file's order; a NULL entry was
+                                * taken over by the caller */
+  unsigned n;
+  struct cli_export *daemon;   /* the daemon-wide options alone */
+  char *daemon_spec;           /* ... canonical */
+};
+/* Read path with the command line argc/argv (which has --config).
+ * 0, or -1 after one line on err naming the file and the line; errno is
+ * EINVAL for what the file says (a usage error), or why it could not be
+ * read. */
+int cli_config_load (const char *path, int argc, char **argv,
+                     struct cli_config *c, FILE *err);
+void cli_config_free (struct cli_config *c);
+void cli_export_free (struct cli_export *e);
 
 #endif

@@ -8,9 +8,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "cli.h"
@@ -449,6 +451,107 @@ help_text_lists_every_long_option (void **state)
   }
 }
 
+/* Load a configuration file with the given text and command line. */
+static int
+load (struct cli_config *c, const char *text, char **argv, int argc)
+{
+  char path[] = "/tmp/sgblk-cli-config.XXXXXX";
+  int fd = mkstemp (path);
+  FILE *err = fmemopen (errbuf, sizeof errbuf, "w");
+
+  assert_true (fd >= 0);
+  assert_non_null (err);
+  assert_int_equal (write (fd, text, strlen (text)), (ssize_t) strlen (text));
+  close (fd);
+  memset (errbuf, 0, sizeof errbuf);
+  int r = cli_config_load (path, argc, argv, c, err);
+  fclose (err);
+  unlink (path);
+  return r;
+}
+
+static void
+config_sections_override_the_command_line_which_overrides_sgblkd (void **state)
+{
+  struct cli_config c;
+  char *argv[] = { (char *) "sgblkd", (char *) "--config", (char *) "x",
+                   (char *) "-r", (char *) "--cache-block", (char *) "8K",
+                   (char *) "-U", (char *) "/tmp/a.sock", NULL };
+  (void) state;
+
+  assert_int_equal (load (&c,
+    "[sgblkd]\n"
+    "cache-block = 16K\n"
+    "threads = 3\n"
+    "unix = /tmp/b.sock\n"
+    "\n"
+    "; comment\n"
+    "[one]\n"
+    "size = 64M\n"
+    "\n"
+    "[two]\n"
+    "read-only = no\n"
+    "cache-block = 32K\n"
+    "description = \"quoted text\"\n", argv, 8), 0);
+  assert_int_equal (c.n, 2);
+  const struct cli_options *one = &c.exports[0]->opt, *two = &c.exports[1]->opt;
+  assert_string_equal (one->export_name, "one");
+  assert_true (one->read_only);                 /* the command line's -r */
+  assert_int_equal (one->cache_block, 8192);    /* the command line beats [sgblkd] */
+  assert_int_equal (one->size, 64 << 20);
+  assert_int_equal (one->threads, 3);           /* [sgblkd] where nothing else says */
+  assert_int_equal (one->nunix, 1);             /* the command line's sockets replace the file's */
+  assert_string_equal (one->unix_paths[0], "/tmp/a.sock");
+  assert_false (two->read_only);                /* the section beats the command line */
+  assert_int_equal (two->cache_block, 32768);
+  assert_string_equal (two->description, "quoted text");
+  assert_int_equal (two->size, 1 << 30);        /* the in-memory default */
+  assert_string_equal (c.exports[1]->name, "two");
+  assert_int_equal (c.exports[1]->line, 10);
+  assert_int_equal (c.daemon->opt.threads, 3);
+  assert_null (strstr (c.daemon_spec, "cache-block"));  /* an export's key */
+  cli_config_free (&c);
+}
+
+static void
+config_specs_are_equal_exactly_when_the_options_are (void **state)
+{
+  struct cli_config a, b, d;
+  char *argv[] = { (char *) "sgblkd", (char *) "--config", (char *) "x", NULL };
+  (void) state;
+
+  /* The order of keys and sections, comments and spacing do not matter. */
+  assert_int_equal (load (&a, "[x]\nsize = 8M\nread-only\n[y]\n", argv, 3), 0);
+  assert_int_equal (load (&b, "# c\n[y]\n[x]\nread-only = yes\n  size=8M\n", argv, 3), 0);
+  assert_int_equal (load (&d, "[x]\nsize = 8M\n[y]\n", argv, 3), 0);
+  assert_string_equal (a.exports[0]->spec, b.exports[1]->spec);
+  assert_string_equal (a.exports[1]->spec, b.exports[0]->spec);
+  assert_string_not_equal (a.exports[0]->spec, d.exports[0]->spec);
+  assert_string_equal (a.daemon_spec, d.daemon_spec);
+  cli_config_free (&a);
+  cli_config_free (&b);
+  cli_config_free (&d);
+}
+
+static void
+config_errors_name_the_line (void **state)
+{
+  struct cli_config c;
+  char *argv[] = { (char *) "sgblkd", (char *) "--config", (char *) "x", NULL };
+  (void) state;
+
+  assert_int_equal (load (&c, "[a]\nsize = 8M\nbusy-poll = 3\n", argv, 3), -1);
+  assert_int_equal (errno, EINVAL);
+  assert_non_null (strstr (errbuf, ":3: 'busy-poll' applies to the whole daemon"));
+  assert_int_equal (load (&c, "[a]\nsize = 8M\nsize = 0\n", argv, 3), -1);
+  assert_non_null (strstr (errbuf, ":3: export 'a': size must not be zero"));
+  assert_int_equal (load (&c, "[a]\ncreate\n", argv, 3), -1);
+  assert_non_null (strstr (errbuf, ":2: export 'a': --create needs FILE"));
+  assert_int_equal (load (&c, "\n", argv, 3), -1);
+  assert_non_null (strstr (errbuf, "no exports"));
+  assert_null (c.exports);
+}
+
 int
 main (void)
 {
@@ -476,6 +579,9 @@ main (void)
     cmocka_unit_test (swap_refuses_limits_above_the_machines_memory),
     cmocka_unit_test (help_and_version_stop_parsing),
     cmocka_unit_test (help_text_lists_every_long_option),
+    cmocka_unit_test (config_sections_override_the_command_line_which_overrides_sgblkd),
+    cmocka_unit_test (config_specs_are_equal_exactly_when_the_options_are),
+    cmocka_unit_test (config_errors_name_the_line),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

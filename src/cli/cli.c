@@ -19,6 +19,7 @@
 
 #include "cache.h"
 #include "cli.h"
+#include "internal.h"
 #include "nbd.h"
 
 /* Long-only options get values above the char range. */
@@ -38,10 +39,12 @@ enum {
   OPT_SPILL,
   OPT_MAX_CONNECTIONS,
   OPT_IDLE_TIMEOUT,
+  OPT_DESCRIPTION,
+  OPT_CONFIG,
 };
 
-static const char short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
-static const struct option long_opts[] = {
+const char cli_short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
+const struct option cli_long_opts[] = {
   { "size",        required_argument, NULL, 's' },
   { "create",      no_argument,       NULL, OPT_CREATE },
   { "unix",        required_argument, NULL, 'U' },
@@ -65,6 +68,8 @@ static const struct option long_opts[] = {
   { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
   { "recompress-idle", required_argument, NULL, OPT_RECOMPRESS_IDLE },
   { "spill",       required_argument, NULL, OPT_SPILL },
+  { "description", required_argument, NULL, OPT_DESCRIPTION },
+  { "config",      required_argument, NULL, OPT_CONFIG },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -101,6 +106,8 @@ cli_usage (FILE *f)
 "  -r, --read-only         refuse writes (NBD EPERM, SCSI write protect);\n"
 "                          not with --create\n"
 "  -B, --block-size N      logical block size, 512 or 4096 (default 512)\n"
+"      --description TEXT  the export's description, told to NBD clients\n"
+"                          (default: FILE, or \"sgblk in-memory disk\")\n"
 "\n"
 "Listening (default: TCP 127.0.0.1:10809, unless only --fuse is given):\n"
 "  -U, --unix PATH         listen on a Unix socket (may be repeated)\n"
@@ -113,6 +120,10 @@ cli_usage (FILE *f)
 "      --fuse-opt OPTS     extra FUSE mount options, e.g. allow_other\n"
 "\n"
 "Daemon:\n"
+"      --config FILE       serve the exports of the INI file FILE, one [NAME]\n"
+"                          section each (keys: these long option names);\n"
+"                          options given here apply to every export unless\n"
+"                          its section sets them; SIGHUP reloads FILE\n"
 "  -t, --threads N         I/O worker threads (default: number of CPUs)\n"
 "      --handshake-timeout SECONDS\n"
 "                          drop a client silent for this long before its\n"
@@ -137,7 +148,7 @@ cli_usage (FILE *f)
 "  -h, --help              print this help and exit\n"
 "\n"
 "Signals: SIGTERM/SIGINT finish in-flight I/O, flush and exit 0;\n"
-"SIGUSR1 logs pool and I/O counters.\n", f);
+"SIGUSR1 logs pool and I/O counters; SIGHUP reloads --config FILE.\n", f);
 }
 
 int
@@ -245,7 +256,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
   const char *prog = "sgblkd";
   const char *size_arg = NULL;
   unsigned long v;
-  bool bind_given = false;
+  bool bind_given = false, export_given = false;
   bool cache_size_given = false, cache_mode_given = false;
   bool cache_block_given = false, recompress_given = false;
   const char *limit_arg = NULL;
@@ -264,7 +275,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
 
   optind = 0;           /* 0 resets GNU getopt fully, so tests may call twice */
   opterr = 0;           /* we word the errors ourselves */
-  while ((c = getopt_long (argc, argv, short_opts, long_opts, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, cli_short_opts, cli_long_opts, NULL)) != -1) {
     switch (c) {
     case 's':
       size_arg = optarg;
@@ -302,6 +313,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       if (strlen (optarg) > 4096)
         USAGE ("export name longer than 4096 bytes");
       o->export_name = optarg;
+      export_given = true;
       break;
     case 'r': o->read_only = true; break;
     case 'B':
@@ -384,6 +396,16 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
         USAGE ("empty spill file name");
       o->spill = optarg;
       break;
+    case OPT_DESCRIPTION:
+      if (strlen (optarg) > 4096)
+        USAGE ("description longer than 4096 bytes");
+      o->description = optarg;
+      break;
+    case OPT_CONFIG:
+      if (*optarg == '\0')
+        USAGE ("empty configuration file name");
+      o->config = optarg;
+      break;
     case 'f': o->foreground = true; break;
     case 'P':
       if (*optarg == '\0')
@@ -398,7 +420,7 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
        * an argument is missing, and the character for an unknown short. */
       if (optopt == 0)
         USAGE ("unknown option '%s'", argv[optind - 1]);
-      if (optopt >= 0x100 || strchr (short_opts, optopt))
+      if (optopt >= 0x100 || strchr (cli_short_opts, optopt))
         USAGE ("option '%s' needs an argument", argv[optind - 1]);
       USAGE ("unknown option '-%c'", optopt);
     default:
@@ -412,6 +434,15 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
     o->file = argv[optind++];
   if (optind < argc)
     USAGE ("unexpected argument '%s' (only one FILE)", argv[optind]);
+  /* With --config the exports come from the file; each one's options,
+   * these merged in, are checked as a whole there (config.c). */
+  if (o->config) {
+    if (o->file)
+      USAGE ("FILE with --config: give each export's file in its section");
+    if (export_given)
+      USAGE ("--export-name with --config: each section of the file is an export, named by its [NAME]");
+    return 0;
+  }
 
   if (o->file) {
     if (size_arg && !o->create)

@@ -1,6 +1,8 @@
 libsgblk_a_SOURCES += \
 	include/cli.h \
-	src/cli/cli.c
+	src/cli/cli.c \
+	src/cli/config.c \
+	src/cli/internal.h
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-cli-parse
