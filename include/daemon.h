@@ -19,12 +19,19 @@
 
 struct fuse_front;
 
-/* Built bottom up, torn down top down: store (a cache over a file, or the
- * in-memory disk), sgv and command pools, logical unit, block-I/O seam,
- * NBD server with its listeners, and with --fuse the FUSE mount.  A NULL
- * (or io_ready false) member was not built, so teardown takes whatever a
- * failed build left.  Start a zeroed struct. */
+/* One export's stack, built bottom up, torn down top down: store (a cache
+ * over a file, or the in-memory disk), sgv and command pools, logical
+ * unit, block-I/O seam, its NBD export (served by the daemon's one NBD
+ * server), and with --fuse its FUSE mount.  A NULL (or io_ready false)
+ * member was not built, so teardown takes whatever a failed build left.
+ * Start a zeroed struct. */
 struct daemon_stack {
+  struct daemon_stack *next;       /* the daemon's list */
+  struct cli_export *cexp;         /* its options from --config (owned), or
+                                    * NULL: the command line's */
+  bool listed;                     /* in the NBD server's export table */
+  bool retiring;                   /* removed by a reload: closed (flushed)
+                                    * when its last client has gone */
   const struct cli_options *opt;   /* the command line; outlives the stack */
   /* Tests only (tests/sgblkd-test's SGBLK_TEST_STORE_FAULT; sgblkd never
    * sets it): a fault store spec (store_fault_open) to put under the
@@ -41,7 +48,7 @@ struct daemon_stack {
   struct scsi_lu *lu;
   struct blkio io;                 /* the unit's seam, shared by the front-ends */
   bool io_ready;
-  struct nbd_server *srv;
+  struct nbd_server *srv;          /* the daemon's, not the stack's */
   bool served;                     /* every front-end started */
   struct nbd_export export;        /* the one export, of both front-ends */
   struct fuse_front *fuse;         /* NULL without --fuse */
@@ -54,15 +61,63 @@ struct daemon_stack {
   uint64_t short_file_size_said;   /* at this size */
 };
 
-/* stack.c.  Build everything up to bound (not yet served) listeners, so
- * that "port in use" reaches the terminal before daemonizing. */
+/* The whole daemon: its daemon-wide options, the NBD server with its
+ * listeners, and one stack per export.  With --config the set of exports
+ * changes on SIGHUP (daemon.c). */
+struct daemon {
+  const struct cli_options *opt;   /* daemon-wide options */
+  const char *config;              /* --config FILE, or NULL */
+  int argc;                        /* the command line, for reloads */
+  char **argv;
+  struct cli_export *dopts;        /* with --config: opt's storage (owned) */
+  char *daemon_spec;               /* with --config: the daemon-wide options
+                                    * the running daemon has (owned) */
+  const char *store_fault;         /* tests only: see daemon_stack */
+  struct nbd_server *srv;
+  struct daemon_stack *stacks;     /* serving and retiring, in file order */
+  struct cli_export **pending;     /* exports waiting for the one of the same
+                                    * name to close (owned) */
+  unsigned npending;
+  bool served;                     /* the server and every export started */
+};
+
+/* daemon.c.  Build every export's stack and the NBD server up to bound
+ * (not yet served) listeners, so that "port in use" reaches the terminal
+ * before daemonizing.  o: the command line's options.  cfg: with
+ * --config, the exports of the file (taken over, and left empty); NULL
+ * otherwise. */
+int daemon_build (struct daemon *dm, const struct cli_options *o,
+                  struct cli_config *cfg, int argc, char **argv);
+/* Say what is served and how to connect (before detaching). */
+void daemon_announce (const struct daemon *dm);
+/* After daemonizing: swap mode's preparation (--swap), then the NBD
+ * workers, then each export's cache threads and FUSE mount. */
+int daemon_start (struct daemon *dm);
+/* Once a second while serving: give idle memory back; close exports a
+ * reload removed once their last client has gone, and start those that
+ * waited for them. */
+void daemon_tick (struct daemon *dm);
+/* SIGHUP: read the --config file again.  Added exports are served, and
+ * removed or changed ones refuse new clients and are closed (flushed)
+ * when their last client leaves; unchanged ones keep their clients.  A
+ * file with an error changes nothing. */
+void daemon_reload (struct daemon *dm);
+/* Stop serving, log the statistics, flush and free.  -1 (with errno) if
+ * data may not have reached a store: the exit status must say so. */
+int daemon_teardown (struct daemon *dm);
+
+/* stack.c.  One export's stack, without the server. */
 int daemon_stack_build (struct daemon_stack *d, const struct cli_options *o);
-/* Start serving: the NBD workers, then the FUSE mount if asked for. */
+/* Its cache's threads, then its FUSE mount if asked for. */
 int daemon_stack_start (struct daemon_stack *d);
 /* Once a second while serving: give idle memory back to the system. */
 void daemon_stack_tick (struct daemon_stack *d);
-/* Stop serving, log the statistics, flush and free.  -1 (with errno) if
- * data may not have reached the store: the exit status must say so. */
+/* Unmount its FUSE file (first of all, at teardown or when a reload
+ * removes the export). */
+void daemon_stack_stop_fuse (struct daemon_stack *d);
+/* Flush and free what was built (the NBD server holds no pointer to the
+ * export any more).  -1 (with errno) if data may not have reached the
+ * store. */
 int daemon_stack_teardown (struct daemon_stack *d);
 
 /* The in-memory disk's memory limit when none is given but one is
@@ -71,13 +126,14 @@ uint64_t daemon_default_mem_limit (uint64_t size);
 /* The machine's memory in bytes; 0 if unknown. */
 uint64_t daemon_phys_memory (void);
 
-/* stats.c: one log line per layer (SIGUSR1, and at exit). */
-void daemon_stats_log (const struct daemon_stack *d);
+/* stats.c: one log line per layer of each export, and the NBD server's
+ * (SIGUSR1, and at exit). */
+void daemon_stats_log (const struct daemon *dm);
 /* Say once what each block newly found damaged, each new spill file
  * error, store errors that clients saw as EIO and a backing file found
  * shorter than the disk mean (once a second: one line for all of one
  * kind that came in that second). */
-void daemon_stats_report_corrupt (struct daemon_stack *d);
+void daemon_stats_report_corrupt (struct daemon *dm);
 
 /* swap.c: --swap.  Before building: the memory disk's default limit. */
 void daemon_swap_defaults (struct cli_options *o);

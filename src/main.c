@@ -1,7 +1,8 @@
 /* sgblkd: command line, daemon life cycle and signal handling.
  *
- * Start-up parses the command line, builds the stack (daemon_stack_build:
- * store, pools, logical unit, NBD server) with every listener bound and
+ * Start-up parses the command line (and the --config file), builds the
+ * daemon (daemon_build: each export's store, pools and logical unit, the
+ * NBD server) with every listener bound and
  * the pidfile created while still attached to the terminal, so that "port
  * in use" or "socket held by a live daemon" reach the user before the
  * daemon says it serves, then daemonizes, writes its PID and starts
@@ -10,8 +11,9 @@
  *
  * Signals are blocked in every thread and taken synchronously by the main
  * thread with sigtimedwait, which also gives the once-a-second tick that
- * gives idle memory back.  Life cycle of the main thread:
- * SETUP -> SERVING -> (SIGTERM/SIGINT) STOPPING -> exit 0.
+ * gives idle memory back; SIGHUP reloads the --config file.  Life cycle
+ * of the main thread: SETUP -> SERVING -> (SIGTERM/SIGINT) STOPPING ->
+ * exit 0.
  */
 #include <config.h>
 
@@ -105,8 +107,10 @@ int
 main (int argc, char **argv)
 {
   struct cli_options opt;
-  struct daemon_stack d = { 0 };
+  struct cli_config cfg = { 0 };
+  struct daemon d = { 0 };
   bool pidfile_made = false;
+  char *pidfile = NULL;
   int pid_fd = -1;
   sigset_t sigs;
   int ready_fd = -1;
@@ -123,7 +127,18 @@ main (int argc, char **argv)
     return CLI_EXIT_OK;
   }
 
-  if (cli_check_memory (&opt, daemon_phys_memory (), stderr) == -1)
+  if (opt.config &&
+      cli_config_load (opt.config, argc, argv, &cfg, stderr) == -1)
+    return errno == EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME;
+  for (unsigned i = 0; i < cfg.n; i++) {
+    if (cfg.daemon->opt.swap)
+      daemon_swap_defaults (&cfg.exports[i]->opt);
+    if (cli_check_memory (&cfg.exports[i]->opt, daemon_phys_memory (), stderr) == -1) {
+      cli_config_free (&cfg);
+      return CLI_EXIT_RUNTIME;
+    }
+  }
+  if (!opt.config && cli_check_memory (&opt, daemon_phys_memory (), stderr) == -1)
     return CLI_EXIT_RUNTIME;
 
   log_init ("sgblkd", false, opt.verbose);
@@ -137,7 +152,7 @@ main (int argc, char **argv)
   sigaddset (&sigs, SIGHUP);
   pthread_sigmask (SIG_BLOCK, &sigs, NULL);
 
-  if (opt.swap)
+  if (opt.swap && !opt.config)
     daemon_swap_defaults (&opt);
 #ifdef SGBLK_TEST_HOOKS
   /* Tests make the store below the cache (or the in-memory disk) fail on
@@ -148,62 +163,54 @@ main (int argc, char **argv)
     log_warn ("test hook: the store fails as '%s' says", store_fault);
   }
 #endif
-  if (daemon_stack_build (&d, &opt) == -1)
+  if (daemon_build (&d, &opt, opt.config ? &cfg : NULL, argc, argv) == -1)
     goto out;
-  if (opt.pidfile) {
-    pid_fd = open (opt.pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /* From here on the daemon-wide options are d.opt (with --config, the
+   * file's [sgblkd] section merged with the command line). */
+  const struct cli_options *dopt = d.opt;
+  if (dopt->pidfile) {
+    pid_fd = open (dopt->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (pid_fd == -1) {
-      log_error ("%s: cannot write pidfile: %m", opt.pidfile);
+      log_error ("%s: cannot write pidfile: %m", dopt->pidfile);
       goto out;
     }
-    pidfile_made = true;
+    pidfile_made = (pidfile = strdup (dopt->pidfile)) != NULL;
   }
-
   /* Said before detaching, so that whoever started us sees how to
    * connect; the sockets are bound already. */
-  log_info ("serving %s (%" PRIu64 " bytes, %" PRIu32 "-byte blocks%s) as export '%s'",
-            opt.file ? opt.file : "an in-memory disk", d.store->size,
-            opt.block_size, opt.read_only ? ", read-only" : "",
-            opt.export_name);
-  for (unsigned i = 0; i < opt.nunix; i++)
-    log_info ("listening on unix:%s (nbd+unix:///%s?socket=%s)",
-              opt.unix_paths[i], opt.export_name, opt.unix_paths[i]);
-  if (opt.port > 0)
-    log_info ("listening on %s:%d (nbd://%s:%d/%s)", opt.bind, opt.port,
-              opt.bind, opt.port, opt.export_name);
-  if (!opt.foreground) {
+  daemon_announce (&d);
+  if (!dopt->foreground) {
     if (daemonize (&ready_fd) == -1) {
       log_error ("cannot daemonize: %m");
       goto out;
     }
-    log_init ("sgblkd", true, opt.verbose);
+    log_init ("sgblkd", true, dopt->verbose);
   }
   if (pid_fd >= 0) {
     int r = write_pid (pid_fd);
     pid_fd = -1;
     if (r == -1) {
-      log_error ("%s: cannot write pidfile: %m", opt.pidfile);
+      log_error ("%s: cannot write pidfile: %m", dopt->pidfile);
       goto out;
     }
   }
-  if (opt.swap && daemon_swap_prepare (&d) == -1)
-    goto out;
 #ifdef SGBLK_TEST_HOOKS
   /* Tests make normal command allocations fail to exercise the reserve
    * under load (only tests/sgblkd-test is built with this). */
   const char *fail_every = getenv ("SGBLK_TEST_CMD_FAIL_EVERY");
   if (fail_every && atoi (fail_every) > 0) {
-    scsi_cmd_pool_fail_every (d.cmds, (unsigned) atoi (fail_every));
+    for (struct daemon_stack *st = d.stacks; st; st = st->next)
+      scsi_cmd_pool_fail_every (st->cmds, (unsigned) atoi (fail_every));
     log_warn ("test hook: every %d. command allocation fails", atoi (fail_every));
   }
 #endif
-  if (daemon_stack_start (&d) == -1)
+  if (daemon_start (&d) == -1)
     goto out;
-  if (d.srv && (opt.nunix > 0 || opt.port > 0)) {
+  if (d.srv && (dopt->nunix > 0 || dopt->port > 0)) {
     struct nbd_server_stats ns;
     nbd_server_get_stats (d.srv, &ns);
     log_info ("serving at most %" PRIu64 " NBD connections at once%s", ns.max_connections,
-              opt.max_connections ? "" : " (from the descriptor limit; --max-connections)");
+              dopt->max_connections ? "" : " (from the descriptor limit; --max-connections)");
   }
   tell_parent (&ready_fd, 0);
 
@@ -220,18 +227,22 @@ main (int argc, char **argv)
     daemon_stats_report_corrupt (&d);
     if (sig == SIGUSR1)
       daemon_stats_log (&d);
+    else if (sig == SIGHUP)
+      daemon_reload (&d);
     else if (idle)
-      daemon_stack_tick (&d);
+      daemon_tick (&d);
   }
   status = CLI_EXIT_OK;
 
  out:
   tell_parent (&ready_fd, (char) status);
-  if (daemon_stack_teardown (&d) == -1)
+  if (daemon_teardown (&d) == -1)
     status = CLI_EXIT_RUNTIME;
   if (pid_fd >= 0)
     close (pid_fd);
   if (pidfile_made)
-    unlink (opt.pidfile);
+    unlink (pidfile);
+  free (pidfile);
+  cli_config_free (&cfg);
   return status;
 }

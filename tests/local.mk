@@ -1,5 +1,8 @@
 # Shell integration tests: the daemon driven by real NBD clients.
 SHELL_TESTS = \
+	tests/test-config-errors-name-the-file-and-line-and-sections-override-the-command-line.sh \
+	tests/test-config-sighup-adds-removes-and-keeps-exports-without-dropping-clients.sh \
+	tests/test-config-exports-are-listed-and-a-full-one-costs-the-others-nothing.sh \
 	tests/test-bench-suite-writes-its-tables-and-plots.sh \
 	tests/test-cache-block-rewritten-during-write-back-stays-dirty.sh \
 	tests/test-cache-disconnect-with-64-writes-in-flight-and-cache-full.sh \

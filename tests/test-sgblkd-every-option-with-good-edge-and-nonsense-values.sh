@@ -236,6 +236,21 @@ runtime --mem-limit 40M --spill "$reg"         # somebody's file
 runtime --mem-limit 40M --spill "$tmp/dir"
 runtime --mem-limit 40M --spill "$tmp/no/such/dir/spill"
 
+# --description and --config
+printf '[]\nsize = 1M\ndescription = one\n' >"$tmp/one.conf"
+printf '[a]\nsize = 1M\nport = 10810\n' >"$tmp/bad.conf"
+serve --description "my disk" --size 1M
+serve --description '' --size 1M
+usage --description "$long4097"
+serve --config "$tmp/one.conf"
+serve --config "$tmp/one.conf" --read-only -t 2   # the command line's apply to every export
+usage --config ''
+usage --config "$tmp/one.conf" "$img"
+usage --config "$tmp/one.conf" -e x
+usage --config "$tmp/bad.conf"                   # a daemon-wide key in an export's section
+runtime --config "$tmp/no-such.conf"
+runtime --config "$tmp/dir"
+
 # -r, --read-only
 serve --read-only --size 1M
 serve -r "$img"

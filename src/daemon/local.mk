@@ -1,5 +1,6 @@
 libsgblk_a_SOURCES += \
 	include/daemon.h \
+	src/daemon/daemon.c \
 	src/daemon/stack.c \
 	src/daemon/stats.c \
 	src/daemon/swap.c

@@ -1,13 +1,14 @@
-/* daemon/stack: build sgblkd's stack of modules from the command line,
+/* daemon/stack: build one export's stack of modules from its options,
  * start serving it, and tear it down.
  *
  * struct daemon_stack holds one pointer per layer, filled bottom up by
- * daemon_stack_build: store, pools, logical unit, block-I/O seam, NBD
- * server (listeners bound, not yet accepting).  daemon_stack_start adds
- * the workers and the FUSE mount.  The invariant that makes teardown safe
- * after any failure: a member is set (or io_ready true) exactly when that
- * layer exists, and every layer above it holds pointers only to layers
- * that exist; daemon_stack_teardown undoes what is set, top down.
+ * daemon_stack_build: store, pools, logical unit, block-I/O seam, and the
+ * NBD export that the daemon's server (daemon.c) lists.
+ * daemon_stack_start adds the cache's threads and the FUSE mount.  The
+ * invariant that makes teardown safe after any failure: a member is set
+ * (or io_ready true) exactly when that layer exists, and every layer
+ * above it holds pointers only to layers that exist; daemon_stack_teardown
+ * undoes what is set, top down.
  */
 #include <config.h>
 
@@ -214,38 +215,13 @@ daemon_stack_build (struct daemon_stack *d, const struct cli_options *o)
   d->io_ready = true;
   d->export = (struct nbd_export) {
     .name = o->export_name,
-    .description = o->file ? o->file : "sgblk in-memory disk",
+    .description = o->description ? o->description
+                   : o->file ? o->file : "sgblk in-memory disk",
     .lu = d->lu, .cmds = d->cmds, .sgv = d->sgv, .io = &d->io,
     .read_only = o->read_only,
   };
-  struct nbd_server_config nc = {
-    .threads = d->threads,
-    .handshake_timeout = o->handshake_timeout,
-    .busy_poll_us = o->busy_poll_us,
-    .max_connections = o->max_connections,
-    .idle_timeout = o->idle_timeout,
-    .ready_sessions = o->swap,
-    .exports = &d->export, .nexports = 1,
-  };
-  d->srv = nbd_server_create (&nc);
-  if (d->srv == NULL)
-    FAIL (errno, "cannot create the NBD server: %m");
   if (o->fuse_mount && check_mountpoint (o->fuse_mount) == -1)
     return -1;
-  for (unsigned i = 0; i < o->nunix; i++) {
-    if (nbd_server_listen_unix (d->srv, o->unix_paths[i]) == -1) {
-      if (errno == EADDRINUSE)
-        FAIL (errno, "%s: socket is in use by a running server (not taking it over)",
-              o->unix_paths[i]);
-      if (errno == ENOTSOCK)
-        FAIL (errno, "%s: exists and is not a socket (not replacing it)",
-              o->unix_paths[i]);
-      FAIL (errno, "%s: cannot listen: %m", o->unix_paths[i]);
-    }
-  }
-  if (o->port > 0 &&
-      nbd_server_listen_tcp (d->srv, o->bind, o->port) == -1)
-    FAIL (errno, "%s:%d: cannot listen: %m", o->bind, o->port);
   return 0;
 }
 
@@ -283,8 +259,6 @@ daemon_stack_start (struct daemon_stack *d)
    * thread but the one that forked. */
   if (cache_start_threads (d->cache) == -1)
     FAIL (errno, "cannot start the cache's threads: %m");
-  if (nbd_server_start (d->srv) == -1)
-    FAIL (errno, "cannot start the NBD server: %m");
   if (d->opt->fuse_mount && start_fuse (d) == -1)
     return -1;
   d->served = true;                /* (a failed mount is a start-up error) */
@@ -306,29 +280,31 @@ daemon_stack_tick (struct daemon_stack *d)
     cache_compact (d->cache);
 }
 
+void
+daemon_stack_stop_fuse (struct daemon_stack *d)
+{
+#ifdef HAVE_FUSE
+  /* Its requests in flight finish, then it unmounts. */
+  fuse_front_stop (d->fuse);
+  d->fuse = NULL;
+#else
+  (void) d;
+#endif
+}
+
 int
 daemon_stack_teardown (struct daemon_stack *d)
 {
   int r = 0, e = 0;
 
-#ifdef HAVE_FUSE
-  /* FUSE first: its requests in flight finish, then it unmounts. */
-  fuse_front_stop (d->fuse);
-#endif
-  if (d->srv) {
-    nbd_server_stop (d->srv);
-    /* Counters of a daemon that never served say nothing but noise
-     * under the one line that said why it did not start. */
-    if (d->served)
-      daemon_stats_log (d);
-    nbd_server_destroy (d->srv);
-  }
+  daemon_stack_stop_fuse (d);
   if (d->io_ready)
     blkio_fini (&d->io);
   if (d->lu) scsi_lu_destroy (d->lu);
   if (d->store && store_flush (d->store) == -1) {
     e = errno;
-    log_error ("final flush failed: %m");
+    log_error ("%s: final flush failed: %m",
+               d->opt->file ? d->opt->file : "in-memory disk");
     r = -1;
   }
   if (d->cmds && scsi_cmd_pool_destroy (d->cmds) == -1)

@@ -75,8 +75,8 @@ report_store_errors (struct daemon_stack *d)
 
 /* The data path only counts blocks found damaged; say so once for each
  * new one (the last one's number, if several came at once). */
-void
-daemon_stats_report_corrupt (struct daemon_stack *d)
+static void
+report_corrupt (struct daemon_stack *d)
 {
   struct cache_stats cs;
 
@@ -108,28 +108,38 @@ daemon_stats_report_corrupt (struct daemon_stack *d)
 }
 
 void
-daemon_stats_log (const struct daemon_stack *d)
+daemon_stats_report_corrupt (struct daemon *dm)
+{
+  for (struct daemon_stack *d = dm->stacks; d; d = d->next)
+    report_corrupt (d);
+}
+
+/* One export's lines; with several exports each starts with its name. */
+static void
+log_stack (const struct daemon_stack *d, bool named)
 {
   struct sgv_stats sv;
   struct scsi_pool_stats cp;
   struct scsi_lu_stats lu;
   struct store_stats st;
-  struct nbd_server_stats ns;
   struct cache_stats cs;
+  char pfx[4200] = "";
 
+  if (named)
+    snprintf (pfx, sizeof pfx, "export '%s': ", d->opt->export_name);
   sgv_pool_get_stats (d->sgv, &sv);
   scsi_cmd_pool_get_stats (d->cmds, &cp);
   scsi_lu_get_stats (d->lu, &lu);
   store_get_stats (d->store, &st);
   bool cached = cache_get_stats (d->cache, &cs) == 0;
   if (cached)
-    log_info ("cache %s, %" PRIu32 "-byte blocks: original %" PRIu64
+    log_info ("%scache %s, %" PRIu32 "-byte blocks: original %" PRIu64
               " B compressed %" PRIu64 " B memory used %" PRIu64
               " B (limit %" PRIu64 ") same-filled %" PRIu64 " raw %" PRIu64
               " hits %" PRIu64 " misses %" PRIu64 " dirty %" PRIu64
               " written back %" PRIu64 " evicted %" PRIu64
               " writer waits %" PRIu64 " compacted %" PRIu64
-              " corrupt %" PRIu64,
+              " corrupt %" PRIu64, pfx,
               d->opt->file ? cache_mode_name (cs.mode) : "in-memory",
               cs.block_size, cs.orig_bytes,
               cs.compr_bytes, cs.mem_used, cs.mem_limit, cs.same_blocks,
@@ -141,21 +151,21 @@ daemon_stats_log (const struct daemon_stack *d)
      * bytes, and 4 KiB pages for the counts), so that zram users read
      * them as they read zram's. */
     uint64_t pg = cs.block_size / 4096;
-    log_info ("cache mm_stat: orig_data_size %" PRIu64 " compr_data_size %" PRIu64
+    log_info ("%scache mm_stat: orig_data_size %" PRIu64 " compr_data_size %" PRIu64
               " mem_used_total %" PRIu64 " mem_limit %" PRIu64 " mem_used_max %" PRIu64
-              " same_pages %" PRIu64 " pages_compacted %" PRIu64 " huge_pages %" PRIu64,
+              " same_pages %" PRIu64 " pages_compacted %" PRIu64 " huge_pages %" PRIu64, pfx,
               cs.orig_bytes - cs.spilled_blocks * cs.block_size, cs.compr_bytes,
               cs.mem_used, cs.mem_limit, cs.mem_used_max, cs.same_blocks * pg,
               cs.compacted_bytes / 4096, cs.huge_blocks * pg);
     if (cs.spill)
-      log_info ("cache bd_stat: bd_count %" PRIu64 " bd_reads %" PRIu64 " bd_writes %" PRIu64
-                " errors %" PRIu64 " writer waits %" PRIu64,
+      log_info ("%scache bd_stat: bd_count %" PRIu64 " bd_reads %" PRIu64 " bd_writes %" PRIu64
+                " errors %" PRIu64 " writer waits %" PRIu64, pfx,
                 cs.spilled_blocks * pg, cs.bd_reads * pg, cs.bd_writes * pg,
                 cs.bd_errors, cs.spill_waits);
     if (cs.recompress_idle)
-      log_info ("cache recompression: idle %u s passes %" PRIu64 " hc_blocks %" PRIu64
+      log_info ("%scache recompression: idle %u s passes %" PRIu64 " hc_blocks %" PRIu64
                 " recompressed %" PRIu64 " tried %" PRIu64 " saved %" PRIu64
-                " B cpu %" PRIu64 " ms rate %.1f MB/s",
+                " B cpu %" PRIu64 " ms rate %.1f MB/s", pfx,
                 cs.recompress_idle, cs.recomp_passes, cs.hc_blocks, cs.recomp_blocks,
                 cs.recomp_tried, cs.recomp_saved, cs.recomp_cpu_ns / 1000000,
                 cs.recomp_cpu_ns ? (double) cs.recomp_tried * cs.block_size * 1000.0 /
@@ -163,11 +173,40 @@ daemon_stats_log (const struct daemon_stack *d)
   }
   /* Swap mode's reserve, on a line of its own: the line above is parsed. */
   if (cached && cs.reserve_high)
-    log_info ("cache reserve: level %" PRIu64 " B low %" PRIu64 " B high %" PRIu64
-              " B waits %" PRIu64 " mapped %" PRIu64 " B returned %" PRIu64 " B",
+    log_info ("%scache reserve: level %" PRIu64 " B low %" PRIu64 " B high %" PRIu64
+              " B waits %" PRIu64 " mapped %" PRIu64 " B returned %" PRIu64 " B", pfx,
               cs.reserve_bytes, cs.reserve_low, cs.reserve_high, cs.reserve_waits,
               cs.reserve_refills, cs.reserve_returned);
-  nbd_server_get_stats (d->srv, &ns);
+  log_info ("%sscsi: commands %" PRIu64 " reads %" PRIu64 " writes %" PRIu64
+            " syncs %" PRIu64 " unmaps %" PRIu64 " write-sames %" PRIu64
+            " errors %" PRIu64, pfx,
+            lu.commands, lu.reads, lu.writes, lu.syncs, lu.unmaps,
+            lu.write_sames, lu.errors);
+  log_info ("%scmd pool: allocated %" PRIu64 " in use %" PRIu64 " cached %"
+            PRIu64 " reserve %" PRIu64 "/%" PRIu64 " fallbacks %" PRIu64
+            " waits %" PRIu64 " alloc failures %" PRIu64, pfx,
+            cp.allocated, cp.in_use, cp.cached, cp.reserve_level,
+            cp.reserve_size, cp.fallbacks, cp.waits, cp.alloc_failures);
+  log_info ("%ssgv pool: allocated %" PRIu64 " in use %" PRIu64 " cached %"
+            PRIu64 " (%" PRIu64 " B) hits %" PRIu64 " misses %" PRIu64
+            " flushed %" PRIu64 " trimmed %" PRIu64, pfx,
+            sv.allocated, sv.in_use, sv.cached, sv.cached_bytes, sv.hits,
+            sv.misses, sv.flushed, sv.trimmed);
+  log_info ("%sstore %s: allocated %" PRIu64 " B reads %" PRIu64 " writes %"
+            PRIu64 " flushes %" PRIu64 " trims %" PRIu64 " zeroes %" PRIu64, pfx,
+            d->store->ops->name, st.bytes_allocated, st.reads, st.writes,
+            st.flushes, st.trims, st.zeroes);
+}
+
+void
+daemon_stats_log (const struct daemon *dm)
+{
+  struct nbd_server_stats ns;
+  bool named = dm->config != NULL;
+
+  for (const struct daemon_stack *d = dm->stacks; d; d = d->next)
+    log_stack (d, named);
+  nbd_server_get_stats (dm->srv, &ns);
   log_info ("nbd: connections open %" PRIu64 " total %" PRIu64
             " requests %" PRIu64 " errors %" PRIu64 " read %" PRIu64
             " B written %" PRIu64 " B handshake failures %" PRIu64
@@ -177,23 +216,4 @@ daemon_stats_log (const struct daemon_stack *d)
             ns.errors, ns.bytes_read, ns.bytes_written,
             ns.handshake_failures, ns.cleanup_stuck, ns.refused,
             ns.max_connections, ns.idle_closed);
-  log_info ("scsi: commands %" PRIu64 " reads %" PRIu64 " writes %" PRIu64
-            " syncs %" PRIu64 " unmaps %" PRIu64 " write-sames %" PRIu64
-            " errors %" PRIu64,
-            lu.commands, lu.reads, lu.writes, lu.syncs, lu.unmaps,
-            lu.write_sames, lu.errors);
-  log_info ("cmd pool: allocated %" PRIu64 " in use %" PRIu64 " cached %"
-            PRIu64 " reserve %" PRIu64 "/%" PRIu64 " fallbacks %" PRIu64
-            " waits %" PRIu64 " alloc failures %" PRIu64,
-            cp.allocated, cp.in_use, cp.cached, cp.reserve_level,
-            cp.reserve_size, cp.fallbacks, cp.waits, cp.alloc_failures);
-  log_info ("sgv pool: allocated %" PRIu64 " in use %" PRIu64 " cached %"
-            PRIu64 " (%" PRIu64 " B) hits %" PRIu64 " misses %" PRIu64
-            " flushed %" PRIu64 " trimmed %" PRIu64,
-            sv.allocated, sv.in_use, sv.cached, sv.cached_bytes, sv.hits,
-            sv.misses, sv.flushed, sv.trimmed);
-  log_info ("store %s: allocated %" PRIu64 " B reads %" PRIu64 " writes %"
-            PRIu64 " flushes %" PRIu64 " trims %" PRIu64 " zeroes %" PRIu64,
-            d->store->ops->name, st.bytes_allocated, st.reads, st.writes,
-            st.flushes, st.trims, st.zeroes);
 }
