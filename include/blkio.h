@@ -39,6 +39,33 @@
 #define BLKIO_MAY_TRIM   0x2u   /* zero: the range may be deallocated */
 #define BLKIO_FAST_ZERO  0x4u   /* zero: ENOTSUP unless the store zeroes cheaply */
 
+/* The requests a front-end answers, by kind, and the errors it answers
+ * them with, by the class a client can tell apart (NBD's error values). */
+enum blkio_op {
+  BLKIO_OP_READ, BLKIO_OP_WRITE, BLKIO_OP_FLUSH, BLKIO_OP_TRIM,
+  BLKIO_OP_ZERO, BLKIO_OP_CACHE, BLKIO_OP_EXTENTS, BLKIO_OP_OTHER,
+  BLKIO_NOPS
+};
+enum blkio_err {
+  BLKIO_ERR_IO, BLKIO_ERR_PERM, BLKIO_ERR_INVAL, BLKIO_ERR_NOSPC,
+  BLKIO_ERR_OVERFLOW, BLKIO_ERR_NOTSUP, BLKIO_ERR_SHUTDOWN,
+  BLKIO_NERRS
+};
+
+/* The unit's traffic as its clients saw it, whichever front-end served
+ * them (blkio_count); relaxed atomics: figures, not synchronization. */
+struct blkio_counters {
+  atomic_uint_fast64_t requests[BLKIO_NOPS];
+  atomic_uint_fast64_t errors[BLKIO_NERRS];
+  atomic_uint_fast64_t bytes_read, bytes_written;
+};
+
+struct blkio_stats {
+  uint64_t requests[BLKIO_NOPS];
+  uint64_t errors[BLKIO_NERRS];
+  uint64_t bytes_read, bytes_written;
+};
+
 struct blkio {
   struct scsi_lu *lu;
   struct sgv_pool *sgv;
@@ -48,6 +75,7 @@ struct blkio {
                                  * too (STORE_CAP_OVERCOMMIT) */
   pthread_rwlock_t rmw;         /* the unit's read-modify-write lock */
   atomic_bool stopping;         /* vector waits give up with ESHUTDOWN */
+  struct blkio_counters ctr;
 };
 
 /* An extent of blkio_extents: len bytes, allocated (data) or a hole. */
@@ -105,6 +133,19 @@ int blkio_cache (struct blkio *io, struct scsi_cmd *c, uint64_t off, uint64_t le
 int blkio_extents (struct blkio *io, struct scsi_cmd *c, uint64_t off,
                    uint64_t len, struct blkio_extent *ext, unsigned max,
                    unsigned *n);
+
+/* Count one request a front-end answered, with the errno it answered
+ * (0: success; then len bytes read or written).  Called once per request
+ * at the front-end's answer, so that requests it refused itself (a range
+ * past the end) count with those the unit ran. */
+void blkio_count (struct blkio *io, enum blkio_op op, uint64_t len, int err);
+void blkio_get_stats (struct blkio *io, struct blkio_stats *st);
+/* The class of an errno as NBD tells it (EROFS is PERM, EDQUOT NOSPC,
+ * anything unknown IO), and its short name ("io", "perm", ...). */
+enum blkio_err blkio_error_kind (int err);
+const char *blkio_error_name (enum blkio_err k);
+/* "read", "write", "flush", "trim", "zero", "cache", "extents", "other". */
+const char *blkio_op_name (enum blkio_op op);
 
 /* For a front-end that runs write CDBs on the unit itself. */
 void blkio_write_lock (struct blkio *io);

@@ -14,6 +14,7 @@
 #ifndef SGBLK_NBD_H
 #define SGBLK_NBD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,7 +41,18 @@ struct nbd_export {
   unsigned users;            /* connections on it, and handshakes that
                               * are answering about it */
   bool listed;               /* in the server's table: clients may pick it */
+  /* Connections that reached transmission on this export: the server's
+   * to count (relaxed atomics), anyone's to read (nbd_export_get_stats).
+   * Zero it with the rest of the struct. */
+  struct {
+    atomic_uint_fast64_t total, open;
+  } conns;
 };
+
+struct nbd_export_stats {
+  uint64_t connections_total, connections_open;
+};
+void nbd_export_get_stats (struct nbd_export *e, struct nbd_export_stats *st);
 
 /* The export's largest payload. */
 static inline uint32_t

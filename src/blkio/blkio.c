@@ -54,6 +54,62 @@ blkio_thread_prepare (struct blkio *io)
   return scsi_lu_thread_prepare (io->lu);
 }
 
+void
+blkio_count (struct blkio *io, enum blkio_op op, uint64_t len, int err)
+{
+  atomic_fetch_add_explicit (&io->ctr.requests[op], 1, memory_order_relaxed);
+  if (err)
+    atomic_fetch_add_explicit (&io->ctr.errors[blkio_error_kind (err)], 1,
+                               memory_order_relaxed);
+  else if (op == BLKIO_OP_READ)
+    atomic_fetch_add_explicit (&io->ctr.bytes_read, len, memory_order_relaxed);
+  else if (op == BLKIO_OP_WRITE)
+    atomic_fetch_add_explicit (&io->ctr.bytes_written, len, memory_order_relaxed);
+}
+
+void
+blkio_get_stats (struct blkio *io, struct blkio_stats *st)
+{
+  for (unsigned i = 0; i < BLKIO_NOPS; i++)
+    st->requests[i] = atomic_load_explicit (&io->ctr.requests[i], memory_order_relaxed);
+  for (unsigned i = 0; i < BLKIO_NERRS; i++)
+    st->errors[i] = atomic_load_explicit (&io->ctr.errors[i], memory_order_relaxed);
+  st->bytes_read = atomic_load_explicit (&io->ctr.bytes_read, memory_order_relaxed);
+  st->bytes_written = atomic_load_explicit (&io->ctr.bytes_written, memory_order_relaxed);
+}
+
+enum blkio_err
+blkio_error_kind (int err)
+{
+  switch (err) {
+  case EPERM: case EROFS:     return BLKIO_ERR_PERM;
+  case EINVAL:                return BLKIO_ERR_INVAL;
+  case ENOSPC: case EDQUOT:   return BLKIO_ERR_NOSPC;
+  case EOVERFLOW:             return BLKIO_ERR_OVERFLOW;
+  case ENOTSUP:               return BLKIO_ERR_NOTSUP;
+  case ESHUTDOWN:             return BLKIO_ERR_SHUTDOWN;
+  default:                    return BLKIO_ERR_IO;
+  }
+}
+
+const char *
+blkio_error_name (enum blkio_err k)
+{
+  static const char *const names[BLKIO_NERRS] = {
+    "io", "perm", "inval", "nospc", "overflow", "notsup", "shutdown",
+  };
+  return k < BLKIO_NERRS ? names[k] : "io";
+}
+
+const char *
+blkio_op_name (enum blkio_op op)
+{
+  static const char *const names[BLKIO_NOPS] = {
+    "read", "write", "flush", "trim", "zero", "cache", "extents", "other",
+  };
+  return op < BLKIO_NOPS ? names[op] : "other";
+}
+
 void blkio_write_lock (struct blkio *io) { pthread_rwlock_rdlock (&io->rmw); }
 void blkio_write_unlock (struct blkio *io) { pthread_rwlock_unlock (&io->rmw); }
 

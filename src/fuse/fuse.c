@@ -190,7 +190,7 @@ op_open (const char *path, struct fuse_file_info *fi)
 }
 
 static int
-op_read (const char *path, char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+read_disk (const char *path, char *buf, size_t len, off_t off, struct fuse_file_info *fi)
 {
   struct fuse_front *ff = front ();
 
@@ -207,7 +207,7 @@ op_read (const char *path, char *buf, size_t len, off_t off, struct fuse_file_in
 }
 
 static int
-op_write (const char *path, const char *buf, size_t len, off_t off,
+write_disk (const char *path, const char *buf, size_t len, off_t off,
           struct fuse_file_info *fi)
 {
   struct fuse_front *ff = front ();
@@ -223,7 +223,7 @@ op_write (const char *path, const char *buf, size_t len, off_t off,
 }
 
 static int
-op_fsync (const char *path, int datasync, struct fuse_file_info *fi)
+fsync_disk (const char *path, int datasync, struct fuse_file_info *fi)
 {
   struct fuse_front *ff = front ();
   struct scsi_cmd *c = cmd_get (ff);
@@ -233,7 +233,7 @@ op_fsync (const char *path, int datasync, struct fuse_file_info *fi)
 
 /* Zero [off, off+len), deallocating whole blocks when punching. */
 static int
-op_fallocate (const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+fallocate_disk (const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
   struct fuse_front *ff = front ();
   bool punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
@@ -249,6 +249,41 @@ op_fallocate (const char *path, int mode, off_t off, off_t len, struct fuse_file
   struct scsi_cmd *c = cmd_get (ff);
   return cmd_put (ff, c, blkio_zero (ff->exp->io, c, start, end - start,
                                      punch ? BLKIO_MAY_TRIM : 0));
+}
+
+/* Each answer to a request for the disk's data, counted for the export
+ * as NBD's are (blkio_count): r is bytes or 0, or -errno. */
+static int
+counted (enum blkio_op op, int r)
+{
+  blkio_count (front ()->exp->io, op, r > 0 ? (uint64_t) r : 0, r < 0 ? -r : 0);
+  return r;
+}
+
+static int
+op_read (const char *path, char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+{
+  return counted (BLKIO_OP_READ, read_disk (path, buf, len, off, fi));
+}
+
+static int
+op_write (const char *path, const char *buf, size_t len, off_t off,
+          struct fuse_file_info *fi)
+{
+  return counted (BLKIO_OP_WRITE, write_disk (path, buf, len, off, fi));
+}
+
+static int
+op_fsync (const char *path, int datasync, struct fuse_file_info *fi)
+{
+  return counted (BLKIO_OP_FLUSH, fsync_disk (path, datasync, fi));
+}
+
+static int
+op_fallocate (const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+  return counted (mode & FALLOC_FL_PUNCH_HOLE ? BLKIO_OP_TRIM : BLKIO_OP_ZERO,
+                  fallocate_disk (path, mode, off, len, fi));
 }
 
 static int

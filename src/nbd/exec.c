@@ -71,6 +71,22 @@ seam_flags (const struct nbd_job *j)
   return f;
 }
 
+/* The request's kind in the export's counters. */
+static enum blkio_op
+count_op (uint16_t type)
+{
+  switch (type) {
+  case NBD_CMD_READ:         return BLKIO_OP_READ;
+  case NBD_CMD_WRITE:        return BLKIO_OP_WRITE;
+  case NBD_CMD_FLUSH:        return BLKIO_OP_FLUSH;
+  case NBD_CMD_TRIM:         return BLKIO_OP_TRIM;
+  case NBD_CMD_WRITE_ZEROES: return BLKIO_OP_ZERO;
+  case NBD_CMD_CACHE:        return BLKIO_OP_CACHE;
+  case NBD_CMD_BLOCK_STATUS: return BLKIO_OP_EXTENTS;
+  default:                   return BLKIO_OP_OTHER;
+  }
+}
+
 void
 nbd_job_exec (struct nbd_job *j)
 {
@@ -102,6 +118,8 @@ nbd_job_exec (struct nbd_job *j)
     default:                   err = EINVAL; break;
     }
   }
+  /* Every request but NBD_CMD_DISC comes here, refused ones too. */
+  blkio_count (io, count_op (j->type), j->length, err > 0 ? err : 0);
   if (err > 0)
     nbd_encode_error (j, err);
   else if (err == 0)

@@ -220,6 +220,8 @@ nbd_session_run (struct nbd_conn *c)
     log_warn ("%s: cannot ready the session for I/O (the first request will): %m",
               c->peer);
   atomic_store (&c->state, NBD_CONN_TRANSMISSION);
+  atomic_fetch_add_explicit (&c->exp->conns.total, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit (&c->exp->conns.open, 1, memory_order_relaxed);
   c->poll_ns = (uint64_t) c->srv->cfg.busy_poll_us * 1000u;
   log_debug ("%s: transmission on export '%s'%s", c->peer, c->exp->name,
              c->structured ? " with structured replies" : "");
@@ -227,4 +229,5 @@ nbd_session_run (struct nbd_conn *c)
   while (serve_one (c, caps))
     ;
   cleanup (c);
+  atomic_fetch_sub_explicit (&c->exp->conns.open, 1, memory_order_relaxed);
 }
