@@ -7,6 +7,9 @@
 # service reads /etc/nbd-server/config, which has no exports: that
 # nbd-server quits at once ("No configured exports"), listens on nothing
 # and leaves port 10809 to sgblkd.  cppcheck is CI's static analysis.
+# python3-prometheus-client and prometheus-node-exporter read the
+# --stats-file in its test; the tests run their own node exporter, on a
+# port of their own, so the package's service need not run.
 set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
@@ -15,6 +18,6 @@ apt-get install -y -q --no-install-recommends \
   liblz4-dev libfuse3-dev fuse3 libcmocka-dev \
   libnbd-bin python3-libnbd nbdkit qemu-utils fio nbd-server \
   mandoc jq bc cpio valgrind cppcheck e2fsprogs util-linux mount procps python3 \
-  gnuplot-nox file \
+  gnuplot-nox file python3-prometheus-client prometheus-node-exporter \
   qemu-system-x86 busybox-static nbd-client kmod \
   ca-certificates >/dev/null

@@ -139,7 +139,7 @@ int blkio_extents (struct blkio *io, struct scsi_cmd *c, uint64_t off,
  * at the front-end's answer, so that requests it refused itself (a range
  * past the end) count with those the unit ran. */
 void blkio_count (struct blkio *io, enum blkio_op op, uint64_t len, int err);
-void blkio_get_stats (struct blkio *io, struct blkio_stats *st);
+void blkio_get_stats (const struct blkio *io, struct blkio_stats *st);
 /* The class of an errno as NBD tells it (EROFS is PERM, EDQUOT NOSPC,
  * anything unknown IO), and its short name ("io", "perm", ...). */
 enum blkio_err blkio_error_kind (int err);

@@ -26,6 +26,10 @@
  * soon, and recompressing it costs about 30 us of a background core;
  * data being written keeps the fast compressor. */
 #define CLI_RECOMPRESS_IDLE 60
+/* Default --stats-interval: monitoring scrapes every 15 s or more; a
+ * file rewritten every 5 s is at most a third of that old when read,
+ * and writing a few kilobytes that often costs nothing. */
+#define CLI_STATS_INTERVAL 5
 
 struct cli_options {
   const char *file;            /* NULL: in-memory disk */
@@ -59,6 +63,8 @@ struct cli_options {
   const char *spill;           /* --spill: scratch file for cold blocks of the memory disk */
   const char *description;     /* --description: told to NBD clients (NBD_INFO_DESCRIPTION) */
   const char *config;          /* --config: exports from an INI file (config.c) */
+  const char *stats_file;      /* --stats-file: Prometheus metrics rewritten here */
+  unsigned stats_interval;     /* seconds between its rewrites */
   bool help, version;
 };
 

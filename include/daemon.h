@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "blkio.h"
 #include "cli.h"
@@ -102,6 +103,9 @@ void daemon_tick (struct daemon *dm);
  * when their last client leaves; unchanged ones keep their clients.  A
  * file with an error changes nothing. */
 void daemon_reload (struct daemon *dm);
+/* Every stack, serving or retiring, in order, as an array (*out, to
+ * free); its length.  0 (and NULL) if none or out of memory. */
+unsigned daemon_stack_array (const struct daemon *dm, struct daemon_stack ***out);
 /* Stop serving, log the statistics, flush and free.  -1 (with errno) if
  * data may not have reached a store: the exit status must say so. */
 int daemon_teardown (struct daemon *dm);
@@ -134,6 +138,29 @@ void daemon_stats_log (const struct daemon *dm);
  * shorter than the disk mean (once a second: one line for all of one
  * kind that came in that second). */
 void daemon_stats_report_corrupt (struct daemon *dm);
+
+/* metrics.c: --stats-file, every export's statistics in Prometheus text
+ * format, replaced whole (PATH.tmp, then rename).  Start: make the path
+ * absolute and write the file once; NULL (logged, errno set) if it
+ * cannot be written.  Tick (main thread, on its tick and on SIGUSR1):
+ * rewrite it when interval seconds have passed, or now; a failure is
+ * logged once until a write works again.  Stop: remove the file (a
+ * stopped daemon's figures would look current).  NULL is a no-op. */
+struct daemon_metrics;
+struct daemon_metrics *daemon_metrics_start (const char *path, unsigned interval,
+                                             struct daemon_stack *const *stacks,
+                                             unsigned n);
+void daemon_metrics_tick (struct daemon_metrics *m, struct daemon_stack *const *stacks,
+                          unsigned n, bool now);
+void daemon_metrics_stop (struct daemon_metrics *m);
+/* The file's text for n stacks into f; the atomic write of it to path.
+ * -1 with errno. */
+int daemon_metrics_render (FILE *f, struct daemon_stack *const *stacks, unsigned n);
+int daemon_metrics_write (const char *path, struct daemon_stack *const *stacks,
+                          unsigned n);
+/* A label value as the text format wants it: backslash, double quote and
+ * newline escaped, a byte that is not UTF-8 as U+FFFD. */
+int daemon_metrics_label_value (FILE *f, const char *value);
 
 /* swap.c: --swap.  Before building: the memory disk's default limit. */
 void daemon_swap_defaults (struct cli_options *o);

@@ -52,7 +52,7 @@ struct nbd_export {
 struct nbd_export_stats {
   uint64_t connections_total, connections_open;
 };
-void nbd_export_get_stats (struct nbd_export *e, struct nbd_export_stats *st);
+void nbd_export_get_stats (const struct nbd_export *e, struct nbd_export_stats *st);
 
 /* The export's largest payload. */
 static inline uint32_t

@@ -103,12 +103,52 @@ tell_parent (int *ready_fd, char verdict)
   }
 }
 
+/* path made absolute (to use after chdir), allocated; NULL if out of
+ * memory or the working directory is gone. */
+static char *
+absolute (const char *path)
+{
+  char cwd[4096], *r;
+
+  if (path[0] == '/')
+    return strdup (path);
+  if (getcwd (cwd, sizeof cwd) == NULL || asprintf (&r, "%s/%s", cwd, path) == -1)
+    return NULL;
+  return r;
+}
+
+/* --stats-file over the exports there are now. */
+static struct daemon_metrics *
+metrics_start (const struct daemon *d)
+{
+  struct daemon_stack **v = NULL;
+  unsigned n = daemon_stack_array (d, &v);
+  struct daemon_metrics *m = daemon_metrics_start (d->opt->stats_file,
+                                                   d->opt->stats_interval, v, n);
+  free (v);
+  return m;
+}
+
+static void
+metrics_tick (struct daemon_metrics *m, const struct daemon *d, bool now)
+{
+  struct daemon_stack **v = NULL;
+  unsigned n;
+
+  if (m == NULL)
+    return;
+  n = daemon_stack_array (d, &v);
+  daemon_metrics_tick (m, v, n, now);
+  free (v);
+}
+
 int
 main (int argc, char **argv)
 {
   struct cli_options opt;
   struct cli_config cfg = { 0 };
   struct daemon d = { 0 };
+  struct daemon_metrics *metrics = NULL;
   bool pidfile_made = false;
   char *pidfile = NULL;
   int pid_fd = -1;
@@ -168,13 +208,16 @@ main (int argc, char **argv)
   /* From here on the daemon-wide options are d.opt (with --config, the
    * file's [sgblkd] section merged with the command line). */
   const struct cli_options *dopt = d.opt;
+  if (dopt->stats_file && (metrics = metrics_start (&d)) == NULL)
+    goto out;
   if (dopt->pidfile) {
     pid_fd = open (dopt->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (pid_fd == -1) {
       log_error ("%s: cannot write pidfile: %m", dopt->pidfile);
       goto out;
     }
-    pidfile_made = (pidfile = strdup (dopt->pidfile)) != NULL;
+    /* Removed at exit, after the daemon has changed to "/". */
+    pidfile_made = (pidfile = absolute (dopt->pidfile)) != NULL;
   }
   /* Said before detaching, so that whoever started us sees how to
    * connect; the sockets are bound already. */
@@ -225,6 +268,8 @@ main (int argc, char **argv)
       break;
     }
     daemon_stats_report_corrupt (&d);
+    if (sig == SIGUSR1 || idle)
+      metrics_tick (metrics, &d, sig == SIGUSR1);
     if (sig == SIGUSR1)
       daemon_stats_log (&d);
     else if (sig == SIGHUP)
@@ -236,6 +281,7 @@ main (int argc, char **argv)
 
  out:
   tell_parent (&ready_fd, (char) status);
+  daemon_metrics_stop (metrics);
   if (daemon_teardown (&d) == -1)
     status = CLI_EXIT_RUNTIME;
   if (pid_fd >= 0)

@@ -68,7 +68,7 @@ blkio_count (struct blkio *io, enum blkio_op op, uint64_t len, int err)
 }
 
 void
-blkio_get_stats (struct blkio *io, struct blkio_stats *st)
+blkio_get_stats (const struct blkio *io, struct blkio_stats *st)
 {
   for (unsigned i = 0; i < BLKIO_NOPS; i++)
     st->requests[i] = atomic_load_explicit (&io->ctr.requests[i], memory_order_relaxed);

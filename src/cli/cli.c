@@ -41,6 +41,8 @@ enum {
   OPT_IDLE_TIMEOUT,
   OPT_DESCRIPTION,
   OPT_CONFIG,
+  OPT_STATS_FILE,
+  OPT_STATS_INTERVAL,
 };
 
 const char cli_short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -70,6 +72,8 @@ const struct option cli_long_opts[] = {
   { "spill",       required_argument, NULL, OPT_SPILL },
   { "description", required_argument, NULL, OPT_DESCRIPTION },
   { "config",      required_argument, NULL, OPT_CONFIG },
+  { "stats-file",  required_argument, NULL, OPT_STATS_FILE },
+  { "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -143,12 +147,18 @@ cli_usage (FILE *f)
 "                          size); no allocation on the I/O path\n"
 "  -f, --foreground        stay in the foreground, log to stderr\n"
 "  -P, --pidfile PATH      write the daemon's PID to PATH\n"
+"      --stats-file PATH   keep counters in PATH in Prometheus text format\n"
+"                          (for node_exporter's textfile collector: name it\n"
+"                          *.prom); removed at exit\n"
+"      --stats-interval SECONDS\n"
+"                          rewrite --stats-file this often (default 5)\n"
 "  -v, --verbose           log per-connection detail\n"
 "  -V, --version           print the version and exit\n"
 "  -h, --help              print this help and exit\n"
 "\n"
 "Signals: SIGTERM/SIGINT finish in-flight I/O, flush and exit 0;\n"
-"SIGUSR1 logs pool and I/O counters; SIGHUP reloads --config FILE.\n", f);
+"SIGUSR1 logs pool and I/O counters (and rewrites --stats-file);\n"
+"SIGHUP reloads --config FILE.\n", f);
 }
 
 int
@@ -272,6 +282,8 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
   o->cache_block = 4096;
   o->busy_poll_us = CLI_BUSY_POLL_US;
   o->recompress_idle = CLI_RECOMPRESS_IDLE;
+  o->stats_interval = CLI_STATS_INTERVAL;
+  bool stats_interval_given = false;
 
   optind = 0;           /* 0 resets GNU getopt fully, so tests may call twice */
   opterr = 0;           /* we word the errors ourselves */
@@ -406,6 +418,17 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
         USAGE ("empty configuration file name");
       o->config = optarg;
       break;
+    case OPT_STATS_FILE:
+      if (*optarg == '\0')
+        USAGE ("empty stats file name");
+      o->stats_file = optarg;
+      break;
+    case OPT_STATS_INTERVAL:
+      if (parse_uint (optarg, 1, 3600, &v) == -1)
+        USAGE ("invalid stats interval '%s' (1-3600 seconds)", optarg);
+      o->stats_interval = (unsigned) v;
+      stats_interval_given = true;
+      break;
     case 'f': o->foreground = true; break;
     case 'P':
       if (*optarg == '\0')
@@ -480,6 +503,8 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
 
   if (o->fuse_opts && !o->fuse_mount)
     USAGE ("--fuse-opt needs --fuse");
+  if (stats_interval_given && !o->stats_file)
+    USAGE ("--stats-interval needs --stats-file");
   const char *why;
   if (o->fuse_mount && (why = fuse_name_problem (o->export_name)) != NULL)
     USAGE ("export name '%s' %s: with --fuse it is the file's name in the mount point",

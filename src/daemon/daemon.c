@@ -412,6 +412,21 @@ daemon_reload (struct daemon *dm)
   daemon_tick (dm);                /* what nothing uses closes now */
 }
 
+unsigned
+daemon_stack_array (const struct daemon *dm, struct daemon_stack ***out)
+{
+  unsigned n = 0, i = 0;
+
+  for (struct daemon_stack *d = dm->stacks; d; d = d->next)
+    n++;
+  *out = n ? calloc (n, sizeof **out) : NULL;
+  if (*out == NULL)
+    return 0;
+  for (struct daemon_stack *d = dm->stacks; d; d = d->next)
+    (*out)[i++] = d;
+  return n;
+}
+
 int
 daemon_teardown (struct daemon *dm)
 {

@@ -177,6 +177,24 @@ log_stack (const struct daemon_stack *d, bool named)
               " B waits %" PRIu64 " mapped %" PRIu64 " B returned %" PRIu64 " B", pfx,
               cs.reserve_bytes, cs.reserve_low, cs.reserve_high, cs.reserve_waits,
               cs.reserve_refills, cs.reserve_returned);
+  /* The export's traffic as its clients saw it (NBD and FUSE), as in
+   * --stats-file: requests and errors by kind. */
+  struct blkio_stats io;
+  struct nbd_export_stats es;
+  char req[256], err[256];
+  size_t rl = 0, el = 0;
+  blkio_get_stats (&d->io, &io);
+  nbd_export_get_stats (&d->export, &es);
+  for (unsigned i = 0; i < BLKIO_NOPS && rl < sizeof req; i++)
+    rl += (size_t) snprintf (req + rl, sizeof req - rl, " %s %" PRIu64,
+                             blkio_op_name ((enum blkio_op) i), io.requests[i]);
+  for (unsigned i = 0; i < BLKIO_NERRS && el < sizeof err; i++)
+    el += (size_t) snprintf (err + el, sizeof err - el, " %s %" PRIu64,
+                             blkio_error_name ((enum blkio_err) i), io.errors[i]);
+  log_info ("export '%s': read %" PRIu64 " B written %" PRIu64 " B connections open %"
+            PRIu64 " total %" PRIu64 "; requests%s; errors%s", d->opt->export_name,
+            io.bytes_read, io.bytes_written, es.connections_open, es.connections_total,
+            req, err);
   log_info ("%sscsi: commands %" PRIu64 " reads %" PRIu64 " writes %" PRIu64
             " syncs %" PRIu64 " unmaps %" PRIu64 " write-sames %" PRIu64
             " errors %" PRIu64, pfx,

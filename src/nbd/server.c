@@ -615,7 +615,7 @@ nbd_server_get_stats (struct nbd_server *s, struct nbd_server_stats *st)
 }
 
 void
-nbd_export_get_stats (struct nbd_export *e, struct nbd_export_stats *st)
+nbd_export_get_stats (const struct nbd_export *e, struct nbd_export_stats *st)
 {
   st->connections_total = atomic_load_explicit (&e->conns.total, memory_order_relaxed);
   st->connections_open = atomic_load_explicit (&e->conns.open, memory_order_relaxed);
