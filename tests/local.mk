@@ -9,6 +9,10 @@ SHELL_TESTS = \
 	tests/test-cache-ext4-image-compresses-in-the-memory-disk.sh \
 	tests/test-cache-mem-limit-full-gives-enospc-and-trim-recovers.sh \
 	tests/test-crash-with-16-writes-in-flight-keeps-every-flushed-and-fua-write.sh \
+	tests/test-daemon-stats-file-a-failed-rewrite-is-said-once-and-serving-goes-on.sh \
+	tests/test-daemon-stats-file-counts-what-clients-did.sh \
+	tests/test-daemon-stats-file-is-read-by-node-exporter.sh \
+	tests/test-daemon-stats-file-is-replaced-whole-never-seen-in-part.sh \
 	tests/test-docs-man-page-help-and-readme-in-step.sh \
 	tests/test-fio-verify-two-connections.sh \
 	tests/test-fuse-and-nbd-serve-the-same-unit-coherently.sh \

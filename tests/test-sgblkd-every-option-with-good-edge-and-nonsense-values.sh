@@ -358,6 +358,20 @@ detach --size 1M
 usage -P ''
 runtime -P "$tmp/no/such/dir/pid" --size 1M
 
+# --stats-file, --stats-interval
+serve --stats-file "$tmp/s1.prom" --size 1M
+serve --stats-file "$tmp/s2.prom" --stats-interval 1 --size 1M
+serve --stats-file "$tmp/s3.prom" --stats-interval 3600 --size 1M
+detach --stats-file "$tmp/s4.prom" --size 1M
+usage --stats-file ''
+usage --stats-interval 5 --size 1M          # without --stats-file
+usage --stats-file "$tmp/s5.prom" --stats-interval 0
+usage --stats-file "$tmp/s5.prom" --stats-interval 3601
+usage --stats-file "$tmp/s5.prom" --stats-interval 5s
+usage --stats-file "$tmp/s5.prom" --stats-interval ''
+runtime --stats-file "$tmp/no/such/dir/sgblk.prom" --size 1M
+runtime --stats-file "$tmp/dir" --size 1M   # a directory
+
 # The live daemon kept serving through every row that wanted its socket
 # or port.
 nbdinfo --size "nbd+unix:///?socket=$tmp/live.sock" | grep -qx 1048576 || fail "the live daemon stopped serving"
