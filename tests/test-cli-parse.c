@@ -416,6 +416,26 @@ swap_refuses_limits_above_the_machines_memory (void **state)
 }
 
 static void
+stats_file_options_are_checked (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, NULL), 0);
+  assert_null (o.stats_file);
+  assert_int_equal (parse (&o, "--stats-file", "s.prom", NULL), 0);
+  assert_string_equal (o.stats_file, "s.prom");
+  assert_int_equal (o.stats_interval, CLI_STATS_INTERVAL);
+  assert_int_equal (parse (&o, "--stats-file", "s.prom", "--stats-interval", "3600", NULL), 0);
+  assert_int_equal (o.stats_interval, 3600);
+  assert_int_equal (parse (&o, "--stats-file", "", NULL), -1);
+  assert_usage_error ("empty stats file name");
+  assert_int_equal (parse (&o, "--stats-file", "s.prom", "--stats-interval", "0", NULL), -1);
+  assert_usage_error ("invalid stats interval '0' (1-3600 seconds)");
+  assert_int_equal (parse (&o, "--stats-interval", "10", NULL), -1);
+  assert_usage_error ("--stats-interval needs --stats-file");
+}
+
+static void
 help_and_version_stop_parsing (void **state)
 {
   struct cli_options o;
@@ -435,6 +455,7 @@ help_text_lists_every_long_option (void **state)
     "--cache-size", "--cache-mode", "--cache-block", "--recompress-idle", "--spill",
     "--fuse", "--fuse-opt", "--swap",
     "--threads", "--handshake-timeout", "--busy-poll", "--foreground", "--pidfile", "--verbose", "--version",
+    "--stats-file", "--stats-interval",
     "--help",
   };
   char buf[8192] = "";
@@ -577,6 +598,7 @@ main (void)
     cmocka_unit_test (fuse_export_names_must_be_file_names),
     cmocka_unit_test (memory_limits_must_hold_one_largest_request),
     cmocka_unit_test (swap_refuses_limits_above_the_machines_memory),
+    cmocka_unit_test (stats_file_options_are_checked),
     cmocka_unit_test (help_and_version_stop_parsing),
     cmocka_unit_test (help_text_lists_every_long_option),
     cmocka_unit_test (config_sections_override_the_command_line_which_overrides_sgblkd),
