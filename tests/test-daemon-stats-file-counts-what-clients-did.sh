@@ -4,7 +4,8 @@
 # parses as Prometheus text, every family with its HELP and TYPE, and
 # its figures say what was done: bytes, requests, errors by kind,
 # connections open and in all.  SIGUSR1 rewrites it at once and still
-# logs the counters; the file goes when the daemon stops.
+# logs the counters; the file goes when the daemon stops.  With a spill
+# file, the spill file's figures are there too.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdcopy nbdsh fusermount3 dd
 [ -c /dev/fuse ] || fail "no /dev/fuse"
@@ -115,3 +116,14 @@ grep -q "info: export 'vol1': read [0-9]* B written $written B" "$tmp/mem.log" |
 stop_sgblkd mem
 ! [ -e "$stats" ] || fail "the stats file outlived the daemon"
 ! [ -e "$stats.tmp" ] || fail "a temporary file was left behind"
+
+# With --spill: its families, which an export without one has not.
+! grep -q sgblk_cache_spill "$tmp/metrics" || fail "spill figures without a spill file"
+stats=$tmp/spill.prom
+start_sgblkd spill --size 64M --mem-limit 40M --spill "$tmp/spill" --stats-file "$stats"
+metrics
+# (The default export's name is empty, and so is its label.)
+[ "$(value sgblk_cache_spill_pages export=)" -eq 0 ] || fail "no spill figures"
+[ "$(value sgblk_cache_spill_errors_total export=)" -eq 0 ] || fail "no spill errors"
+[ "$(value sgblk_cache_mem_limit_bytes export=)" -eq $((40 << 20)) ] || fail "memory limit"
+stop_sgblkd spill
