@@ -3,9 +3,9 @@
 # reads, and writes and reads past the end on both front-ends, the file
 # parses as Prometheus text, every family with its HELP and TYPE, and
 # its figures say what was done: bytes, requests, errors by kind,
-# connections open and in all.  SIGUSR1 rewrites it at once and still
-# logs the counters; the file goes when the daemon stops.  With a spill
-# file, the spill file's figures are there too.
+# connections open and in all, and a failed handshake for the server.
+# SIGUSR1 rewrites it at once and still logs the counters; the file goes
+# when the daemon stops.  With a spill file, its figures are there too.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdcopy nbdsh fusermount3 dd
 [ -c /dev/fuse ] || fail "no /dev/fuse"
@@ -87,8 +87,16 @@ dd if="$tmp/in" of="$mnt/vol1" bs=64k count=16 conv=notrunc,fsync status=none
 ! dd if="$tmp/in" of="$mnt/vol1" bs=4k count=1 seek=$((16 << 10)) conv=notrunc status=none 2>"$tmp/dd.err" ||
   fail "a FUSE write past the end succeeded"
 
-usr1
-metrics
+# A client that gives up in the handshake: the server's, no export's.
+python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.recv(18); s.close()' "$sock"
+
+# (Its session sees the close a moment later.)
+for i in $(seq 50); do
+  usr1
+  metrics
+  [ "$(value sgblk_nbd_handshake_failures_total -)" -eq 0 ] || break
+  sleep 0.1
+done
 cat "$tmp/metrics"
 written=$(value sgblk_written_bytes_total export=vol1)
 [ "$written" -ge $(( (8 << 20) + (1 << 20) )) ] ||
@@ -105,7 +113,8 @@ written=$(value sgblk_written_bytes_total export=vol1)
 [ "$(value sgblk_requests_total export=vol1,op=flush)" -ge 1 ] || fail "dd's fsync not counted"
 [ "$(value sgblk_connections_total export=vol1)" -ge 2 ] ||
   fail "want at least 2 connections (nbdcopy, nbdsh)"
-[ "$(value sgblk_nbd_accepted_connections_total -)" -ge 2 ] || fail "accepted connections"
+[ "$(value sgblk_nbd_accepted_connections_total -)" -ge 3 ] || fail "accepted connections"
+[ "$(value sgblk_nbd_handshake_failures_total -)" -eq 1 ] || fail "the failed handshake is not counted"
 [ "$(value sgblk_cache_orig_data_size_bytes export=vol1)" -gt 0 ] || fail "cache holds nothing"
 [ "$(value sgblk_cmd_pool_reserve_size export=vol1)" -gt 0 ] || fail "no command reserve"
 
