@@ -105,7 +105,9 @@ stack_add (struct daemon *dm, const struct cli_options *o, struct cli_export *ce
     return NULL;
   }
   d->cexp = ce;
-  d->store_fault = dm->store_fault;
+  if (dm->store_fault_export == NULL ||
+      strcmp (dm->store_fault_export, o->export_name) == 0)
+    d->store_fault = dm->store_fault;
   d->srv = dm->srv;
   if (daemon_stack_build (d, o) == -1) {
     int e = errno;
@@ -407,9 +409,11 @@ daemon_reload (struct daemon *dm)
     }
   added -= changed;
   cli_config_free (&cfg);
+  daemon_tick (dm);                /* what nothing uses closes, what waits starts */
+  /* Said once the new set is served, so that whoever waits for it finds
+   * the added exports. */
   log_info ("%s reloaded: %u export%s unchanged, %u added, %u changed, %u removed",
             dm->config, kept, kept == 1 ? "" : "s", added, changed, removed);
-  daemon_tick (dm);                /* what nothing uses closes now */
 }
 
 unsigned
