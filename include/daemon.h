@@ -74,6 +74,8 @@ struct daemon {
   char *daemon_spec;               /* with --config: the daemon-wide options
                                     * the running daemon has (owned) */
   const char *store_fault;         /* tests only: see daemon_stack */
+  const char *store_fault_export;  /* tests only: the one export it is for
+                                    * (NULL: all) */
   struct nbd_server *srv;
   struct daemon_stack *stacks;     /* serving and retiring, in file order */
   struct cli_export **pending;     /* exports waiting for the one of the same

@@ -200,7 +200,12 @@ main (int argc, char **argv)
   const char *store_fault = getenv ("SGBLK_TEST_STORE_FAULT");
   if (store_fault && *store_fault) {
     d.store_fault = store_fault;
-    log_warn ("test hook: the store fails as '%s' says", store_fault);
+    /* ... of one export only, with SGBLK_TEST_STORE_FAULT_EXPORT=NAME. */
+    d.store_fault_export = getenv ("SGBLK_TEST_STORE_FAULT_EXPORT");
+    log_warn ("test hook: the store%s%s%s fails as '%s' says",
+              d.store_fault_export ? " of export '" : "",
+              d.store_fault_export ? d.store_fault_export : "",
+              d.store_fault_export ? "'" : "", store_fault);
   }
 #endif
   if (daemon_build (&d, &opt, opt.config ? &cfg : NULL, argc, argv) == -1)

@@ -5,6 +5,7 @@
 # read back and mounted over FUSE at the same time costs that one nothing.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires nbdinfo nbdcopy nbdsh
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || skip "python3-prometheus-client is not installed"
 requires_fuse_and_loop
 fuse_mountpoint
 
@@ -12,6 +13,7 @@ cat >"$tmp/sgblkd.conf" <<CONF
 # Defaults every export takes unless its section says otherwise.
 [sgblkd]
 cache-block = 4K
+stats-file = $tmp/sgblk.prom
 
 [small]
 size = 64M
@@ -59,6 +61,23 @@ d = nbd.NBD(); d.connect_uri("nbd+unix:///data?socket='"$sock"'")
 d.pwrite(b"after..." * 512, 50 << 20); d.flush()
 assert d.pread(4096, 50 << 20) == b"after..." * 512
 ' || fail "the full export's error was wrong, or it cost the other export"
+
+# The metrics file has each export's figures under its own label.
+kill -USR1 "$pid_cfg"
+for i in $(seq 50); do grep -q 'export="data"' "$tmp/sgblk.prom" 2>/dev/null && break; sleep 0.1; done
+/usr/bin/python3 - "$tmp/sgblk.prom" <<'PY' || fail "the metrics file does not tell the exports apart"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+v = {}
+for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for s in fam.samples:
+        v[(s.name, tuple(sorted(s.labels.items())))] = s.value
+def get(name, **labels): return v.get((name, tuple(sorted(labels.items()))), 0)
+assert get("sgblk_errors_total", export="small", kind="nospc") >= 1, "no ENOSPC counted for small"
+assert get("sgblk_errors_total", export="data", kind="nospc") == 0, "ENOSPC counted for data"
+assert get("sgblk_written_bytes_total", export="data") >= 48 << 20, "data's writes not counted"
+assert get("sgblk_export_size_bytes", export="small") == 64 << 20
+PY
 
 stop_sgblkd cfg
 cmp -n $((48 << 20)) "$tmp/in" "$tmp/data.img" || fail "'data' was not flushed to its file at exit"
