@@ -17,7 +17,7 @@ apt-get install -y -q --no-install-recommends \
   build-essential autoconf automake pkg-config gcc clang libclang-rt-14-dev \
   liblz4-dev libfuse3-dev fuse3 libcmocka-dev \
   libnbd-bin python3-libnbd nbdkit qemu-utils fio nbd-server \
-  mandoc jq bc cpio valgrind cppcheck e2fsprogs util-linux mount procps python3 \
+  mandoc jq bc cpio valgrind gdb cppcheck e2fsprogs util-linux mount procps python3 \
   gnuplot-nox file python3-prometheus-client prometheus-node-exporter \
   qemu-system-x86 busybox-static nbd-client kmod \
   ca-certificates >/dev/null

@@ -126,7 +126,11 @@ stop_sgblkd ()
   local name=$1 sig=${2:-TERM} pid
   eval "pid=\$pid_$name"
   kill -"$sig" "$pid"
-  wait_for_exit "$pid" 30 || fail "sgblkd ($name) still running 30 s after SIG$sig"
+  wait_for_exit "$pid" 30 || {
+    # Where it hangs, for whoever reads the log.
+    command -v gdb >/dev/null &&
+      gdb -p "$pid" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)' >&2
+    fail "sgblkd ($name) still running 30 s after SIG$sig"; }
   local status=0
   wait "$pid" || status=$?
   [ "$status" -eq 0 ] || { cat "$tmp/$name.log" >&2; fail "sgblkd ($name) exited with status $status after SIG$sig"; }
