@@ -95,6 +95,11 @@ struct nbd_server *nbd_server_create (const struct nbd_server_config *cfg);
 int nbd_server_listen_unix (struct nbd_server *s, const char *path);
 /* Listen on TCP; EADDRINUSE if the port is taken. */
 int nbd_server_listen_tcp (struct nbd_server *s, const char *addr, int port);
+/* Listen on an inherited socket (socket activation), which the server
+ * then owns and closes; ENOTSOCK, EPROTOTYPE (not a Unix or TCP stream
+ * socket) or EINVAL (not listening) otherwise, and fd stays the
+ * caller's.  A Unix socket's path is not unlinked at exit: its maker's. */
+int nbd_server_listen_fd (struct nbd_server *s, int fd);
 /* Serve an already connected socket (tests use a socketpair). */
 int nbd_server_add_connection (struct nbd_server *s, int fd);
 /* The export table can change while serving.  Add an export: clients

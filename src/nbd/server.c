@@ -304,6 +304,51 @@ nbd_server_listen_tcp (struct nbd_server *s, const char *addr, int port)
   return add_listener (s, fd, NULL);
 }
 
+/* An inherited socket (systemd's socket activation): it must already be
+ * a listening stream socket of a family NBD runs over; its path, if a
+ * Unix socket, belongs to whoever made it, so it is never unlinked. */
+int
+nbd_server_listen_fd (struct nbd_server *s, int fd)
+{
+  int type, listening, domain;
+  socklen_t len;
+  struct stat st;
+
+  if (fstat (fd, &st) == -1)
+    return -1;
+  if (!S_ISSOCK (st.st_mode)) {
+    errno = ENOTSOCK;
+    return -1;
+  }
+  len = sizeof type;
+  if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
+    return -1;
+  len = sizeof domain;
+  if (getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == -1)
+    return -1;
+  len = sizeof listening;
+  if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1)
+    return -1;
+  if (type != SOCK_STREAM ||
+      (domain != AF_UNIX && domain != AF_INET && domain != AF_INET6)) {
+    errno = EPROTOTYPE;
+    return -1;
+  }
+  if (!listening) {
+    errno = EINVAL;
+    return -1;
+  }
+  /* Inherited without it; the daemon's own children need it not. */
+  int flags = fcntl (fd, F_GETFD);
+  if (flags == -1 || fcntl (fd, F_SETFD, flags | FD_CLOEXEC) == -1)
+    return -1;
+  if (s->nlisten == sizeof s->listen_fds / sizeof s->listen_fds[0]) {
+    errno = EMFILE;             /* (not closed: the caller's descriptor) */
+    return -1;
+  }
+  return add_listener (s, fd, NULL);
+}
+
 /* A connection's thread: its session, then off the list and onto the
  * finished one; the session's reference goes last (jobs still taken keep
  * the object alive). */
