@@ -174,4 +174,18 @@ int daemon_swap_prepare (struct daemon_stack *d);
 /* After the FUSE mount: start its workers before serving. */
 void daemon_swap_fuse_workers (struct daemon_stack *d);
 
+/* systemd.c: socket activation and readiness notification (libsystemd).
+ * Before building: take the sockets systemd passed for this process
+ * (LISTEN_FDS), which then replace -U/-p; -1 with EINVAL if the command
+ * line names sockets too (a usage error), another errno otherwise. */
+int daemon_systemd_sockets (struct cli_options *o);
+/* After building: listen on the sockets taken.  -1 if one is not a
+ * listening stream socket. */
+int daemon_systemd_listen (struct daemon *d);
+/* Once serving (listeners and FUSE mount up): READY=1 and a STATUS=
+ * line; detached says the daemon forked from the process systemd ran. */
+void daemon_systemd_ready (const struct daemon *dm, bool detached);
+/* SIGTERM or SIGINT arrived: STOPPING=1. */
+void daemon_systemd_stopping (void);
+
 #endif

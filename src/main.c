@@ -182,6 +182,12 @@ main (int argc, char **argv)
     return CLI_EXIT_RUNTIME;
 
   log_init ("sgblkd", false, opt.verbose);
+  /* Sockets systemd passed replace -U/-p (src/daemon/systemd.c), the
+   * command line's or the configuration file's. */
+  if (daemon_systemd_sockets (opt.config ? &cfg.daemon->opt : &opt) == -1) {
+    cli_config_free (&cfg);
+    return errno == EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME;
+  }
   signal (SIGPIPE, SIG_IGN);
   /* Block the signals we take synchronously before any thread exists, so
    * that every thread inherits the mask. */
@@ -208,7 +214,8 @@ main (int argc, char **argv)
               d.store_fault_export ? "'" : "", store_fault);
   }
 #endif
-  if (daemon_build (&d, &opt, opt.config ? &cfg : NULL, argc, argv) == -1)
+  if (daemon_build (&d, &opt, opt.config ? &cfg : NULL, argc, argv) == -1 ||
+      daemon_systemd_listen (&d) == -1)
     goto out;
   /* From here on the daemon-wide options are d.opt (with --config, the
    * file's [sgblkd] section merged with the command line). */
@@ -260,6 +267,7 @@ main (int argc, char **argv)
     log_info ("serving at most %" PRIu64 " NBD connections at once%s", ns.max_connections,
               dopt->max_connections ? "" : " (from the descriptor limit; --max-connections)");
   }
+  daemon_systemd_ready (&d, !dopt->foreground);
   tell_parent (&ready_fd, 0);
 
   for (;;) {
@@ -268,6 +276,7 @@ main (int argc, char **argv)
     /* (Taken now: the report below may set errno.) */
     bool idle = sig == -1 && errno == EAGAIN;
     if (sig == SIGTERM || sig == SIGINT) {
+      daemon_systemd_stopping ();
       log_info ("%s: finishing in-flight I/O, flushing and exiting",
                 strsignal (sig));
       break;

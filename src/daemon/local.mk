@@ -4,7 +4,8 @@ libsgblk_a_SOURCES += \
 	src/daemon/metrics.c \
 	src/daemon/stack.c \
 	src/daemon/stats.c \
-	src/daemon/swap.c
+	src/daemon/swap.c \
+	src/daemon/systemd.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-daemon-metrics-label-values-are-escaped
