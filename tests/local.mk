@@ -60,9 +60,14 @@ SHELL_TESTS = \
 	tests/test-swap-mode-locks-memory-and-says-what-it-could-not-do.sh \
 	tests/test-swap-mode-nbd-io-makes-no-allocator-calls.sh \
 	tests/test-swap-stress-hog-on-fuse-loop-swap-while-nbdcopy-round-trips.sh \
-	tests/test-swap-stress-hog-with-a-spill-file.sh
+	tests/test-swap-stress-hog-with-a-spill-file.sh \
+	tests/test-systemd-notify-says-ready-only-once-serving-then-stopping.sh \
+	tests/test-systemd-socket-activation-serves-the-sockets-systemd-passed.sh \
+	tests/test-systemd-units-verify-cleanly-and-install-with-the-sbindir.sh
 
 TESTS += $(SHELL_TESTS)
+# Stand-ins for systemd's socket passing and notification socket.
+EXTRA_DIST += tests/listen_fds.py tests/notify_listener.py
 EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py tests/race_sectors.py tests/crash_client.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh tests/nbd_stall.py
 
 # The benchmark suite, which a shell test runs in its quick mode.
