@@ -30,6 +30,15 @@ tests_test_nbd_requests_SOURCES = tests/test-nbd-requests.c tests/nbd-test-clien
 tests_test_nbd_requests_CFLAGS = $(TEST_CFLAGS)
 tests_test_nbd_requests_LDADD = $(TEST_LDADD)
 
+check_PROGRAMS += tests/test-nbd-an-inherited-socket-is-checked-served-and-its-path-kept
+TESTS += tests/test-nbd-an-inherited-socket-is-checked-served-and-its-path-kept
+UNIT_TESTS += tests/test-nbd-an-inherited-socket-is-checked-served-and-its-path-kept
+tests_test_nbd_an_inherited_socket_is_checked_served_and_its_path_kept_SOURCES = \
+	tests/test-nbd-an-inherited-socket-is-checked-served-and-its-path-kept.c \
+	tests/nbd-test-client.h
+tests_test_nbd_an_inherited_socket_is_checked_served_and_its_path_kept_CFLAGS = $(TEST_CFLAGS)
+tests_test_nbd_an_inherited_socket_is_checked_served_and_its_path_kept_LDADD = $(TEST_LDADD)
+
 endif
 
 if HAVE_CMOCKA
