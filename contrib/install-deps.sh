@@ -12,8 +12,9 @@
 # and leaves port 10809 to sgblkd.  cppcheck is CI's static analysis.
 # libsystemd-dev is for socket activation and readiness notification;
 # systemd brings systemd.pc (where make install puts the units),
-# systemd-analyze and systemd-socket-activate for the tests.  git is for
-# CI's clean copies of the tree.
+# systemd-analyze and systemd-socket-activate for the tests; man-db's
+# man is what systemd-analyze checks the units' Documentation= with.
+# git is for CI's clean copies of the tree.
 # python3-prometheus-client and prometheus-node-exporter read the
 # --stats-file in its test; the tests run their own node exporter, on a
 # port of their own, so the package's service need not run.
@@ -30,7 +31,7 @@ apt-get install -y -q --no-install-recommends \
   liblz4-dev libfuse3-dev fuse3 libcmocka-dev \
   libsystemd-dev systemd git \
   libnbd-bin python3-libnbd nbdkit nbdfuse qemu-utils fio nbd-server \
-  mandoc jq bc cpio valgrind gdb cppcheck e2fsprogs util-linux mount procps python3 \
+  mandoc man-db jq bc cpio valgrind gdb cppcheck e2fsprogs util-linux mount procps python3 \
   gnuplot-nox file python3-prometheus-client prometheus-node-exporter \
   qemu-system-x86 busybox-static nbd-client kmod \
   ca-certificates >/dev/null

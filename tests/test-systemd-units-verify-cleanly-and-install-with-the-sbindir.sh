@@ -4,13 +4,13 @@
 # install put in sbindir; systemd-analyze verify finds nothing to say
 # about any of them (it runs without systemd as PID 1).
 . "${top_srcdir:-.}/tests/functions.sh"
-requires systemd-analyze make
+requires systemd-analyze make man
 unitdir=$(sed -n 's/^systemdsystemunitdir = //p' "$top_builddir/Makefile")
 [ -n "$unitdir" ] && [ "$unitdir" != no ] ||
   skip "configure found no systemd unit directory (--with-systemdsystemunitdir=DIR)"
 
 root=$tmp/root
-make -s -C "$top_builddir" install DESTDIR="$root" >"$tmp/install.log" 2>&1 ||
+MAKEFLAGS= make -s -C "$top_builddir" install DESTDIR="$root" >"$tmp/install.log" 2>&1 ||
   { cat "$tmp/install.log"; fail "make install DESTDIR=$root failed"; }
 for u in sgblkd@.service sgblkd@.socket sgblkd.socket; do
   [ -f "$root$unitdir/$u" ] || fail "make install did not put $u in $unitdir"
