@@ -63,6 +63,7 @@ SHELL_TESTS = \
 	tests/test-swap-stress-hog-with-a-spill-file.sh \
 	tests/test-systemd-notify-says-ready-only-once-serving-then-stopping.sh \
 	tests/test-systemd-socket-activation-serves-the-sockets-systemd-passed.sh \
+	tests/test-systemd-systemctl-starts-the-service-on-the-first-connection.sh \
 	tests/test-systemd-units-verify-cleanly-and-install-with-the-sbindir.sh
 
 TESTS += $(SHELL_TESTS)
