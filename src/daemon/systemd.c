@@ -17,8 +17,9 @@
  *
  * State: the descriptors taken (taken[0..ntaken)), kept here between the
  * first two calls; once the server listens on them they are the
- * server's, and only their number (ntaken_served) is kept.  Without libsystemd the daemon still notices LISTEN_FDS and
- * NOTIFY_SOCKET, and says that it cannot honour them.
+ * server's, and only their number (ntaken_served) is kept.  Without
+ * libsystemd the daemon still notices LISTEN_FDS and NOTIFY_SOCKET, and
+ * says that it cannot honour them.
  */
 #include <config.h>
 
