@@ -5,8 +5,15 @@
 # the same data comes through both; systemctl stop ends it cleanly.
 # The units are the built ones, under a name of the test's own in
 # /run/systemd/system, with ExecStart running this build.
+#
+# Not part of make check, whose tests must run on machines without
+# systemd as PID 1 (the tests there stand in for systemd).  Run it from a
+# built tree on a machine (or a booted systemd-nspawn container) where
+# systemd is PID 1:
+#   top_srcdir=. top_builddir=. SGBLKD=$PWD/sgblkd \
+#     contrib/systemd/check-systemctl-starts-the-service-on-the-first-connection.sh
 . "${top_srcdir:-.}/tests/functions.sh"
-[ "$(cat /proc/1/comm)" = systemd ] || skip "systemd is not PID 1 here"
+[ "$(cat /proc/1/comm)" = systemd ] || fail "systemd is not PID 1 here: this check needs it"
 [ "$(id -u)" -eq 0 ] || skip "needs root to start system units"
 requires systemctl nbdinfo nbdcopy cmp
 [ -c /dev/fuse ] || skip "no /dev/fuse"
