@@ -20,10 +20,13 @@
 #include "cli.h"
 #include "daemon.h"
 #include "log.h"
+#include "nbd.h"
 
-/* A stack of an in-memory disk of 1 MiB named name, with no listener. */
+/* A stack of an in-memory disk of 1 MiB named name, on the server srv
+ * (which has no listener), as the daemon builds one per export. */
 static void
-build (struct daemon_stack *d, struct cli_options *o, const char *name)
+build (struct daemon_stack *d, struct cli_options *o, const char *name,
+       struct nbd_server *srv)
 {
   char *argv[] = { (char *) "sgblkd", (char *) "--size", (char *) "1M",
                    (char *) "-e", (char *) name, NULL };
@@ -32,6 +35,8 @@ build (struct daemon_stack *d, struct cli_options *o, const char *name)
   o->port = -1;
   memset (d, 0, sizeof *d);
   assert_int_equal (daemon_stack_build (d, o), 0);
+  d->srv = srv;
+  assert_int_equal (nbd_server_add_export (srv, &d->export), 0);
 }
 
 static size_t
@@ -50,8 +55,11 @@ families_come_once_with_a_sample_per_export (void **state)
   struct daemon_stack a, b;
   struct daemon_stack *stacks[] = { &a, &b };
 
-  build (&a, &oa, "alpha");
-  build (&b, &ob, "beta");
+  struct nbd_server_config nc = { .threads = 1 };
+  struct nbd_server *srv = nbd_server_create (&nc);
+  assert_non_null (srv);
+  build (&a, &oa, "alpha", srv);
+  build (&b, &ob, "beta", srv);
   /* Different traffic on each: the figures must not mix. */
   blkio_count (&a.io, BLKIO_OP_WRITE, 4096, 0);
   blkio_count (&b.io, BLKIO_OP_WRITE, 512, 0);
@@ -111,6 +119,7 @@ families_come_once_with_a_sample_per_export (void **state)
   unlink (path);
   rmdir (dir);
 
+  nbd_server_destroy (srv);
   assert_int_equal (daemon_stack_teardown (&b), 0);
   assert_int_equal (daemon_stack_teardown (&a), 0);
 }
