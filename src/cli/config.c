@@ -134,7 +134,7 @@ free_section (struct section *sec)
       fprintf (err, "sgblkd: %s: ", path);                      \
     fprintf (err, __VA_ARGS__);                                 \
     fputc ('\n', err);                                          \
-    goto fail;                                                  \
+    goto out;                                                  \
   } while (0)
 
 /* The command line's options as pairs (every one but --config). */
@@ -443,13 +443,13 @@ cli_config_load (const char *path, int argc, char **argv,
   memset (c, 0, sizeof *c);
   if (argv_pairs (argc, argv, &cl) == -1) {
     fprintf (err, "sgblkd: cannot read the command line\n");
-    goto fail;
+    goto out;
   }
   if ((f = fopen (path, "re")) == NULL) {
     int e = errno;
     fprintf (err, "sgblkd: %s: cannot read the configuration file: %s\n", path, strerror (e));
     errno_out = e;
-    goto fail;
+    goto out;
   }
 
   while (getline (&line, &cap, f) != -1) {
@@ -531,7 +531,7 @@ cli_config_load (const char *path, int argc, char **argv,
     int e = errno;
     fprintf (err, "sgblkd: %s: cannot read the configuration file: %s\n", path, strerror (e));
     errno_out = e;
-    goto fail;
+    goto out;
   }
   if (nsecs == 0)
     FERR (0, "no exports: give each one a [NAME] section");
@@ -542,7 +542,7 @@ cli_config_load (const char *path, int argc, char **argv,
     struct section *layers[LAYERS] = { &global, &cl, NULL };
     struct section dsec = { .name = (char *) "", .line = global.line };
     if ((c->daemon = make_export (path, layers, &dsec, true, err)) == NULL)
-      goto fail;
+      goto out;
     if ((c->daemon_spec = strdup (c->daemon->spec)) == NULL)
       FERR (0, "out of memory");
   }
@@ -553,7 +553,7 @@ cli_config_load (const char *path, int argc, char **argv,
     struct section *layers[LAYERS] = { &global, &cl, &secs[i] };
     struct cli_export *e = make_export (path, layers, &secs[i], false, err);
     if (e == NULL)
-      goto fail;
+      goto out;
     c->exports[c->n++] = e;
   }
   for (unsigned i = 0; i < c->n; i++)
@@ -563,25 +563,16 @@ cli_config_load (const char *path, int argc, char **argv,
       if (same_path (a->file, b->file))
         FERR (lb, "export '%s' serves %s, as export '%s' (line %u) does: one file, one cache",
               c->exports[i]->name, b->file, c->exports[j]->name, la);
-      if (same_path (a->fuse_mount, b->fuse_mount) ||
-          (a->fuse_mount && b->fuse_mount && strcmp (a->fuse_mount, b->fuse_mount) == 0))
+      if (same_path (a->fuse_mount, b->fuse_mount))
         FERR (lb, "export '%s' mounts on %s, as export '%s' (line %u) does: one mount point each",
               c->exports[i]->name, b->fuse_mount, c->exports[j]->name, la);
-      if (same_path (a->spill, b->spill) ||
-          (a->spill && b->spill && strcmp (a->spill, b->spill) == 0))
+      if (same_path (a->spill, b->spill))
         FERR (lb, "export '%s' spills to %s, as export '%s' (line %u) does",
               c->exports[i]->name, b->spill, c->exports[j]->name, la);
     }
-  free (line);
-  fclose (f);
-  free_section (&global);
-  free_section (&cl);
-  for (unsigned i = 0; i < nsecs; i++)
-    free_section (&secs[i]);
-  free (secs);
-  return 0;
+  errno_out = 0;
 
- fail:
+ out:
   free (line);
   if (f)
     fclose (f);
@@ -590,6 +581,8 @@ cli_config_load (const char *path, int argc, char **argv,
   for (unsigned i = 0; i < nsecs; i++)
     free_section (&secs[i]);
   free (secs);
+  if (errno_out == 0)
+    return 0;
   cli_config_free (c);
   errno = errno_out;
   return -1;
