@@ -32,14 +32,8 @@
 #include "nbd.h"
 #include "sync.h"
 
-/* Log once with context; return -1 with errno e. */
-#define FAIL(e, ...)                                                    \
-  do {                                                                  \
-    int fail_errno_ = (e);                                              \
-    log_error (__VA_ARGS__);                                            \
-    errno = fail_errno_;                                                \
-    return -1;                                                          \
-  } while (0)
+#include "internal.h"
+
 
 static const char *
 what_of (const struct cli_options *o)

@@ -1,6 +1,7 @@
 libsgblk_a_SOURCES += \
 	include/daemon.h \
 	src/daemon/daemon.c \
+	src/daemon/internal.h \
 	src/daemon/metrics.c \
 	src/daemon/stack.c \
 	src/daemon/stats.c \

@@ -30,15 +30,8 @@
 #include "store.h"
 #include "sync.h"
 
-/* Log a failure once, with its context, and return -1 with errno e (the
- * logging may have changed errno). */
-#define FAIL(e, ...)                                                    \
-  do {                                                                  \
-    int fail_errno_ = (e);                                              \
-    log_error (__VA_ARGS__);                                            \
-    errno = fail_errno_;                                                \
-    return -1;                                                          \
-  } while (0)
+#include "internal.h"
+
 
 uint64_t
 daemon_phys_memory (void)
