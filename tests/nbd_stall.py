@@ -63,7 +63,6 @@ class SlowDrainer(threading.Thread):
     def __init__(self, path, depth=8, length=MiB, rate=256 * 1024, offset=0):
         super().__init__(daemon=True)
         self.s = open_client(path)
-        self.s.settimeout(0.2)
         self.depth, self.length, self.rate = depth, length, rate
         self.offset = offset
         self.done = threading.Event()
@@ -71,6 +70,10 @@ class SlowDrainer(threading.Thread):
         self.sent = 0
         for _ in range(depth):
             self._request()
+        # Short waits from here on, for run()'s pacing; not before: on a
+        # loaded machine the first requests may take longer than that to
+        # go out, which says nothing about the server.
+        self.s.settimeout(0.2)
 
     def _request(self):
         nbd_raw.request(self.s, nbd_raw.CMD_READ, self.offset, self.length,
