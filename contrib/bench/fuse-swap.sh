@@ -43,10 +43,18 @@ label[sg]="sgblk --swap FUSE"
 label[zr]="zram lz4"
 servers=(sg zr nf)
 declare -A dev
+# BENCH_SG_LOSETUP: more losetup options for sgblk's loop device (such as
+# --direct-io=on), to compare set-ups run against run.
 for key in sg nf; do
-  attach_loop "$tmp/$key/disk"
+  if [ "$key" = sg ]; then
+    # shellcheck disable=SC2086
+    attach_loop "$tmp/$key/disk" ${BENCH_SG_LOSETUP:-}
+  else
+    attach_loop "$tmp/$key/disk"
+  fi
   dev[$key]=$loop
 done
+[ -z "${BENCH_SG_LOSETUP:-}" ] || label[sg]="${label[sg]} ($BENCH_SG_LOSETUP)"
 dev[zr]=/dev/zram0
 at_exit "swapoff /dev/zram0 2>/dev/null; echo 1 >$zram/reset"
 
