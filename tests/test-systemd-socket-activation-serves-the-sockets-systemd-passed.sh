@@ -80,3 +80,24 @@ nbdinfo --size "nbd+unix:///?socket=$tmp/own.sock" >/dev/null || fail "-U does n
 ! grep -q "from systemd" "$tmp/own.log" || fail "took sockets meant for another process"
 kill -TERM "$pid"
 wait_for_exit "$pid" 30 || fail "still running 30 s after SIGTERM"
+
+# With --config (as sgblkd@.service runs it): every export on the socket
+# systemd passed; a file that names sockets of its own is refused.
+printf '[a]\nsize = 16M\n\n[b]\nsize = 32M\n' >"$tmp/two.conf"
+systemd-socket-activate -l "$tmp/cfg.sock" "$SGBLKD" -f --config "$tmp/two.conf" >"$tmp/cfg.log" 2>&1 &
+pid=$!
+_daemons+=("$pid")
+wait_for_socket "$tmp/cfg.sock" "$pid" "$tmp/cfg.log"
+[ "$(nbdinfo --size "nbd+unix:///b?socket=$tmp/cfg.sock")" -eq $((32 << 20)) ] ||
+  fail "export b of the configuration file is not served on the passed socket"
+[ "$(nbdinfo --size "nbd+unix:///a?socket=$tmp/cfg.sock")" -eq $((16 << 20)) ] ||
+  fail "export a of the configuration file is not served on the passed socket"
+kill -TERM "$pid"
+wait_for_exit "$pid" 30 || fail "still running 30 s after SIGTERM"
+printf '[sgblkd]\nunix = %s\n[a]\nsize = 16M\n' "$tmp/own2.sock" >"$tmp/own.conf"
+status=0
+timeout 10 python3 "$listen_fds" "unix:$tmp/r8.sock" -- "$SGBLKD" -f --config "$tmp/own.conf" \
+  2>"$tmp/err" || status=$?
+[ "$status" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+  grep -q "cannot be used with socket activation" "$tmp/err" ||
+  { cat "$tmp/err"; fail "a configuration file's own socket beside activation was not refused"; }

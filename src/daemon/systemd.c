@@ -132,7 +132,8 @@ daemon_systemd_sockets (struct cli_options *o)
     return -1;
   }
   if (o->nunix > 0 || o->port_given || strcmp (o->bind, "127.0.0.1") != 0) {
-    log_error ("-U, -p and -b cannot be used with socket activation: "
+    log_error ("-U, -p and -b (unix, port and bind in a configuration file) "
+               "cannot be used with socket activation: "
                "the sockets are the ones systemd passed (LISTEN_FDS)");
     errno = EINVAL;
     return -1;
