@@ -121,6 +121,8 @@ int nbd_server_start (struct nbd_server *s);
  * connection's cleanup, flush.  Blocks until done.  Idempotent. */
 int nbd_server_stop (struct nbd_server *s);
 void nbd_server_get_stats (struct nbd_server *s, struct nbd_server_stats *st);
+/* Its listening sockets: bound, or passed by systemd. */
+unsigned nbd_server_listeners (const struct nbd_server *s);
 /* After stop: close listeners (unlinking Unix sockets) and free. */
 void nbd_server_destroy (struct nbd_server *s);
 

@@ -261,7 +261,7 @@ main (int argc, char **argv)
 #endif
   if (daemon_start (&d) == -1)
     goto out;
-  if (d.srv && (dopt->nunix > 0 || dopt->port > 0)) {
+  if (d.srv && nbd_server_listeners (d.srv) > 0) {
     struct nbd_server_stats ns;
     nbd_server_get_stats (d.srv, &ns);
     log_info ("serving at most %" PRIu64 " NBD connections at once%s", ns.max_connections,

@@ -641,6 +641,12 @@ nbd_server_stop (struct nbd_server *s)
   return 0;
 }
 
+unsigned
+nbd_server_listeners (const struct nbd_server *s)
+{
+  return s->nlisten;
+}
+
 void
 nbd_server_get_stats (struct nbd_server *s, struct nbd_server_stats *st)
 {
