@@ -11,6 +11,7 @@ FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined \
 	-I$(top_builddir) \
 	$(LZ4_CFLAGS) \
 	$(FUSE_CFLAGS) \
+	$(GNUTLS_CFLAGS) \
 	-pthread
 FUZZ_SRC = $(filter-out %.h,$(libsgblk_a_SOURCES))
 FUZZ_TARGETS = \
@@ -32,7 +33,7 @@ EXTRA_DIST += \
 fuzz: $(FUZZ_TARGETS)
 fuzz/fuzz-%: $(top_srcdir)/fuzz/fuzz-%.c $(top_srcdir)/fuzz/nbd-harness.h $(addprefix $(top_srcdir)/,$(FUZZ_SRC))
 	@mkdir -p fuzz
-	$(CC) $(FUZZ_CFLAGS) -o $@ $< $(addprefix $(top_srcdir)/,$(FUZZ_SRC)) $(LZ4_LIBS) $(FUSE_LIBS) $(SYSTEMD_LIBS)
+	$(CC) $(FUZZ_CFLAGS) -o $@ $< $(addprefix $(top_srcdir)/,$(FUZZ_SRC)) $(LZ4_LIBS) $(FUSE_LIBS) $(SYSTEMD_LIBS) $(GNUTLS_LIBS)
 CLEANFILES += $(FUZZ_TARGETS)
 
 # Run every target for FUZZ_SECONDS from its seed corpus; stop at the

@@ -31,6 +31,10 @@
  * and writing a few kilobytes that often costs nothing. */
 #define CLI_STATS_INTERVAL 5
 
+/* --tls: NBD over TLS not offered, offered, or required (the values of
+ * enum nbd_tls_mode). */
+enum cli_tls { CLI_TLS_OFF, CLI_TLS_ON, CLI_TLS_REQUIRE };
+
 struct cli_options {
   const char *file;            /* NULL: in-memory disk */
   uint64_t size;               /* -s: memory disk size, or --create size */
@@ -65,6 +69,10 @@ struct cli_options {
   const char *config;          /* --config: exports from an INI file (config.c) */
   const char *stats_file;      /* --stats-file: Prometheus metrics rewritten here */
   unsigned stats_interval;     /* seconds between its rewrites */
+  enum cli_tls tls;            /* --tls */
+  const char *tls_certificates;  /* DIR of ca-cert.pem, server-cert.pem, server-key.pem */
+  const char *tls_psk;         /* psktool key file */
+  bool tls_verify_peer;        /* client certificates checked against the CA */
   bool help, version;
 };
 

@@ -61,6 +61,10 @@ nbd_export_max_payload (const struct nbd_export *e)
   return e->max_payload ? e->max_payload : NBD_MAX_PAYLOAD;
 }
 
+/* TLS (src/nbd/tls.c): not offered, offered (STARTTLS), or required
+ * before anything but STARTTLS and ABORT. */
+enum nbd_tls_mode { NBD_TLS_OFF, NBD_TLS_ON, NBD_TLS_REQUIRE };
+
 struct nbd_server_config {
   unsigned threads;          /* workers shared by all connections; 0 = CPUs */
   unsigned handshake_timeout;  /* seconds a client may be silent before
@@ -76,6 +80,14 @@ struct nbd_server_config {
   struct nbd_export *exports;  /* the exports at start (more may come:
                                * nbd_server_add_export) */
   unsigned nexports;
+  /* TLS: with tls on or require, exactly one of certificates (a directory
+   * holding ca-cert.pem, server-cert.pem, server-key.pem and optionally
+   * ca-crl.pem) and psk (a psktool key file).  Loaded once, by
+   * nbd_server_create. */
+  enum nbd_tls_mode tls;
+  const char *tls_certificates;
+  const char *tls_psk;
+  bool tls_verify_peer;        /* require client certificates signed by the CA */
 };
 
 struct nbd_server_stats {
@@ -90,6 +102,9 @@ struct nbd_server_stats {
 
 struct nbd_server;
 struct nbd_server *nbd_server_create (const struct nbd_server_config *cfg);
+/* Why the last nbd_server_create of this thread failed, when errno does
+ * not say it all (a TLS file that cannot be used, named); else NULL. */
+const char *nbd_server_error (void);
 /* Listen on a Unix socket.  A path held by a live listener fails with
  * EADDRINUSE (never stolen); a stale socket file is removed first. */
 int nbd_server_listen_unix (struct nbd_server *s, const char *path);

@@ -43,6 +43,10 @@ enum {
   OPT_CONFIG,
   OPT_STATS_FILE,
   OPT_STATS_INTERVAL,
+  OPT_TLS,
+  OPT_TLS_CERTIFICATES,
+  OPT_TLS_PSK,
+  OPT_TLS_VERIFY_PEER,
 };
 
 const char cli_short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -74,6 +78,10 @@ const struct option cli_long_opts[] = {
   { "config",      required_argument, NULL, OPT_CONFIG },
   { "stats-file",  required_argument, NULL, OPT_STATS_FILE },
   { "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+  { "tls",         required_argument, NULL, OPT_TLS },
+  { "tls-certificates", required_argument, NULL, OPT_TLS_CERTIFICATES },
+  { "tls-psk",     required_argument, NULL, OPT_TLS_PSK },
+  { "tls-verify-peer", no_argument,   NULL, OPT_TLS_VERIFY_PEER },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -122,6 +130,15 @@ cli_usage (FILE *f)
 "                          (MOUNTPOINT/NAME with -e NAME, which must then be\n"
 "                          a file name) on a FUSE mount\n"
 "      --fuse-opt OPTS     extra FUSE mount options, e.g. allow_other\n"
+"\n"
+"TLS for NBD (STARTTLS):\n"
+"      --tls MODE          off, on (offered) or require (default off)\n"
+"      --tls-certificates DIR\n"
+"                          X.509: DIR/server-cert.pem, DIR/server-key.pem and\n"
+"                          DIR/ca-cert.pem (for --tls-verify-peer)\n"
+"      --tls-psk FILE      pre-shared keys in psktool's format (USER:HEXKEY);\n"
+"                          not with --tls-certificates\n"
+"      --tls-verify-peer   require client certificates signed by the CA\n"
 "\n"
 "Daemon:\n"
 "      --config FILE       serve the exports of the INI file FILE, one [NAME]\n"
@@ -258,6 +275,32 @@ fuse_name_problem (const char *name)
   if (strlen (name) > CLI_MAX_FUSE_NAME)
     return "is longer than " CLI_STR (CLI_MAX_FUSE_NAME) " bytes";
   return NULL;
+}
+
+/* The TLS options together: --tls on or require with one kind of
+ * credentials, and credentials only with it (unlike nbdkit, which
+ * ignores them with TLS off: a key given for nothing is a mistake). */
+static int
+cli_check_tls (const struct cli_options *o, FILE *err)
+{
+  const char *prog = "sgblkd";
+
+  if (o->tls_certificates && o->tls_psk)
+    USAGE ("--tls-certificates and --tls-psk cannot be used together: give one");
+  if (o->tls == CLI_TLS_OFF) {
+    if (o->tls_certificates || o->tls_psk || o->tls_verify_peer)
+      USAGE ("%s needs --tls=on or --tls=require",
+             o->tls_certificates ? "--tls-certificates" :
+             o->tls_psk ? "--tls-psk" : "--tls-verify-peer");
+    return 0;
+  }
+  if (!o->tls_certificates && !o->tls_psk)
+    USAGE ("--tls=%s needs --tls-certificates DIR or --tls-psk FILE",
+           o->tls == CLI_TLS_ON ? "on" : "require");
+  if (o->tls_verify_peer && !o->tls_certificates)
+    USAGE ("--tls-verify-peer needs --tls-certificates (client certificates are "
+           "checked against its ca-cert.pem)");
+  return 0;
 }
 
 int
@@ -429,6 +472,24 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       o->stats_interval = (unsigned) v;
       stats_interval_given = true;
       break;
+    case OPT_TLS:
+      if (strcmp (optarg, "off") == 0) o->tls = CLI_TLS_OFF;
+      else if (strcmp (optarg, "on") == 0) o->tls = CLI_TLS_ON;
+      else if (strcmp (optarg, "require") == 0) o->tls = CLI_TLS_REQUIRE;
+      else
+        USAGE ("invalid --tls '%s' (off, on or require)", optarg);
+      break;
+    case OPT_TLS_CERTIFICATES:
+      if (*optarg == '\0')
+        USAGE ("empty TLS certificates directory");
+      o->tls_certificates = optarg;
+      break;
+    case OPT_TLS_PSK:
+      if (*optarg == '\0')
+        USAGE ("empty TLS PSK file name");
+      o->tls_psk = optarg;
+      break;
+    case OPT_TLS_VERIFY_PEER: o->tls_verify_peer = true; break;
     case 'f': o->foreground = true; break;
     case 'P':
       if (*optarg == '\0')
@@ -509,6 +570,9 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
   if (o->fuse_mount && (why = fuse_name_problem (o->export_name)) != NULL)
     USAGE ("export name '%s' %s: with --fuse it is the file's name in the mount point",
            o->export_name, why);
+
+  if (cli_check_tls (o, err) == -1)
+    return -1;
 
   const char *limit_opt;
   uint64_t limit = memory_limit (o, &limit_opt), request = largest_request (o);

@@ -52,9 +52,13 @@ build_server (struct daemon *dm)
     .max_connections = o->max_connections,
     .idle_timeout = o->idle_timeout,
     .ready_sessions = o->swap,
+    .tls = (enum nbd_tls_mode) o->tls, .tls_certificates = o->tls_certificates,
+    .tls_psk = o->tls_psk, .tls_verify_peer = o->tls_verify_peer,
   };
 
   dm->srv = nbd_server_create (&nc);
+  if (dm->srv == NULL && nbd_server_error ())
+    FAIL (errno, "%s", nbd_server_error ());
   if (dm->srv == NULL)
     FAIL (errno, "cannot create the NBD server: %m");
   for (unsigned i = 0; i < o->nunix; i++) {

@@ -76,6 +76,7 @@ nbd_conn_new (struct nbd_server *s, int fd)
 static void
 conn_free (struct nbd_conn *c)
 {
+  nbd_tls_end (c);
   /* The last job is back: the export may go (nbd_server_release_export). */
   nbd_export_put (c->srv, c->exp);
   close (c->fd);

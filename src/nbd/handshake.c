@@ -6,6 +6,15 @@
  * its payload is trusted; a payload over OPT_MAX bytes, a bad magic or a
  * short read ends the connection with one log line.  The socket has a
  * receive timeout meanwhile, so a silent client cannot hold it forever.
+ *
+ * TLS (tls.c): with --tls=on or require, NBD_OPT_STARTTLS is answered
+ * with an ACK and the TLS handshake; negotiation then starts over inside
+ * TLS, and what was negotiated before it (structured replies, the meta
+ * context) is forgotten, as the spec says.  With require, every option
+ * before TLS but STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD, and
+ * NBD_OPT_EXPORT_NAME, which has no error reply, a disconnect.  A refusal
+ * is logged once per connection (c->refused); the client's going away
+ * after it is not logged again.
  */
 #include <config.h>
 
@@ -60,7 +69,7 @@ send_reply (struct nbd_conn *c, uint32_t opt, uint32_t type,
 
   nbd_encode_opt_reply (h, opt, type, len);
   struct iovec iov[2] = { { h, sizeof h }, { (void *) data, len } };
-  return nbd_writev_full (c->fd, iov, len ? 2 : 1);
+  return nbd_writev_full (c, iov, len ? 2 : 1);
 }
 
 /* NBD_OPT_LIST's replies, copied out of the export table under its
@@ -258,6 +267,46 @@ fail (struct nbd_conn *c, const char *what)
   return -1;
 }
 
+/* A refusal the client is told of: logged once for the connection. */
+static void
+refusal (struct nbd_conn *c, const char *what)
+{
+  if (c->refused)
+    return;
+  c->refused = true;
+  log_warn ("%s: refused: %s", c->peer, what);
+  NSTAT_INC (c->srv, handshake_failures);
+}
+
+/* NBD_OPT_STARTTLS: 0 to go on negotiating (over TLS if it started), -1
+ * to close. */
+static int
+opt_starttls (struct nbd_conn *c, uint32_t len)
+{
+  static const char off[] = "TLS is not enabled on this server";
+  static const char again[] = "TLS is already started";
+  char why[256];
+
+  if (c->srv->cfg.tls == NBD_TLS_OFF) {
+    refusal (c, "the client asked for TLS, which this server does not offer");
+    return send_reply (c, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY, off, sizeof off - 1);
+  }
+  if (c->tls)
+    return send_reply (c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, again, sizeof again - 1);
+  if (len != 0)
+    return send_reply (c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, NULL, 0);
+  if (send_reply (c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0) == -1)
+    return -1;
+  if (nbd_tls_handshake (c, why, sizeof why) == -1) {
+    c->refused = true;                  /* said here; a close is no news */
+    fail (c, why);
+    return -1;
+  }
+  c->structured = false;
+  c->base_allocation = false;
+  return 0;
+}
+
 int
 nbd_handshake (struct nbd_conn *c)
 {
@@ -266,9 +315,9 @@ nbd_handshake (struct nbd_conn *c)
   int r = -1;
 
   nbd_encode_greeting (g);
-  if (nbd_write_full (c->fd, g, sizeof g) == -1)
+  if (nbd_write_full (c, g, sizeof g) == -1)
     return fail (c, "cannot send the greeting");
-  if (nbd_read_full (c->fd, cf, 4) == -1)
+  if (nbd_read_full (c, cf, 4) == -1)
     return fail (c, "no client flags");
   uint32_t cflags = be_get32 (cf);
   if (!(cflags & NBD_FLAG_C_FIXED_NEWSTYLE))
@@ -281,8 +330,11 @@ nbd_handshake (struct nbd_conn *c)
   if (payload == NULL)
     return fail (c, "out of memory");
   for (;;) {
-    if (nbd_read_full (c->fd, oh, sizeof oh) == -1) {
-      fail (c, "connection lost during option negotiation");
+    if (nbd_read_full (c, oh, sizeof oh) == -1) {
+      if (c->refused)
+        log_debug ("%s: closed after its refusal", c->peer);
+      else
+        fail (c, "connection lost during option negotiation");
       goto out;
     }
     if (be_get64 (oh) != NBD_IHAVEOPT) {
@@ -294,7 +346,7 @@ nbd_handshake (struct nbd_conn *c)
       fail (c, "option payload too large");
       goto out;
     }
-    if (nbd_read_full (c->fd, payload, len) == -1) {
+    if (nbd_read_full (c, payload, len) == -1) {
       fail (c, "option payload truncated");
       goto out;
     }
@@ -303,6 +355,16 @@ nbd_handshake (struct nbd_conn *c)
       goto out;
     }
     int s = 0;
+    if (c->srv->cfg.tls == NBD_TLS_REQUIRE && c->tls == NULL &&
+        opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
+      static const char msg[] = "this server requires TLS";
+      refusal (c, "the client did not start TLS, which this server requires");
+      if (opt == NBD_OPT_EXPORT_NAME)
+        goto out;                       /* no error reply exists for it */
+      if (send_reply (c, opt, NBD_REP_ERR_TLS_REQD, msg, sizeof msg - 1) == -1)
+        goto out;
+      continue;
+    }
     switch (opt) {
     case NBD_OPT_EXPORT_NAME: {
       struct nbd_export *e = nbd_export_get (c->srv, (const char *) payload, len);
@@ -314,7 +376,7 @@ nbd_handshake (struct nbd_conn *c)
       uint8_t d[10 + 124] = { 0 };
       be_put64 (d, e->io->size);
       be_put16 (d + 8, export_tflags (e));
-      if (nbd_write_full (c->fd, d, c->no_zeroes ? 10 : sizeof d) == -1)
+      if (nbd_write_full (c, d, c->no_zeroes ? 10 : sizeof d) == -1)
         goto out;
       r = 0;
       goto out;
@@ -329,11 +391,10 @@ nbd_handshake (struct nbd_conn *c)
       }
       s = opt_list (c, opt);
       break;
-    case NBD_OPT_STARTTLS: {
-      static const char msg[] = "TLS is not available on this server";
-      s = send_reply (c, opt, NBD_REP_ERR_POLICY, msg, sizeof msg - 1);
+    case NBD_OPT_STARTTLS:
+      if (opt_starttls (c, len) == -1)
+        goto out;
       break;
-    }
     case NBD_OPT_INFO:
     case NBD_OPT_GO:
       s = opt_info_go (c, opt, payload, len);

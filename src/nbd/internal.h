@@ -10,6 +10,8 @@
  *   conn.c       the connection object: lifetime, jobs, commands and
  *                vectors taken and returned, with their accounting
  *   wire.c       socket I/O and reply encoding
+ *   tls.c        TLS credentials and sessions, and the connection's I/O
+ *                layer below wire.c and send.c: plain or through TLS
  *   refuse.c     connections beyond the limits, answered and closed
  *   thread.c     a connection's threads, on stacks given back at exit
  *   validate.c   request validation, a pure function
@@ -117,7 +119,14 @@ struct nbd_conn {
   bool structured;               /* structured replies negotiated */
   bool base_allocation;          /* base:allocation negotiated (context id 1) */
   bool no_zeroes;
+  bool refused;                  /* the handshake logged why it refuses */
   atomic_bool dead;              /* the socket failed: nothing more is sent */
+
+  /* TLS (tls.c): the session after STARTTLS, else NULL.  The session
+   * thread receives, the sender sends; each sets its own flags. */
+  void *tls;
+  int tls_rx_flags, tls_tx_flags;
+  bool tls_tx_timeout;           /* a send waited SO_SNDTIMEO in vain */
 
   /* Receive buffer (the session's alone): [rx_start, rx_end) unparsed. */
   uint8_t *rx;
@@ -191,6 +200,7 @@ struct nbd_server {
   atomic_bool stopping;
   bool stopped;
   atomic_uint pollers;            /* sessions busy-polling now (wire.c) */
+  void *tls_creds;                /* tls.c's credentials, NULL with TLS off */
   unsigned max_pollers;
 
   struct {
@@ -220,10 +230,11 @@ struct nbd_request {
 };
 int nbd_validate_request (const struct nbd_conn *c, const struct nbd_request *r);
 
-/* wire.c */
-int nbd_read_full (int fd, void *buf, size_t n);
-int nbd_writev_full (int fd, struct iovec *iov, int cnt);
-int nbd_write_full (int fd, const void *buf, size_t n);
+/* wire.c: the whole of n bytes or of the iovecs, through the connection's
+ * I/O layer (tls.c); -1 with errno (EAGAIN: the socket's timeout). */
+int nbd_read_full (struct nbd_conn *c, void *buf, size_t n);
+int nbd_writev_full (struct nbd_conn *c, struct iovec *iov, int cnt);
+int nbd_write_full (struct nbd_conn *c, const void *buf, size_t n);
 /* Make n bytes available in the connection's receive buffer.  ETIMEDOUT:
  * the connection was idle for its idle_timeout. */
 int nbd_rx_fill (struct nbd_conn *c, size_t n);
@@ -288,6 +299,24 @@ void nbd_refuse (struct nbd_server *s, int fd, const char *why, bool answer_opti
 unsigned nbd_refuse_poll (struct nbd_server *s, struct pollfd *pfd, int *timeout_ms);
 void nbd_refuse_events (struct nbd_server *s, const struct pollfd *pfd);
 void nbd_refuse_close_all (struct nbd_server *s);
+
+/* tls.c: credentials, loaded by nbd_server_create from its config (-1
+ * with errno and a line naming the file in why), freed with the server. */
+int nbd_tls_load (struct nbd_server *s, char *why, size_t whylen);
+void nbd_tls_free (struct nbd_server *s);
+/* After STARTTLS's ACK: the TLS handshake on c, bounded by the server's
+ * handshake timeout.  -1 with a line saying why in why. */
+int nbd_tls_handshake (struct nbd_conn *c, char *why, size_t whylen);
+void nbd_tls_end (struct nbd_conn *c);     /* free the session, if any */
+/* The connection's I/O: recv, readv and sendmsg, or the same through its
+ * TLS session.  Like recv: bytes, 0 at end of stream, -1 with errno
+ * (EAGAIN: nothing yet with nowait, or the socket's timeout passed).
+ * Under TLS sends always block (up to SO_SNDTIMEO, then EAGAIN). */
+ssize_t nbd_io_recv (struct nbd_conn *c, void *buf, size_t n, bool nowait);
+ssize_t nbd_io_readv (struct nbd_conn *c, const struct iovec *iov, int cnt);
+ssize_t nbd_io_sendv (struct nbd_conn *c, const struct iovec *iov, int cnt, bool nowait);
+/* Bytes already decrypted and waiting: readable without the socket. */
+size_t nbd_io_pending (struct nbd_conn *c);
 
 /* workq.c */
 int nbd_workq_start (struct nbd_server *s);

@@ -13,7 +13,8 @@ libsgblk_a_SOURCES += \
 	src/nbd/wire.c \
 	src/nbd/validate.c \
 	src/nbd/refuse.c \
-	src/nbd/thread.c
+	src/nbd/thread.c \
+	src/nbd/tls.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-nbd-handshake-malformed

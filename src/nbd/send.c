@@ -20,6 +20,9 @@
  *     reads a reply, and it must still be read (up to the connection's
  *     limits on what is in flight).
  *
+ * Under TLS a non-blocking send takes nothing (tls.c): every reply is
+ * then the sender thread's, queued as if the socket were full.
+ *
  * Jobs sent are released only after send_lock is dropped: the release of
  * the last job may free the connection.
  *
@@ -104,8 +107,7 @@ send_jobs (struct nbd_conn *c, struct nbd_job **list, struct nbd_job **done, int
       iov = (*list)->iov;
       n = (*list)->iovcnt > 1024 ? 1024 : (*list)->iovcnt;
     }
-    struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t) n };
-    ssize_t r = sendmsg (c->fd, &m, MSG_NOSIGNAL | flags);
+    ssize_t r = nbd_io_sendv (c, iov, n, (flags & MSG_DONTWAIT) != 0);
     if (r == -1) {
       if (errno == EINTR)
         continue;
@@ -273,7 +275,9 @@ nbd_sender_start (struct nbd_conn *c)
   int sb = NBD_SNDBUF;
   if (setsockopt (c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb) == -1)
     setsockopt (c->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
-  if (nbd_thread_start (&c->sender, NBD_SENDER_STACK, sender_main, c) == -1)
+  /* GnuTLS encrypts on the sender's stack: give it a session's. */
+  size_t stack = c->tls ? NBD_THREAD_STACK_MIN : NBD_SENDER_STACK;
+  if (nbd_thread_start (&c->sender, stack, sender_main, c) == -1)
     return -1;
   c->sender_running = true;
   return 0;

@@ -48,11 +48,21 @@
 #include "log.h"
 #include "sync.h"
 
+/* nbd_server_error's line, per thread like errno. */
+static _Thread_local char create_error[512];
+
+const char *
+nbd_server_error (void)
+{
+  return create_error[0] ? create_error : NULL;
+}
+
 struct nbd_server *
 nbd_server_create (const struct nbd_server_config *cfg)
 {
   struct nbd_server *s;
 
+  create_error[0] = '\0';
   if (cfg == NULL || (cfg->nexports > 0 && cfg->exports == NULL)) {
     errno = EINVAL;
     return NULL;
@@ -84,6 +94,18 @@ nbd_server_create (const struct nbd_server_config *cfg)
     if (s->reap_fd >= 0)
       close (s->reap_fd);
     free (s->refused);
+    free (s->exports);
+    free (s);
+    errno = e;
+    return NULL;
+  }
+  if (nbd_tls_load (s, create_error, sizeof create_error) == -1) {
+    int e = errno;
+    close (s->reap_fd);
+    close (s->stop_pipe[0]);
+    close (s->stop_pipe[1]);
+    free (s->refused);
+    free (s->exports);
     free (s);
     errno = e;
     return NULL;
@@ -693,6 +715,7 @@ nbd_server_destroy (struct nbd_server *s)
     close (s->spare_fd);
   free (s->refused);
   free (s->workers);
+  nbd_tls_free (s);
   pthread_mutex_destroy (&s->clock);
   pthread_cond_destroy (&s->ccond);
   pthread_mutex_destroy (&s->elock);

@@ -17,6 +17,9 @@
  * it, polled for or not, and halves whenever it expires in vain, so an
  * idle connection stops polling after a few misses.
  *
+ * All of it goes through the connection's I/O layer (tls.c), plain or
+ * TLS.
+ *
  * Replies are encoded into the job itself: a header in j->hdr, then the
  * read data as slices of j->vec, all in j->iov, ready for one sendmsg.
  * Nothing here knows which thread will send them.
@@ -32,12 +35,12 @@
 #include "sync.h"
 
 int
-nbd_read_full (int fd, void *buf, size_t n)
+nbd_read_full (struct nbd_conn *c, void *buf, size_t n)
 {
   uint8_t *p = buf;
 
   while (n > 0) {
-    ssize_t r = recv (fd, p, n, 0);
+    ssize_t r = nbd_io_recv (c, p, n, false);
     if (r == -1 && errno == EINTR)
       continue;
     if (r <= 0) {
@@ -52,11 +55,10 @@ nbd_read_full (int fd, void *buf, size_t n)
 }
 
 int
-nbd_writev_full (int fd, struct iovec *iov, int cnt)
+nbd_writev_full (struct nbd_conn *c, struct iovec *iov, int cnt)
 {
   while (cnt > 0) {
-    struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t) (cnt > 1024 ? 1024 : cnt) };
-    ssize_t r = sendmsg (fd, &m, MSG_NOSIGNAL);
+    ssize_t r = nbd_io_sendv (c, iov, cnt > 1024 ? 1024 : cnt, false);
     if (r == -1) {
       if (errno == EINTR)
         continue;
@@ -76,10 +78,10 @@ nbd_writev_full (int fd, struct iovec *iov, int cnt)
 }
 
 int
-nbd_write_full (int fd, const void *buf, size_t n)
+nbd_write_full (struct nbd_conn *c, const void *buf, size_t n)
 {
   struct iovec iov = { (void *) buf, n };
-  return nbd_writev_full (fd, &iov, 1);
+  return nbd_writev_full (c, &iov, 1);
 }
 
 #define POLL_MIN_NS 2000u               /* a window below this is closed */
@@ -95,11 +97,15 @@ rx_recv (struct nbd_conn *c)
   uint64_t budget = (uint64_t) s->cfg.busy_poll_us * 1000u;
   ssize_t r;
 
+  /* Under TLS, a record may be decrypted and waiting already: the
+   * socket would say nothing of it. */
+  if (nbd_io_pending (c) > 0)
+    return nbd_io_recv (c, p, room, false);
   if (c->poll_ns >= POLL_MIN_NS) {
     if (atomic_fetch_add (&s->pollers, 1) < s->max_pollers) {
       uint64_t end = sync_now_ns () + c->poll_ns;
       do
-        r = recv (c->fd, p, room, MSG_DONTWAIT);
+        r = nbd_io_recv (c, p, room, true);
       while (r == -1 && (errno == EAGAIN || errno == EINTR) && sync_now_ns () < end);
       atomic_fetch_sub (&s->pollers, 1);
       if (r != -1 || (errno != EAGAIN && errno != EINTR)) {
@@ -112,7 +118,7 @@ rx_recv (struct nbd_conn *c)
       atomic_fetch_sub (&s->pollers, 1);
   }
   uint64_t t0 = budget ? sync_now_ns () : 0;
-  r = recv (c->fd, p, room, 0);
+  r = nbd_io_recv (c, p, room, false);
   if (budget && r > 0 && sync_now_ns () - t0 < budget)
     c->poll_ns = budget;                 /* polling would have caught it */
   return r;
@@ -180,7 +186,7 @@ nbd_read_payload (struct nbd_conn *c, struct sgv_vec *v, size_t len)
     if (v == NULL) {                     /* discarding: through the buffer */
       size_t m = len - done < NBD_RXBUF ? len - done : NBD_RXBUF;
       c->rx_start = c->rx_end = 0;
-      if (nbd_read_full (c->fd, c->rx, m) == -1)
+      if (nbd_read_full (c, c->rx, m) == -1)
         return -1;
       done += m;
       continue;
@@ -192,7 +198,7 @@ nbd_read_payload (struct nbd_conn *c, struct sgv_vec *v, size_t len)
     int cnt = sgv_slice (v, done, n, iov, 64);
     if (cnt < 0)
       return -1;
-    ssize_t r = readv (c->fd, iov, cnt);
+    ssize_t r = nbd_io_readv (c, iov, cnt);
     if (r == -1 && errno == EINTR)
       continue;
     if (r <= 0)
