@@ -39,6 +39,10 @@ SHELL_TESTS = \
 	tests/test-nbd-memory-stays-bounded-behind-a-client-that-never-reads.sh \
 	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
 	tests/test-nbd-read-only-export-refuses-writes.sh \
+	tests/test-nbd-tls-bad-clients-are-refused-with-one-line-and-cost-others-nothing.sh \
+	tests/test-nbd-tls-psk-nbdinfo-and-nbdcopy-round-trip-on-a-unix-socket.sh \
+	tests/test-nbd-tls-qemu-img-convert-and-compare-with-tls-creds-x509.sh \
+	tests/test-nbd-tls-x509-over-tcp-with-and-without-client-certificates.sh \
 	tests/test-nbd-unaligned-requests-are-read-modify-written.sh \
 	tests/test-nbd-whole-device-trim-and-zero-in-one-request.sh \
 	tests/test-nbd-write-past-end.sh \
@@ -50,6 +54,7 @@ SHELL_TESTS = \
 	tests/test-sgblkd-daemon-mode-pidfile-and-sigterm.sh \
 	tests/test-sgblkd-every-option-with-good-edge-and-nonsense-values.sh \
 	tests/test-sgblkd-runtime-errors-exit-1-usage-errors-exit-2.sh \
+	tests/test-sgblkd-tls-key-files-that-cannot-be-used-stop-the-start.sh \
 	tests/test-sigterm-with-writes-in-flight-keeps-acknowledged-writes.sh \
 	tests/test-spill-lets-a-1g-disk-in-64m-of-memory-hold-512m-of-mixed-data.sh \
 	tests/test-store-a-file-truncated-under-the-daemon-gets-eio-and-keeps-its-size.sh \
@@ -71,6 +76,7 @@ EXTRA_DIST += tests/listen_fds.py tests/notify_listener.py
 # Needs systemd as PID 1, so it is not in make check (see its header).
 EXTRA_DIST += contrib/systemd/check-systemctl-starts-the-service-on-the-first-connection.sh
 EXTRA_DIST += $(SHELL_TESTS) tests/functions.sh tests/nbd_raw.py tests/race_sectors.py tests/crash_client.py contrib/guest/init contrib/guest/serial-bridge.c contrib/guest/hog.c contrib/guest/build-initramfs.sh tests/nbd_stall.py
+EXTRA_DIST += tests/tls-functions.sh
 
 # The benchmark suite, which a shell test runs in its quick mode.
 EXTRA_DIST += contrib/bench/run.sh contrib/bench/common.sh contrib/bench/nbd.sh \

@@ -346,8 +346,13 @@ handshake_why (struct nbd_conn *c, gnutls_session_t s, int r, char *why, size_t 
               gnutls_alert_get_name (gnutls_alert_get (s)));
     return;
   case GNUTLS_E_NO_CERTIFICATE_FOUND:
-    snprintf (why, whylen, "TLS handshake: the client sent no certificate, "
-              "and client certificates are required");
+#ifdef GNUTLS_E_CERTIFICATE_REQUIRED
+  case GNUTLS_E_CERTIFICATE_REQUIRED:
+#endif
+    /* Clients send only a certificate of a CA the server names: one
+     * signed by another CA ends here too. */
+    snprintf (why, whylen, "TLS handshake: the client sent no certificate signed by "
+              "the trusted CA, and client certificates are required");
     return;
   case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR: {
     gnutls_datum_t out = { NULL, 0 };
@@ -360,7 +365,12 @@ handshake_why (struct nbd_conn *c, gnutls_session_t s, int r, char *why, size_t 
     return;
   }
   default:
-    snprintf (why, whylen, "TLS handshake: %s", gnutls_strerror (r));
+    if (((struct tls_creds *) c->srv->tls_creds)->psk)
+      /* A wrong key shows only as a record or binder that fails. */
+      snprintf (why, whylen, "TLS handshake: the client's pre-shared key is wrong "
+                "or its user unknown (%s)", gnutls_strerror (r));
+    else
+      snprintf (why, whylen, "TLS handshake: %s", gnutls_strerror (r));
   }
 }
 

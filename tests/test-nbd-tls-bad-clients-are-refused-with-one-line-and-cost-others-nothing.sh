@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Bad TLS clients each get a clear refusal and one log line, and a good
+# client is served right after (and during the stall):
+#   a wrong pre-shared key, or a user without one; a plain client on a --tls=require server
+#   (NBD_REP_ERR_TLS_REQD to its options, a close for EXPORT_NAME); a
+#   TLS client on a --tls=off server; a client that sends STARTTLS and
+#   then stalls in the TLS handshake (dropped after --handshake-timeout).
+. "${top_srcdir:-.}/tests/functions.sh"
+. "${top_srcdir:-.}/tests/tls-functions.sh"
+requires nbdinfo python3
+
+make_psk "$tmp/keys.psk" alice
+make_psk "$tmp/wrong.psk" alice        # alice, with another key
+start_sgblkd req --size 16M --tls=require --tls-psk "$tmp/keys.psk" --handshake-timeout 2
+req_sock=$sock
+good="nbds+unix://alice@/?socket=$req_sock&tls-psk-file=$tmp/keys.psk"
+
+# expect_one_line LOG PATTERN: exactly one warning since the last call,
+# and it matches PATTERN.
+declare -A seen
+expect_one_line ()
+{
+  local n; n=$(grep -c "warning\|error" "$1" || true)
+  [ "$n" -eq $(( ${seen[$1]:-0} + 1 )) ] || { cat "$1"; fail "expected one more log line for: $2"; }
+  grep "warning\|error" "$1" | tail -n 1 | grep -q "$2" || { cat "$1"; fail "the log line does not say: $2"; }
+  seen[$1]=$n
+  nbdinfo --size "$good" >/dev/null || fail "the good client was not served after: $2"
+}
+
+# A wrong key.
+! nbdinfo "nbds+unix://alice@/?socket=$req_sock&tls-psk-file=$tmp/wrong.psk" 2>"$tmp/err" ||
+  fail "a wrong PSK was let in"
+expect_one_line "$tmp/req.log" "pre-shared key is wrong or its user unknown"
+# A user the server has no key for.
+make_psk "$tmp/bob.psk" bob
+! nbdinfo "nbds+unix://bob@/?socket=$req_sock&tls-psk-file=$tmp/bob.psk" 2>"$tmp/err" ||
+  fail "an unknown PSK user was let in"
+expect_one_line "$tmp/req.log" "pre-shared key is wrong or its user unknown"
+
+# A plain client: nbdinfo (libnbd) is told TLS is required.
+! LIBNBD_DEBUG=1 nbdinfo "nbd+unix:///?socket=$req_sock" >/dev/null 2>"$tmp/err" ||
+  fail "a plain client was served by a --tls=require server"
+grep -q "server error message: this server requires TLS" "$tmp/err" ||
+  fail "the plain client was not told that TLS is required"
+expect_one_line "$tmp/req.log" "did not start TLS, which this server requires"
+
+# The same in the raw protocol: NBD_REP_ERR_TLS_REQD, then a close for
+# NBD_OPT_EXPORT_NAME.
+python3 - "$req_sock" <<'PY' || fail "a raw plain client was not refused as the spec says"
+import socket, struct, sys
+sys.path.insert(0, "tests")
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
+def rx(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c: raise EOFError
+        b += c
+    return b
+rx(18)
+s.sendall(struct.pack(">I", 3))
+IHAVEOPT = 0x49484156454F5054
+for opt in (3, 7, 8):            # LIST, GO, STRUCTURED_REPLY
+    payload = b"\0\0\0\0\0\0" if opt == 7 else b""
+    s.sendall(struct.pack(">QII", IHAVEOPT, opt, len(payload)) + payload)
+    magic, ropt, rtype, rlen = struct.unpack(">QIII", rx(20))
+    rx(rlen)
+    assert ropt == opt and rtype == 0x80000005, (opt, hex(rtype))
+s.sendall(struct.pack(">QII", IHAVEOPT, 1, 0))   # EXPORT_NAME ""
+assert s.recv(1) == b"", "EXPORT_NAME without TLS was not answered with a close"
+PY
+expect_one_line "$tmp/req.log" "did not start TLS, which this server requires"
+
+# STARTTLS, then nothing: dropped after the 2 s handshake timeout, while
+# a good client is served meanwhile.
+python3 - "$req_sock" "$good" <<'PY' || fail "the stalled TLS handshake was not dropped in time"
+import socket, struct, subprocess, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(15)
+def rx(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c: raise EOFError
+        b += c
+    return b
+rx(18)
+s.sendall(struct.pack(">I", 3))
+s.sendall(struct.pack(">QII", 0x49484156454F5054, 5, 0))     # STARTTLS
+magic, opt, rtype, rlen = struct.unpack(">QIII", rx(20))
+assert opt == 5 and rtype == 1, hex(rtype)                    # ACK
+t0 = time.monotonic()
+subprocess.run(["nbdinfo", "--size", sys.argv[2]], check=True, stdout=subprocess.DEVNULL)
+assert s.recv(1) == b""
+took = time.monotonic() - t0
+print("stalled TLS handshake dropped after %.1f s" % took)
+assert 1.5 <= took <= 8, took
+PY
+expect_one_line "$tmp/req.log" "TLS handshake: the client stalled for 2 s"
+
+# A TLS client on a server without TLS.
+start_sgblkd off --size 16M
+! nbdinfo "nbds+unix://alice@/?socket=$sock&tls-psk-file=$tmp/keys.psk" >/dev/null 2>"$tmp/err" ||
+  fail "a TLS client was served without TLS"
+seen[$tmp/off.log]=0
+n=$(grep -c "warning\|error" "$tmp/off.log" || true)
+[ "$n" -eq 1 ] && grep -q "asked for TLS, which this server does not offer" "$tmp/off.log" ||
+  { cat "$tmp/off.log"; fail "the TLS client on a plain server was not logged in one line"; }
+nbdinfo --size "nbd+unix:///?socket=$sock" >/dev/null || fail "plain server: a plain client was refused"
+stop_sgblkd off
+stop_sgblkd req
