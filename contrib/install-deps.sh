@@ -5,7 +5,8 @@
 # (a minimal Debian has no sudo); as a user it runs itself again under
 # sudo.
 #
-# nbd-server and gnuplot-nox are for contrib/bench/run.sh, which starts
+# libgnutls28-dev is NBD's TLS; gnutls-bin (certtool, psktool) makes the
+# tests' keys.  nbd-server and gnuplot-nox are for contrib/bench/run.sh, which starts
 # its own nbd-server with a configuration of its own.  The package's
 # service reads /etc/nbd-server/config, which has no exports: that
 # nbd-server quits at once ("No configured exports"), listens on nothing
@@ -34,4 +35,5 @@ apt-get install -y -q --no-install-recommends \
   mandoc man-db jq bc cpio valgrind gdb cppcheck e2fsprogs util-linux mount procps python3 \
   gnuplot-nox file python3-prometheus-client prometheus-node-exporter \
   qemu-system-x86 busybox-static nbd-client kmod \
+  libgnutls28-dev gnutls-bin \
   ca-certificates >/dev/null

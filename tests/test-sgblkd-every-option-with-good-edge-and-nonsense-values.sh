@@ -350,6 +350,29 @@ usage --busy-poll 1000001
 usage --busy-poll -5
 usage --busy-poll ''
 
+# --tls, --tls-certificates, --tls-psk, --tls-verify-peer (the serving
+# rows offer TLS, so that the row runner's plain nbdinfo is served)
+. "$top_srcdir/tests/tls-functions.sh"
+make_pki; make_psk "$tmp/keys.psk" alice
+serve --tls=off --size 1M
+serve --tls on --tls-psk "$tmp/keys.psk" --size 1M
+serve --tls=on --tls-certificates "$tmp/server" --tls-verify-peer --size 1M
+usage --tls=yes
+usage --tls=ON
+usage --tls ''
+usage --tls=require --size 1M                  # with no credentials
+usage --tls-psk "$tmp/keys.psk" --size 1M      # without --tls
+usage --tls-certificates "$tmp/server"
+usage --tls-verify-peer
+usage --tls=on --tls-psk "$tmp/keys.psk" --tls-certificates "$tmp/server"
+usage --tls=on --tls-psk "$tmp/keys.psk" --tls-verify-peer
+usage --tls=on --tls-psk ''
+usage --tls=require --tls-certificates ''
+runtime --tls=on --tls-psk "$tmp/no.psk" --size 1M
+runtime --tls=on --tls-psk "$reg" --size 1M     # not USER:HEXKEY
+runtime --tls=require --tls-certificates "$tmp/dir" --size 1M   # no server-cert.pem
+runtime --tls=require --tls-certificates "$reg" --size 1M
+
 # -f, -P, -v
 serve -v -v --size 1M
 serve --foreground --verbose --pidfile "$tmp/fg2.pid" --size 1M
