@@ -127,6 +127,7 @@ struct nbd_conn {
   void *tls;
   int tls_rx_flags, tls_tx_flags;
   bool tls_tx_timeout;           /* a send waited SO_SNDTIMEO in vain */
+  int tls_sndbuf;                /* the socket's send buffer, in bytes */
 
   /* Receive buffer (the session's alone): [rx_start, rx_end) unparsed. */
   uint8_t *rx;

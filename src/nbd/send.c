@@ -20,8 +20,9 @@
  *     reads a reply, and it must still be read (up to the connection's
  *     limits on what is in flight).
  *
- * Under TLS a non-blocking send takes nothing (tls.c): every reply is
- * then the sender thread's, queued as if the socket were full.
+ * Under TLS a non-blocking send takes all or nothing (tls.c): nothing
+ * unless the socket has room for the whole batch, and the reply is then
+ * the sender thread's, queued as if the socket were full.
  *
  * Jobs sent are released only after send_lock is dropped: the release of
  * the last job may free the connection.

@@ -23,13 +23,17 @@
  * comes.  Decrypted bytes GnuTLS holds are not visible to the socket:
  * nbd_io_pending says whether a receive can be served without it.
  *
- * Sends under TLS always block (the sender thread's alone): a record
- * cannot be taken back in part, so the non-blocking sends of workers and
- * of the session fail at once with EAGAIN, and send.c queues the reply
- * for the sender, as it does when a socket is full.  A reply goes out
- * corked: its header and data fill records together, up to TLS_BATCH
- * bytes per call.  A send that times out ends the session (the record
- * stream cannot resume mid-record), which the plain path does too.
+ * A record cannot be taken back in part, so a TLS send never stops
+ * half-way for a full socket: the non-blocking sends of workers and of
+ * the session go ahead only when the socket's send buffer has room for
+ * all of it, twice over (SIOCOUTQ against SO_SNDBUF); otherwise they fail
+ * at once with EAGAIN, and send.c queues the reply for the connection's
+ * sender thread, as it does when a plain socket is full.  So a client
+ * that reads nothing still stalls only its own sender.  A reply's header
+ * is corked into one record with the start of its data; the data goes
+ * out in full records from the vector itself.  A send that times out
+ * ends the session (the record stream cannot resume mid-record), which
+ * the plain path does too.
  *
  * Without GnuTLS (configure --without-gnutls) the I/O layer is plain
  * and asking for TLS fails with ENOTSUP and a line naming the build
@@ -43,6 +47,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,10 +63,10 @@
 
 #ifdef HAVE_GNUTLS
 
-/* Bytes corked into records per send call: enough for a reply's header
- * and data to share records, bounded so that a 32 MiB reply is not
- * copied whole into GnuTLS's buffer first. */
-#define TLS_BATCH (256u << 10)
+/* A full record's plaintext, and the most one send call encrypts (the
+ * rest of a larger reply goes in the next call). */
+#define TLS_RECORD 16384u
+#define TLS_BATCH (1024u << 10)
 
 /* The PSK ciphers are off in GnuTLS's NORMAL priority. */
 #define PRIORITY_X509 "NORMAL"
@@ -475,6 +481,41 @@ nbd_io_readv (struct nbd_conn *c, const struct iovec *iov, int cnt)
   return total;
 }
 
+/* Does the socket have room for n bytes of records now?  Records add
+ * 22 to 29 bytes each, and the kernel counts its buffers' overhead in
+ * the send buffer too: ask for twice the room. */
+static bool
+room_for (struct nbd_conn *c, size_t n)
+{
+  int queued;
+
+  if (c->tls_sndbuf == 0) {
+    socklen_t l = sizeof c->tls_sndbuf;
+    if (getsockopt (c->fd, SOL_SOCKET, SO_SNDBUF, &c->tls_sndbuf, &l) == -1)
+      c->tls_sndbuf = -1;
+  }
+  if (c->tls_sndbuf <= 0 || ioctl (c->fd, SIOCOUTQ, &queued) == -1)
+    return false;
+  size_t records = n / TLS_RECORD + 1;
+  return (size_t) c->tls_sndbuf > (size_t) queued + 2 * (n + 64 * records);
+}
+
+/* Send all of p's n bytes as records; 0, or -1 (see sendv_error). */
+static int
+send_all (gnutls_session_t s, const uint8_t *p, size_t n)
+{
+  while (n > 0) {
+    ssize_t r = gnutls_record_send (s, p, n);
+    if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN)
+      r = gnutls_record_send (s, NULL, 0);    /* the same record, again */
+    if (r < 0)
+      return -1;
+    p += r;
+    n -= (size_t) r;
+  }
+  return 0;
+}
+
 ssize_t
 nbd_io_sendv (struct nbd_conn *c, const struct iovec *iov, int cnt, bool nowait)
 {
@@ -482,26 +523,53 @@ nbd_io_sendv (struct nbd_conn *c, const struct iovec *iov, int cnt, bool nowait)
     struct msghdr m = { .msg_iov = (struct iovec *) (uintptr_t) iov, .msg_iovlen = (size_t) cnt };
     return sendmsg (c->fd, &m, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
   }
-  if (nowait) {                         /* the sender thread's job (top of file) */
+  size_t want = 0;
+  for (int i = 0; i < cnt && want < TLS_BATCH; i++)
+    want += iov[i].iov_len;
+  if (want > TLS_BATCH)
+    want = TLS_BATCH;
+  /* Without waiting only when the socket surely takes it all (top of
+   * file); else the sender thread's job. */
+  if (nowait && !room_for (c, want)) {
     errno = EAGAIN;
     return -1;
   }
   gnutls_session_t s = c->tls;
-  size_t total = 0;
-  ssize_t r = 0;
+  size_t total = 0, in_cork = 0;
+  bool corked = false;
+  int r = 0;
   c->tls_tx_flags = 0;
   c->tls_tx_timeout = false;
-  gnutls_record_cork (s);
-  for (int i = 0; i < cnt && total < TLS_BATCH; i++) {
-    size_t n = iov[i].iov_len < TLS_BATCH - total ? iov[i].iov_len : TLS_BATCH - total;
-    if (n == 0)
+  /* Small pieces (a reply's header) are corked into one record with what
+   * follows; data goes out in full records straight from the vector. */
+  for (int i = 0; i < cnt && total < want && r == 0; i++) {
+    const uint8_t *p = iov[i].iov_base;
+    size_t n = iov[i].iov_len < want - total ? iov[i].iov_len : want - total;
+    total += n;
+    if (in_cork + n < TLS_RECORD) {
+      if (!corked)
+        gnutls_record_cork (s);
+      corked = true;
+      in_cork += n;
+      r = send_all (s, p, n);
       continue;
-    if ((r = gnutls_record_send (s, iov[i].iov_base, n)) < 0)
-      break;
-    total += (size_t) r;
+    }
+    if (corked) {                       /* complete the record, send it */
+      size_t fill = TLS_RECORD - in_cork;
+      r = send_all (s, p, fill);
+      p += fill;
+      n -= fill;
+      corked = false;
+      in_cork = 0;
+      if (r == 0 && gnutls_record_uncork (s, GNUTLS_RECORD_WAIT) < 0)
+        r = -1;
+    }
+    if (r == 0)
+      r = send_all (s, p, n);
   }
-  int u = gnutls_record_uncork (s, GNUTLS_RECORD_WAIT);
-  if (r < 0 || u < 0) {
+  if (corked && gnutls_record_uncork (s, GNUTLS_RECORD_WAIT) < 0)
+    r = -1;
+  if (r < 0) {
     errno = c->tls_tx_timeout ? EAGAIN : EPIPE;
     return -1;
   }
