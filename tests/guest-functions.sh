@@ -18,6 +18,9 @@
 #       wait for the guest to power off, show its report, and fail unless
 #       the step finished cleanly.
 #
+# guest_initrd, if set, is booted instead of the built initrd (a test may
+# append a cpio archive of its own files to it).
+#
 # Where /dev/kvm is usable, the guest runs under KVM; qemu can fail to
 # start a guest under KVM on some hosts (an MSR the host refuses), and
 # then the same boot is retried under TCG.
@@ -51,7 +54,7 @@ _guest_qemu ()
     ports+=(-chardev "socket,id=nbd$k,path=$3" -device "virtserialport,chardev=nbd$k,name=nbd$k")
   done
   timeout "$5" qemu-system-x86_64 -machine "q35,accel=$1" -cpu max -m 512 -smp 2 \
-    -nographic -no-reboot -nic none -kernel "$guest/vmlinuz" -initrd "$guest/initrd.img" \
+    -nographic -no-reboot -nic none -kernel "$guest/vmlinuz" -initrd "${guest_initrd:-$guest/initrd.img}" \
     -append "console=ttyS0 quiet panic=-1 sgblk.step=$2 sgblk.conns=$4" \
     -device virtio-serial-pci "${ports[@]}" <"$tmp/console-$2" >"$guest_log" 2>&1 &
   guest_pid=$!

@@ -23,6 +23,7 @@ SHELL_TESTS = \
 	tests/test-fuse-unmount-and-stale-mounts-are-handled.sh \
 	tests/test-fuzz-seeds-and-regressions-replay-cleanly.sh \
 	tests/test-guest-nbd-client-mkfs-fsck-and-second-boot.sh \
+	tests/test-guest-nbd-client-over-tls-with-a-client-certificate-mkfs-and-fsck.sh \
 	tests/test-guest-swap-through-nbd0-under-a-memory-cgroup.sh \
 	tests/test-nbd-1000-connections-dropped-at-every-stage.sh \
 	tests/test-nbd-2000-idle-connections-under-a-1024-descriptor-limit.sh \
