@@ -40,6 +40,7 @@ SHELL_TESTS = \
 	tests/test-nbd-memory-stays-bounded-behind-a-client-that-never-reads.sh \
 	tests/test-nbd-multi-conn-flush-is-visible-across-connections.sh \
 	tests/test-nbd-read-only-export-refuses-writes.sh \
+	tests/test-nbd-tls-a-client-that-never-reads-costs-other-clients-nothing.sh \
 	tests/test-nbd-tls-bad-clients-are-refused-with-one-line-and-cost-others-nothing.sh \
 	tests/test-nbd-tls-psk-nbdinfo-and-nbdcopy-round-trip-on-a-unix-socket.sh \
 	tests/test-nbd-tls-qemu-img-convert-and-compare-with-tls-creds-x509.sh \
