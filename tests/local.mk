@@ -85,6 +85,7 @@ EXTRA_DIST += contrib/bench/run.sh contrib/bench/common.sh contrib/bench/nbd.sh 
 	contrib/bench/nbd-compressible.sh contrib/bench/nbd-multiconn.sh \
 	contrib/bench/nbd-file.sh contrib/bench/fuse.sh contrib/bench/compress.sh \
 	contrib/bench/fuse-swap.sh
+EXTRA_DIST += contrib/bench/nbd-tls.sh
 
 # The allocator-call counter that swap-mode tests preload into the daemon
 # (tests/alloc-count.c).  Built without the sanitizers: it must be the

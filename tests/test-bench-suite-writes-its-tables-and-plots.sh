@@ -6,7 +6,7 @@
 # and reports.  Without root, the FUSE, zram and swap sections must say
 # why they are skipped.
 . "${top_srcdir:-.}/tests/functions.sh"
-requires fio nbdkit nbdfuse qemu-nbd nbd-server jq bc gnuplot file
+requires fio nbdkit nbdfuse qemu-nbd nbd-server jq bc gnuplot file certtool
 bench=${top_srcdir:-.}/contrib/bench
 
 out=$tmp/results
@@ -15,8 +15,8 @@ ROUNDS=1 RUNTIME=1 BENCH_QUICK=1 BENCH_OUT=$out SGBLKD=$SGBLKD \
     cat "$tmp/run.log"; grep '^- ' "$out/summary.md"; fail "run.sh failed"; }
 cat "$out/summary.md"
 
-plotted="nbd-memory nbd-compressible nbd-multiconn nbd-file fuse"
-expected="nbd-memory nbd-compressible nbd-multiconn nbd-file"
+plotted="nbd-memory nbd-compressible nbd-multiconn nbd-tls nbd-file fuse"
+expected="nbd-memory nbd-compressible nbd-multiconn nbd-tls nbd-file"
 if [ "$(id -u)" -eq 0 ]; then
   expected="$expected fuse compress swap"
 else

@@ -4,9 +4,11 @@
 # certtool), over TCP on 127.0.0.1, both filled first: fio's nbd engine,
 # one connection, queue depth 16, sequential 1M writes and reads of fio's
 # default (incompressible) data.  Each figure is the median of ROUNDS
-# runs of RUNTIME seconds, beside the server's CPU time per I/O.
+# runs of RUNTIME seconds, at most 3, beside the server's CPU time per
+# I/O; the disks are 256M (64M with BENCH_QUICK=1), quick to fill, so
+# that the section adds under a minute to run.sh.
 #
-#   contrib/bench/nbd-tls.sh [ROUNDS] [RUNTIME]      (defaults 3, 5)
+#   contrib/bench/nbd-tls.sh [ROUNDS] [RUNTIME]      (defaults 3, 5 -> 3)
 #
 # fio's URIs may not name local files (libnbd refuses tls-certificates=
 # there), so libnbd finds the CA in its default place, $HOME/.pki/libnbd,
@@ -16,6 +18,8 @@
 need fio fio
 need nbdkit nbdkit
 need gnutls-bin certtool
+[ "$quick" = 1 ] || size=256M
+[ "$runtime" -le 3 ] || runtime=3
 
 section nbd-tls "NBD over TLS (X.509), in-memory disks: sgblkd against nbdkit memory"
 

@@ -22,6 +22,7 @@ sections=(
   nbd:nbd-memory
   nbd-compressible:nbd-compressible
   nbd-multiconn:nbd-multiconn
+  nbd-tls:nbd-tls
   nbd-file:nbd-file
   fuse:fuse
   compress:compress
