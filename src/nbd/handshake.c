@@ -10,7 +10,9 @@
  * TLS (tls.c): with --tls=on or require, NBD_OPT_STARTTLS is answered
  * with an ACK and the TLS handshake; negotiation then starts over inside
  * TLS, and what was negotiated before it (structured replies, the meta
- * context) is forgotten, as the spec says.  With require, every option
+ * context) is forgotten, as the spec says.  Negotiation reads the socket
+ * unbuffered, so plaintext a client sent after STARTTLS is never taken
+ * for data inside TLS.  With require, every option
  * before TLS but STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD, and
  * NBD_OPT_EXPORT_NAME, which has no error reply, a disconnect.  A refusal
  * is logged once per connection (c->refused); the client's going away

@@ -12,9 +12,10 @@
  * A connection's session (c->tls) exists from a STARTTLS to the
  * connection's end.  GnuTLS lets one thread send and another receive on
  * it at once, which is the connection's shape: the session thread is
- * the only receiver, the sender thread (send.c) the only sender once
- * transmission starts (the session sends only while negotiating, before
- * the sender exists).  The transport functions below are plain
+ * the only receiver, and whoever holds the connection's send_lock
+ * (send.c) the only sender.  (A TLS 1.3 KeyUpdate that asks for an
+ * answer would make the receiver send too; NBD clients do not ask.)
+ * The transport functions below are plain
  * recv/sendmsg on the socket with per-direction flags, so that the
  * socket's timeouts (SO_RCVTIMEO: handshake and idle timeouts;
  * SO_SNDTIMEO: the send timeout) bound TLS exactly as they bound plain
