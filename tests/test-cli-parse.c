@@ -447,6 +447,40 @@ help_and_version_stop_parsing (void **state)
 }
 
 static void
+tls_options_go_together (void **state)
+{
+  struct cli_options o;
+
+  assert_int_equal (parse (&o, NULL), 0);
+  assert_int_equal (o.tls, CLI_TLS_OFF);
+  assert_int_equal (parse (&o, "--tls=require", "--tls-psk", "k.psk", NULL), 0);
+  assert_int_equal (o.tls, CLI_TLS_REQUIRE);
+  assert_string_equal (o.tls_psk, "k.psk");
+  assert_int_equal (parse (&o, "--tls", "on", "--tls-certificates", "pki", "--tls-verify-peer", NULL), 0);
+  assert_int_equal (o.tls, CLI_TLS_ON);
+  assert_true (o.tls_verify_peer);
+  assert_string_equal (o.tls_certificates, "pki");
+  /* The values are enum nbd_tls_mode's, which stack.c passes on. */
+  assert_int_equal (CLI_TLS_REQUIRE, NBD_TLS_REQUIRE);
+  assert_int_equal (CLI_TLS_ON, NBD_TLS_ON);
+
+  assert_int_equal (parse (&o, "--tls=maybe", NULL), -1);
+  assert_usage_error ("invalid --tls 'maybe' (off, on or require)");
+  assert_int_equal (parse (&o, "--tls=require", NULL), -1);
+  assert_usage_error ("--tls=require needs --tls-certificates DIR or --tls-psk FILE");
+  assert_int_equal (parse (&o, "--tls-psk", "k.psk", NULL), -1);
+  assert_usage_error ("--tls-psk needs --tls=on or --tls=require");
+  assert_int_equal (parse (&o, "--tls=off", "--tls-verify-peer", NULL), -1);
+  assert_usage_error ("--tls-verify-peer needs --tls=on or --tls=require");
+  assert_int_equal (parse (&o, "--tls=on", "--tls-psk", "k", "--tls-certificates", "d", NULL), -1);
+  assert_usage_error ("cannot be used together");
+  assert_int_equal (parse (&o, "--tls=on", "--tls-psk", "k", "--tls-verify-peer", NULL), -1);
+  assert_usage_error ("--tls-verify-peer needs --tls-certificates");
+  assert_int_equal (parse (&o, "--tls=on", "--tls-psk", "", NULL), -1);
+  assert_usage_error ("empty TLS PSK file name");
+}
+
+static void
 help_text_lists_every_long_option (void **state)
 {
   static const char *const opts[] = {
@@ -456,6 +490,8 @@ help_text_lists_every_long_option (void **state)
     "--fuse", "--fuse-opt", "--swap",
     "--threads", "--handshake-timeout", "--busy-poll", "--foreground", "--pidfile", "--verbose", "--version",
     "--stats-file", "--stats-interval",
+    "--tls", "--tls-certificates", "--tls-psk", "--tls-verify-peer",
+    "--description", "--config",
     "--help",
   };
   char buf[8192] = "";
@@ -600,6 +636,7 @@ main (void)
     cmocka_unit_test (swap_refuses_limits_above_the_machines_memory),
     cmocka_unit_test (stats_file_options_are_checked),
     cmocka_unit_test (help_and_version_stop_parsing),
+    cmocka_unit_test (tls_options_go_together),
     cmocka_unit_test (help_text_lists_every_long_option),
     cmocka_unit_test (config_sections_override_the_command_line_which_overrides_sgblkd),
     cmocka_unit_test (config_specs_are_equal_exactly_when_the_options_are),
