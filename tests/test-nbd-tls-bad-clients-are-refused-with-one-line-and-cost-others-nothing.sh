@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Bad TLS clients each get a clear refusal and one log line, and a good
-# client is served right after (and during the stall):
-#   a wrong pre-shared key, or a user without one; a plain client on a --tls=require server
-#   (NBD_REP_ERR_TLS_REQD to its options, a close for EXPORT_NAME); a
-#   TLS client on a --tls=off server; a client that sends STARTTLS and
-#   then stalls in the TLS handshake (dropped after --handshake-timeout).
+# client is served right after (and during the stall): a wrong
+#   pre-shared key, or a user without one; a plain client on a
+#   --tls=require server (NBD_REP_ERR_TLS_REQD to its options, a close
+#   for EXPORT_NAME); a TLS client on a --tls=off server; a client that sends STARTTLS and
+#   then plain NBD; one that sends STARTTLS and then stalls in the TLS
+#   handshake (dropped after --handshake-timeout).
 . "${top_srcdir:-.}/tests/functions.sh"
 . "${top_srcdir:-.}/tests/tls-functions.sh"
 requires nbdinfo python3
@@ -70,6 +71,22 @@ s.sendall(struct.pack(">QII", IHAVEOPT, 1, 0))   # EXPORT_NAME ""
 assert s.recv(1) == b"", "EXPORT_NAME without TLS was not answered with a close"
 PY
 expect_one_line "$tmp/req.log" "did not start TLS, which this server requires"
+
+# STARTTLS, then plain NBD instead of a TLS handshake: closed.
+python3 - "$req_sock" <<'PY' || fail "a client that went on in plain after STARTTLS was not closed"
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
+s.recv(18)
+s.sendall(struct.pack(">I", 3))
+s.sendall(struct.pack(">QII", 0x49484156454F5054, 5, 0))     # STARTTLS
+assert len(s.recv(20)) == 20
+s.sendall(struct.pack(">QII", 0x49484156454F5054, 7, 0))     # GO, in plain
+try:
+    assert s.recv(100) == b""
+except ConnectionResetError:
+    pass
+PY
+expect_one_line "$tmp/req.log" "handshake failed: TLS handshake: "
 
 # STARTTLS, then nothing: dropped after the 2 s handshake timeout, while
 # a good client is served meanwhile.

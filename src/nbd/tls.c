@@ -371,13 +371,18 @@ handshake_why (struct nbd_conn *c, gnutls_session_t s, int r, char *why, size_t 
     gnutls_free (out.data);
     return;
   }
-  default:
-    if (((struct tls_creds *) c->srv->tls_creds)->psk)
-      /* A wrong key shows only as a record or binder that fails. */
+  case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER:
+  case GNUTLS_E_DECRYPTION_FAILED:
+  case GNUTLS_E_INSUFFICIENT_CREDENTIALS:
+    if (((struct tls_creds *) c->srv->tls_creds)->psk) {
+      /* A wrong key shows only as a binder or record that fails. */
       snprintf (why, whylen, "TLS handshake: the client's pre-shared key is wrong "
                 "or its user unknown (%s)", gnutls_strerror (r));
-    else
-      snprintf (why, whylen, "TLS handshake: %s", gnutls_strerror (r));
+      return;
+    }
+    /* fall through */
+  default:
+    snprintf (why, whylen, "TLS handshake: %s", gnutls_strerror (r));
   }
 }
 
