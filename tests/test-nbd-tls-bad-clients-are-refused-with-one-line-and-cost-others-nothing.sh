@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Bad TLS clients each get a clear refusal and one log line, and a good
-# client is served right after (and during the stall): a wrong
-#   pre-shared key, or a user without one; a plain client on a
-#   --tls=require server (NBD_REP_ERR_TLS_REQD to its options, a close
-#   for EXPORT_NAME); a TLS client on a --tls=off server; a client that sends STARTTLS and
-#   then plain NBD; one that sends STARTTLS and then stalls in the TLS
-#   handshake (dropped after --handshake-timeout).
+# client is served right after each (and during the stall):
+#   - a wrong pre-shared key, or a user without one;
+#   - a plain client on a --tls=require server (NBD_REP_ERR_TLS_REQD to
+#     its options, a close for EXPORT_NAME);
+#   - a client that sends STARTTLS and then plain NBD;
+#   - one that sends STARTTLS and then stalls in the TLS handshake
+#     (dropped after --handshake-timeout);
+#   - a TLS client on a --tls=off server.
 . "${top_srcdir:-.}/tests/functions.sh"
 . "${top_srcdir:-.}/tests/tls-functions.sh"
 requires nbdinfo python3
