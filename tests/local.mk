@@ -44,6 +44,7 @@ SHELL_TESTS = \
 	tests/test-nbd-tls-bad-clients-are-refused-with-one-line-and-cost-others-nothing.sh \
 	tests/test-nbd-tls-psk-nbdinfo-and-nbdcopy-round-trip-on-a-unix-socket.sh \
 	tests/test-nbd-tls-qemu-img-convert-and-compare-with-tls-creds-x509.sh \
+	tests/test-nbd-tls-starttls-starts-negotiation-over-and-forgets-what-came-before.sh \
 	tests/test-nbd-tls-x509-over-tcp-with-and-without-client-certificates.sh \
 	tests/test-nbd-unaligned-requests-are-read-modify-written.sh \
 	tests/test-nbd-whole-device-trim-and-zero-in-one-request.sh \
