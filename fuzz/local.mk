@@ -33,7 +33,7 @@ EXTRA_DIST += \
 fuzz: $(FUZZ_TARGETS)
 fuzz/fuzz-%: $(top_srcdir)/fuzz/fuzz-%.c $(top_srcdir)/fuzz/nbd-harness.h $(addprefix $(top_srcdir)/,$(FUZZ_SRC))
 	@mkdir -p fuzz
-	$(CC) $(FUZZ_CFLAGS) -o $@ $< $(addprefix $(top_srcdir)/,$(FUZZ_SRC)) $(LZ4_LIBS) $(FUSE_LIBS) $(SYSTEMD_LIBS) $(GNUTLS_LIBS)
+	$(CC) $(FUZZ_CFLAGS) -o $@ $< $(addprefix $(top_srcdir)/,$(FUZZ_SRC)) $(LZ4_LIBS) $(FUSE_LIBS) $(SYSTEMD_LIBS) $(GNUTLS_LIBS) $(RBD_LIBS)
 CLEANFILES += $(FUZZ_TARGETS)
 
 # Run every target for FUZZ_SECONDS from its seed corpus; stop at the

@@ -95,6 +95,23 @@ struct store {
 struct store *store_file_open (const char *path, unsigned flags,
                                uint64_t create_size);
 
+/* Ceph RBD image store (src/store/rbd.c): file is
+ * rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][:conf=PATH][:id=NAME][:keyring=PATH]
+ * [:OPTION=VALUE]...  A writable open takes the image's exclusive lock.
+ * Requests not answered within timeout seconds (0: STORE_RBD_TIMEOUT)
+ * fail with EIO.  NULL with errno, and why set to a phrase naming the
+ * problem (ENOTSUP: built without librbd). */
+#define STORE_RBD_READ_ONLY 0x1u
+/* A default above Ceph's osd_heartbeat_grace (20 s) plus peering: an OSD
+ * that dies is marked down and its I/O moves on within it, so only a
+ * cluster that cannot recover fails requests. */
+#define STORE_RBD_TIMEOUT 60u
+bool store_rbd_is_spec (const char *file);
+struct store *store_rbd_open (const char *file, unsigned flags, unsigned timeout,
+                              char *why, size_t whylen);
+/* Requests that passed their deadline; 0 for a store that is no RBD store. */
+uint64_t store_rbd_timeouts (struct store *s);
+
 /* Fault store, for tests: passes calls to inner except those the rules in
  * spec fail (src/store/fault.c says how to write them, e.g.
  * "write:after=8:count=4,read:rate=0.1:errno=EROFS").  Takes inner on

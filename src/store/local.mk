@@ -1,7 +1,8 @@
 libsgblk_a_SOURCES += \
 	include/store.h \
 	src/store/fault.c \
-	src/store/file.c
+	src/store/file.c \
+	src/store/rbd.c
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/test-store-file

@@ -1,0 +1,726 @@
+/* RBD store: a Ceph RBD image through librbd's asynchronous API.
+ *
+ * FILE is qemu's syntax, rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][:KEY=VALUE]...,
+ * with KEY conf (the ceph.conf to read), id (the client name without
+ * "client."), keyring, or any Ceph option, set as if in the conf file.
+ * A backslash takes the next character literally (\: in a path).
+ *
+ * Requests: each operation is one librbd aio request (librbd splits it
+ * over the image's objects and sends those in parallel).  The calling
+ * thread waits for its completion with a deadline of the store timeout;
+ * with many callers (the SCSI workers, the cache's write-back) that many
+ * requests are in flight.  Data goes through a bounce buffer that the
+ * request owns, never the caller's iovec, because a request may outlive
+ * its caller: the ownership invariant is that a struct rbd_req (its
+ * completion and buffer) belongs to the waiting caller until either the
+ * completion arrived (then the caller frees it) or the deadline passed
+ * (the caller marks it abandoned under the store's lock and returns EIO;
+ * the completion callback, seeing that, frees it).  An abandoned write
+ * may still land later, when the cluster answers again; the client was
+ * told it failed, so its blocks hold old or new data, as after any
+ * failed write.  Writes the caller saw succeed stay: librbd and the OSDs
+ * order requests to one object in the order they were sent.
+ *
+ * Exclusive ownership: a writable image is opened with its exclusive
+ * lock taken explicitly (the exclusive-lock feature); an explicitly
+ * taken lock is not handed over when another client asks for it, so a
+ * second writer is refused while this store lives.  A read-only open (a
+ * snapshot, or --read-only) takes no lock.
+ *
+ * Extents come from rbd_diff_iterate2 over a window of at most
+ * EXTENT_WINDOW bytes (without the fast-diff feature librbd looks at
+ * each object, so an unbounded query over a large image would be slow).
+ *
+ * FUA is a write followed by a flush: librbd has no per-write FUA, and
+ * its flush makes every earlier write durable on the OSDs.  Trim and
+ * zero are both write_zeroes: librbd's discard may skip partial objects
+ * (rbd_skip_partial_discard), which would break "reads as zeroes after
+ * trim"; write_zeroes deallocates whole objects and zeroes the rest.
+ *
+ * Errors: librbd's negative errno values become ENOSPC (a full pool),
+ * EROFS (writing a read-only image), or EIO; a deadline passed is EIO.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+#define SPEC_MAX_KV 16
+
+/* The parsed FILE; every string points into buf. */
+struct rbd_spec {
+  char *buf;
+  const char *pool, *ns, *image, *snap, *conf, *id, *keyring;
+  const char *key[SPEC_MAX_KV], *val[SPEC_MAX_KV];
+  int nkv;
+};
+
+bool
+store_rbd_is_spec (const char *file)
+{
+  return file != NULL && strncmp (file, "rbd:", 4) == 0;
+}
+
+/* Cut the next token off *p at any of the stop characters, removing
+ * backslash escapes in place; returns its start and sets *stop to the
+ * character that ended it (0 at the end). */
+static char *
+next_token (char **p, const char *stops, char *stop)
+{
+  char *start = *p, *out = *p, *in = *p;
+
+  while (*in && !strchr (stops, *in)) {
+    if (*in == '\\' && in[1])
+      in++;
+    *out++ = *in++;
+  }
+  *stop = *in;
+  *p = *in ? in + 1 : in;
+  *out = '\0';
+  return start;
+}
+
+static void
+spec_free (struct rbd_spec *sp)
+{
+  free (sp->buf);
+  sp->buf = NULL;
+}
+
+/* 0, or -1 with EINVAL (why says what is wrong) or ENOMEM. */
+static int
+spec_parse (const char *file, struct rbd_spec *sp, const char **why)
+{
+  char *p, stop;
+  const char *parts[3];
+  int n = 0;
+
+  memset (sp, 0, sizeof *sp);
+  *why = "expected rbd:POOL/IMAGE[@SNAP][:conf=PATH][:id=NAME][:keyring=PATH]";
+  if (!store_rbd_is_spec (file)) {
+    errno = EINVAL;
+    return -1;
+  }
+  sp->buf = strdup (file + 4);
+  if (sp->buf == NULL)
+    return -1;
+  p = sp->buf;
+  /* POOL[/NS]/IMAGE, up to '@' or ':'. */
+  do {
+    parts[n++] = next_token (&p, "/@:", &stop);
+  } while (stop == '/' && n < 3);
+  if (stop == '/' || n < 2)
+    goto bad;
+  for (int i = 0; i < n; i++)
+    if (*parts[i] == '\0')
+      goto bad;
+  sp->pool = parts[0];
+  sp->ns = n == 3 ? parts[1] : NULL;
+  sp->image = parts[n - 1];
+  if (stop == '@') {
+    sp->snap = next_token (&p, ":", &stop);
+    if (*sp->snap == '\0')
+      goto bad;
+  }
+  while (stop == ':') {
+    char *k = next_token (&p, "=:", &stop);
+    if (stop != '=' || *k == '\0') {
+      *why = "expected KEY=VALUE after ':' (conf=PATH, id=NAME, keyring=PATH or a Ceph option)";
+      goto bad;
+    }
+    char *v = next_token (&p, ":", &stop);
+    if (strcmp (k, "conf") == 0)
+      sp->conf = v;
+    else if (strcmp (k, "id") == 0)
+      sp->id = v;
+    else if (strcmp (k, "keyring") == 0)
+      sp->keyring = v;
+    else if (sp->nkv == SPEC_MAX_KV) {
+      *why = "more than 16 Ceph options";
+      goto bad;
+    }
+    else {
+      sp->key[sp->nkv] = k;
+      sp->val[sp->nkv++] = v;
+    }
+  }
+  return 0;
+
+bad:
+  spec_free (sp);
+  errno = EINVAL;
+  return -1;
+}
+
+#ifndef HAVE_RBD
+
+struct store *
+store_rbd_open (const char *file, unsigned flags, unsigned timeout,
+                char *why, size_t whylen)
+{
+  struct rbd_spec sp;
+  const char *w;
+
+  (void) flags; (void) timeout;
+  if (spec_parse (file, &sp, &w) == -1) {
+    snprintf (why, whylen, "%s", w);
+    return NULL;
+  }
+  spec_free (&sp);
+  snprintf (why, whylen, "this sgblkd was built without RBD support "
+            "(install librbd-dev and configure --with-rbd)");
+  errno = ENOTSUP;
+  return NULL;
+}
+
+uint64_t
+store_rbd_timeouts (struct store *s)
+{
+  (void) s;
+  return 0;
+}
+
+#else /* HAVE_RBD */
+
+#include <pthread.h>
+#include <time.h>
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+
+#define EXTENT_WINDOW (UINT64_C (128) << 20)
+
+struct rbd_store {
+  struct store s;                 /* first: the store handle points here */
+  rados_t cluster;
+  rados_ioctx_t io;
+  rbd_image_t image;
+  bool read_only;
+  unsigned timeout;               /* seconds a request may take */
+  pthread_mutex_t lock;           /* guards every rbd_req's state */
+  _Atomic uint64_t reads, writes, flushes, trims, zeroes, timeouts;
+};
+
+enum req_state { REQ_PENDING, REQ_DONE, REQ_ABANDONED };
+
+struct rbd_req {
+  struct rbd_store *r;
+  rbd_completion_t c;
+  pthread_cond_t done;
+  enum req_state state;           /* under r->lock */
+  ssize_t ret;
+  char *buf;                      /* bounce buffer, or NULL */
+};
+
+static inline struct rbd_store *
+to_rbd (struct store *s)
+{
+  return (struct rbd_store *) s;
+}
+
+static void
+req_free (struct rbd_req *q)
+{
+  rbd_aio_release (q->c);
+  pthread_cond_destroy (&q->done);
+  free (q->buf);
+  free (q);
+}
+
+/* librbd's completion thread: wake the caller, or free what it left. */
+static void
+req_complete (rbd_completion_t c, void *arg)
+{
+  struct rbd_req *q = arg;
+  struct rbd_store *r = q->r;
+
+  pthread_mutex_lock (&r->lock);
+  q->ret = rbd_aio_get_return_value (c);
+  if (q->state == REQ_ABANDONED) {
+    pthread_mutex_unlock (&r->lock);
+    req_free (q);
+    return;
+  }
+  q->state = REQ_DONE;
+  pthread_cond_signal (&q->done);
+  pthread_mutex_unlock (&r->lock);
+}
+
+static struct rbd_req *
+req_new (struct rbd_store *r, size_t buflen)
+{
+  struct rbd_req *q = calloc (1, sizeof *q);
+  pthread_condattr_t ca;
+
+  if (q == NULL)
+    return NULL;
+  q->r = r;
+  if (buflen && (q->buf = malloc (buflen)) == NULL) {
+    free (q);
+    return NULL;
+  }
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&q->done, &ca);
+  pthread_condattr_destroy (&ca);
+  if (rbd_aio_create_completion (q, req_complete, &q->c) < 0) {
+    pthread_cond_destroy (&q->done);
+    free (q->buf);
+    free (q);
+    errno = ENOMEM;
+    return NULL;
+  }
+  return q;
+}
+
+/* librbd's error to the store's: ENOSPC, EROFS or EIO. */
+static int
+map_error (ssize_t ret)
+{
+  int e = ret < 0 ? (int) -ret : EIO;
+  return e == ENOSPC || e == EDQUOT ? ENOSPC : e == EROFS ? EROFS : EIO;
+}
+
+/* Wait for q, submitted with submit's result sub (a librbd return
+ * value), until the store's deadline.  Returns librbd's result (>= 0),
+ * or -1 with errno; frees q unless it is left to the callback. */
+static ssize_t
+req_wait (struct rbd_req *q, int sub, char **buf)
+{
+  struct rbd_store *r = q->r;
+  struct timespec dl;
+  ssize_t ret;
+
+  if (sub < 0) {                  /* never submitted: no callback comes */
+    req_free (q);
+    errno = map_error (sub);
+    return -1;
+  }
+  clock_gettime (CLOCK_MONOTONIC, &dl);
+  dl.tv_sec += r->timeout;
+  pthread_mutex_lock (&r->lock);
+  while (q->state == REQ_PENDING)
+    if (pthread_cond_timedwait (&q->done, &r->lock, &dl) == ETIMEDOUT &&
+        q->state == REQ_PENDING) {
+      q->state = REQ_ABANDONED;   /* from now on the callback's */
+      pthread_mutex_unlock (&r->lock);
+      atomic_fetch_add_explicit (&r->timeouts, 1, memory_order_relaxed);
+      errno = EIO;
+      return -1;
+    }
+  pthread_mutex_unlock (&r->lock);
+  ret = q->ret;
+  if (buf) {                      /* the caller takes the buffer over */
+    *buf = q->buf;
+    q->buf = NULL;
+  }
+  req_free (q);
+  if (ret < 0) {
+    errno = map_error (ret);
+    return -1;
+  }
+  return ret;
+}
+
+static int
+rbd_store_pread (struct store *s, const struct iovec *iov, int iovcnt,
+                 uint64_t offset)
+{
+  struct rbd_store *r = to_rbd (s);
+  size_t len = (size_t) store_iov_len (iov, iovcnt), done = 0;
+  struct rbd_req *q;
+  char *buf;
+  ssize_t ret;
+
+  atomic_fetch_add_explicit (&r->reads, 1, memory_order_relaxed);
+  if (len == 0)
+    return 0;
+  if ((q = req_new (r, len)) == NULL)
+    return -1;
+  ret = req_wait (q, rbd_aio_read (r->image, offset, len, q->buf, q->c), &buf);
+  if (ret < 0)
+    return -1;
+  if ((size_t) ret != len) {      /* the image shrank under us */
+    free (buf);
+    errno = EIO;
+    return -1;
+  }
+  for (int i = 0; i < iovcnt; i++) {
+    memcpy (iov[i].iov_base, buf + done, iov[i].iov_len);
+    done += iov[i].iov_len;
+  }
+  free (buf);
+  return 0;
+}
+
+static int
+rbd_store_flush (struct store *s)
+{
+  struct rbd_store *r = to_rbd (s);
+  struct rbd_req *q;
+
+  atomic_fetch_add_explicit (&r->flushes, 1, memory_order_relaxed);
+  if (r->read_only)
+    return 0;
+  if ((q = req_new (r, 0)) == NULL)
+    return -1;
+  return req_wait (q, rbd_aio_flush (r->image, q->c), NULL) < 0 ? -1 : 0;
+}
+
+static int
+rbd_store_pwrite (struct store *s, const struct iovec *iov, int iovcnt,
+                  uint64_t offset, unsigned flags)
+{
+  struct rbd_store *r = to_rbd (s);
+  size_t len = (size_t) store_iov_len (iov, iovcnt), done = 0;
+  struct rbd_req *q;
+
+  if (r->read_only) {
+    errno = EROFS;
+    return -1;
+  }
+  atomic_fetch_add_explicit (&r->writes, 1, memory_order_relaxed);
+  if (len > 0) {
+    if ((q = req_new (r, len)) == NULL)
+      return -1;
+    for (int i = 0; i < iovcnt; i++) {
+      memcpy (q->buf + done, iov[i].iov_base, iov[i].iov_len);
+      done += iov[i].iov_len;
+    }
+    /* (A write's completion value is 0, not the length.) */
+    if (req_wait (q, rbd_aio_write (r->image, offset, len, q->buf, q->c), NULL) < 0)
+      return -1;
+  }
+  return (flags & STORE_FUA) ? rbd_store_flush (s) : 0;
+}
+
+static int
+zeroes (struct rbd_store *r, uint64_t offset, uint64_t len)
+{
+  struct rbd_req *q;
+
+  if (r->read_only) {
+    errno = EROFS;
+    return -1;
+  }
+  if (len == 0)
+    return 0;
+  if ((q = req_new (r, 0)) == NULL)
+    return -1;
+  return req_wait (q, rbd_aio_write_zeroes (r->image, offset, (size_t) len,
+                                            q->c, 0, 0), NULL) < 0 ? -1 : 0;
+}
+
+static int
+rbd_store_trim (struct store *s, uint64_t offset, uint64_t len)
+{
+  atomic_fetch_add_explicit (&to_rbd (s)->trims, 1, memory_order_relaxed);
+  return zeroes (to_rbd (s), offset, len);
+}
+
+static int
+rbd_store_zero (struct store *s, uint64_t offset, uint64_t len, unsigned flags)
+{
+  (void) flags;                   /* write_zeroes is fast, and may deallocate */
+  atomic_fetch_add_explicit (&to_rbd (s)->zeroes, 1, memory_order_relaxed);
+  return zeroes (to_rbd (s), offset, len);
+}
+
+/* The data extents rbd_diff_iterate2 reports in a window, in any order. */
+struct ext_list {
+  struct { uint64_t off, len; } *v;
+  size_t n, cap;
+};
+
+static int
+ext_add (uint64_t off, size_t len, int exists, void *arg)
+{
+  struct ext_list *l = arg;
+
+  if (!exists || len == 0)
+    return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    void *v = realloc (l->v, cap * sizeof l->v[0]);
+    if (v == NULL)
+      return -ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n].off = off;
+  l->v[l->n++].len = len;
+  return 0;
+}
+
+static int
+ext_cmp (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+static int
+rbd_store_extent (struct store *s, uint64_t offset, uint64_t len,
+                  uint64_t *ext_len, bool *allocated)
+{
+  struct rbd_store *r = to_rbd (s);
+  struct ext_list l = { NULL, 0, 0 };
+  uint64_t end, pos = offset;
+  int ret;
+
+  if (len > EXTENT_WINDOW)
+    len = EXTENT_WINDOW;
+  end = offset + len;
+  ret = rbd_diff_iterate2 (r->image, NULL, offset, len, 1, 0, ext_add, &l);
+  if (ret < 0) {
+    free (l.v);
+    errno = ret == -ENOMEM ? ENOMEM : EIO;
+    return -1;
+  }
+  qsort (l.v, l.n, sizeof l.v[0], ext_cmp);
+  /* Allocated from offset while the extents cover it without a gap. */
+  for (size_t i = 0; i < l.n; i++) {
+    if (l.v[i].off > pos)
+      break;
+    if (l.v[i].off + l.v[i].len > pos)
+      pos = l.v[i].off + l.v[i].len;
+  }
+  if (pos > offset) {
+    *allocated = true;
+    *ext_len = (pos < end ? pos : end) - offset;
+  }
+  else {                          /* a hole up to the first extent after it */
+    uint64_t next = end;
+    for (size_t i = 0; i < l.n; i++)
+      if (l.v[i].off > offset && l.v[i].off < next)
+        next = l.v[i].off;
+    *allocated = false;
+    *ext_len = next - offset;
+  }
+  free (l.v);
+  return 0;
+}
+
+static void
+rbd_store_stats (struct store *s, struct store_stats *st)
+{
+  struct rbd_store *r = to_rbd (s);
+
+  memset (st, 0, sizeof *st);
+  st->reads = atomic_load (&r->reads);
+  st->writes = atomic_load (&r->writes);
+  st->flushes = atomic_load (&r->flushes);
+  st->trims = atomic_load (&r->trims);
+  st->zeroes = atomic_load (&r->zeroes);
+}
+
+static void
+rbd_store_close (struct store *s)
+{
+  struct rbd_store *r = to_rbd (s);
+
+  /* rbd_close waits for requests in flight, abandoned ones too, and
+   * releases the exclusive lock. */
+  rbd_close (r->image);
+  rados_ioctx_destroy (r->io);
+  rados_shutdown (r->cluster);
+  pthread_mutex_destroy (&r->lock);
+  free (r);
+}
+
+uint64_t
+store_rbd_timeouts (struct store *s)
+{
+  if (s == NULL || s->ops->close != rbd_store_close)
+    return 0;
+  return atomic_load (&to_rbd (s)->timeouts);
+}
+
+static const struct store_ops rbd_ops = {
+  .name = "rbd",
+  .pread = rbd_store_pread,
+  .pwrite = rbd_store_pwrite,
+  .flush = rbd_store_flush,
+  .trim = rbd_store_trim,
+  .zero = rbd_store_zero,
+  .extent = rbd_store_extent,
+  .stats = rbd_store_stats,
+  .close = rbd_store_close,
+};
+
+/* Connect and open; on failure why names the problem, and everything
+ * made so far is undone. */
+static int
+rbd_connect (struct rbd_store *r, const struct rbd_spec *sp, char *why,
+             size_t whylen)
+{
+  char secs[16];
+  int ret;
+
+#define SAY(e, ...) do { snprintf (why, whylen, __VA_ARGS__); errno = (e); goto fail; } while (0)
+  r->cluster = NULL;
+  r->io = NULL;
+  r->image = NULL;
+  ret = rados_create (&r->cluster, sp->id);
+  if (ret < 0) {
+    r->cluster = NULL;
+    SAY (-ret, "cannot set up a Ceph client: %s", strerror (-ret));
+  }
+  ret = rados_conf_read_file (r->cluster, sp->conf);
+  if (ret < 0 && sp->conf)
+    SAY (-ret, "cannot read the Ceph configuration %s: %s", sp->conf, strerror (-ret));
+  if (ret < 0)
+    SAY (-ret, "no Ceph configuration in the default places (give :conf=PATH)");
+  if (sp->keyring && (ret = rados_conf_set (r->cluster, "keyring", sp->keyring)) < 0)
+    SAY (-ret, "bad keyring option '%s': %s", sp->keyring, strerror (-ret));
+  for (int i = 0; i < sp->nkv; i++)
+    if ((ret = rados_conf_set (r->cluster, sp->key[i], sp->val[i])) < 0)
+      SAY (EINVAL, "bad Ceph option %s=%s: %s", sp->key[i], sp->val[i], strerror (-ret));
+  /* A cluster that does not answer fails the start within the timeout. */
+  snprintf (secs, sizeof secs, "%u", r->timeout);
+  rados_conf_set (r->cluster, "client_mount_timeout", secs);
+  rados_conf_set (r->cluster, "rados_mon_op_timeout", secs);
+  ret = rados_connect (r->cluster);
+  if (ret == -ETIMEDOUT)
+    SAY (-ret, "no answer from the cluster's monitors within %u s (is the cluster up? see --store-timeout)",
+         r->timeout);
+  if (ret == -EACCES || ret == -EPERM || ret == -ENOENT || ret == -EINVAL)
+    SAY (-ret, "cannot authenticate to the cluster as client.%s: %s (check :id= and :keyring=)",
+         sp->id ? sp->id : "admin", strerror (-ret));
+  if (ret < 0)
+    SAY (-ret, "cannot connect to the cluster: %s", strerror (-ret));
+  ret = rados_ioctx_create (r->cluster, sp->pool, &r->io);
+  if (ret < 0) {
+    r->io = NULL;
+    if (ret == -ENOENT)
+      SAY (-ret, "no pool '%s' in the cluster", sp->pool);
+    SAY (-ret, "cannot open pool '%s': %s", sp->pool, strerror (-ret));
+  }
+  if (sp->ns)
+    rados_ioctx_set_namespace (r->io, sp->ns);
+  if (r->read_only || sp->snap)
+    ret = rbd_open_read_only (r->io, sp->image, &r->image, sp->snap);
+  else
+    ret = rbd_open (r->io, sp->image, &r->image, NULL);
+  if (ret < 0) {
+    r->image = NULL;
+    if (ret == -ENOENT && sp->snap &&
+        rbd_open_read_only (r->io, sp->image, &r->image, NULL) == 0)
+      SAY (ENOENT, "image '%s' has no snapshot '%s'", sp->image, sp->snap);
+    r->image = NULL;
+    if (ret == -ENOENT)
+      SAY (ENOENT, "no image '%s' in pool '%s'", sp->image, sp->pool);
+    SAY (-ret, "cannot open image '%s': %s", sp->image, strerror (-ret));
+  }
+  return 0;
+fail:
+  ret = errno;
+  if (r->image) rbd_close (r->image);
+  if (r->io) rados_ioctx_destroy (r->io);
+  if (r->cluster) rados_shutdown (r->cluster);
+  errno = ret;
+  return -1;
+}
+
+/* Become the image's only writer, or say who is. */
+static int
+rbd_take_lock (struct rbd_store *r, const struct rbd_spec *sp, char *why,
+               size_t whylen)
+{
+  uint64_t features = 0;
+  int ret;
+
+  if (rbd_get_features (r->image, &features) < 0 ||
+      !(features & RBD_FEATURE_EXCLUSIVE_LOCK))
+    SAY (EINVAL, "image '%s' lacks the exclusive-lock feature that keeps a second writer out "
+         "from under the cache (rbd feature enable %s/%s exclusive-lock), or serve it --read-only",
+         sp->image, sp->pool, sp->image);
+  ret = rbd_lock_acquire (r->image, RBD_LOCK_MODE_EXCLUSIVE);
+  if (ret == -EROFS || ret == -EBUSY || ret == -EAGAIN) {
+    char *owners[4] = { NULL };
+    size_t n = 4;
+    rbd_lock_mode_t mode;
+    bool named = rbd_lock_get_owners (r->image, &mode, owners, &n) == 0 && n > 0;
+    snprintf (why, whylen, "image '%s' is in use by another client%s%s%s (its exclusive lock "
+              "is held); serve it --read-only, or stop that client first",
+              sp->image, named ? " (" : "", named ? owners[0] : "", named ? ")" : "");
+    if (named)
+      rbd_lock_get_owners_cleanup (owners, n);
+    errno = EBUSY;
+    goto fail;
+  }
+  if (ret < 0)
+    SAY (-ret, "cannot take the exclusive lock of image '%s': %s", sp->image, strerror (-ret));
+  return 0;
+fail:
+  return -1;
+#undef SAY
+}
+
+struct store *
+store_rbd_open (const char *file, unsigned flags, unsigned timeout,
+                char *why, size_t whylen)
+{
+  struct rbd_spec sp;
+  struct rbd_store *r;
+  const char *w;
+  uint64_t size;
+  int e;
+
+  if (spec_parse (file, &sp, &w) == -1) {
+    snprintf (why, whylen, "%s", errno == EINVAL ? w : strerror (errno));
+    return NULL;
+  }
+  if (sp.snap && !(flags & STORE_RBD_READ_ONLY)) {
+    spec_free (&sp);
+    snprintf (why, whylen, "a snapshot is read-only: serve it with --read-only");
+    errno = EROFS;
+    return NULL;
+  }
+  r = calloc (1, sizeof *r);
+  if (r == NULL) {
+    spec_free (&sp);
+    snprintf (why, whylen, "%s", strerror (ENOMEM));
+    errno = ENOMEM;
+    return NULL;
+  }
+  r->read_only = flags & STORE_RBD_READ_ONLY;
+  r->timeout = timeout ? timeout : STORE_RBD_TIMEOUT;
+  if (rbd_connect (r, &sp, why, whylen) == -1)
+    goto fail;
+  if (!r->read_only && rbd_take_lock (r, &sp, why, whylen) == -1)
+    goto fail_open;
+  if ((e = rbd_get_size (r->image, &size)) < 0) {
+    snprintf (why, whylen, "cannot get the size of image '%s': %s", sp.image, strerror (-e));
+    errno = -e;
+    goto fail_open;
+  }
+  pthread_mutex_init (&r->lock, NULL);
+  r->s.ops = &rbd_ops;
+  r->s.size = size;
+  r->s.caps = STORE_CAP_PERSISTENT | STORE_CAP_TRIM | STORE_CAP_FAST_ZERO |
+              STORE_CAP_EXTENTS | (r->read_only ? STORE_CAP_READ_ONLY : 0);
+  spec_free (&sp);
+  return &r->s;
+
+fail_open:
+  e = errno;
+  rbd_close (r->image);
+  rados_ioctx_destroy (r->io);
+  rados_shutdown (r->cluster);
+  errno = e;
+fail:
+  e = errno;
+  spec_free (&sp);
+  free (r);
+  errno = e;
+  return NULL;
+}
+
+#endif /* HAVE_RBD */
