@@ -73,6 +73,7 @@ struct cli_options {
   const char *tls_certificates;  /* DIR of ca-cert.pem, server-cert.pem, server-key.pem */
   const char *tls_psk;         /* psktool key file */
   bool tls_verify_peer;        /* client certificates checked against the CA */
+  unsigned store_timeout;      /* rbd: FILE request timeout, seconds; 0 = default */
   bool help, version;
 };
 

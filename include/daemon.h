@@ -58,6 +58,7 @@ struct daemon_stack {
   uint64_t corrupt_seen;           /* damaged blocks reported so far */
   uint64_t spill_errors_seen;      /* spill file errors reported so far */
   uint64_t store_errors_seen;      /* unit's store errors reported so far */
+  uint64_t rbd_timeouts_seen;      /* RBD requests past the timeout, reported */
   bool short_file_said;            /* the file's shrinking reported, */
   uint64_t short_file_size_said;   /* at this size */
 };
@@ -187,5 +188,10 @@ int daemon_systemd_listen (struct daemon *d);
 void daemon_systemd_ready (const struct daemon *dm, bool detached);
 /* SIGTERM or SIGINT arrived: STOPPING=1. */
 void daemon_systemd_stopping (void);
+
+/* rbd.c: open o->file, an rbd: FILE, as a store (logs why not: NULL
+ * with errno); say what requests the cluster left unanswered. */
+struct store *daemon_rbd_open (const struct cli_options *o);
+void daemon_rbd_tick (struct daemon_stack *d);
 
 #endif

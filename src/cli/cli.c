@@ -47,6 +47,7 @@ enum {
   OPT_TLS_CERTIFICATES,
   OPT_TLS_PSK,
   OPT_TLS_VERIFY_PEER,
+  OPT_STORE_TIMEOUT,
 };
 
 const char cli_short_opts[] = "s:U:p:b:e:rB:t:fP:vVh";
@@ -82,6 +83,7 @@ const struct option cli_long_opts[] = {
   { "tls-certificates", required_argument, NULL, OPT_TLS_CERTIFICATES },
   { "tls-psk",     required_argument, NULL, OPT_TLS_PSK },
   { "tls-verify-peer", no_argument,   NULL, OPT_TLS_VERIFY_PEER },
+  { "store-timeout", required_argument, NULL, OPT_STORE_TIMEOUT },
   { "foreground",  no_argument,       NULL, 'f' },
   { "pidfile",     required_argument, NULL, 'P' },
   { "verbose",     no_argument,       NULL, 'v' },
@@ -98,6 +100,8 @@ cli_usage (FILE *f)
   fputs (
 "Usage: sgblkd [OPTIONS] [FILE]\n"
 "Serve FILE (a regular file or block device), or an in-memory disk, over NBD.\n"
+"FILE may be a Ceph RBD image, rbd:POOL/IMAGE[@SNAP][:conf=PATH][:id=NAME]\n"
+"[:keyring=PATH] (qemu's syntax; a snapshot needs --read-only).\n"
 "\n"
 "Disk:\n"
 "  -s, --size SIZE         in-memory disk size, or the size for --create\n"
@@ -110,6 +114,9 @@ cli_usage (FILE *f)
 "                          the same minimum)\n"
 "      --cache-mode MODE   writeback, writethrough or off (default writeback)\n"
 "      --cache-block SIZE  cache block, 4K to 64K, a power of two (default 4K)\n"
+"      --store-timeout SECONDS\n"
+"                          rbd: FILE: fail a request the cluster has not\n"
+"                          answered for this long with EIO (default 60)\n"
 "      --recompress-idle SECONDS\n"
 "                          recompress blocks not written for this long with\n"
 "                          LZ4HC in the background; 0 never (default 60)\n"
@@ -490,6 +497,11 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
       o->tls_psk = optarg;
       break;
     case OPT_TLS_VERIFY_PEER: o->tls_verify_peer = true; break;
+    case OPT_STORE_TIMEOUT:
+      if (parse_uint (optarg, 1, 86400, &v) == -1)
+        USAGE ("invalid store timeout '%s' (1-86400 seconds)", optarg);
+      o->store_timeout = (unsigned) v;
+      break;
     case 'f': o->foreground = true; break;
     case 'P':
       if (*optarg == '\0')
@@ -528,6 +540,11 @@ cli_parse (int argc, char **argv, struct cli_options *o, FILE *err)
     return 0;
   }
 
+  if (o->store_timeout && !store_rbd_is_spec (o->file))
+    USAGE ("--store-timeout applies to an rbd: FILE");
+  if (store_rbd_is_spec (o->file) && (o->create || o->direct))
+    USAGE ("%s with an rbd: FILE: %s", o->create ? "--create" : "--direct",
+           o->create ? "create the image with rbd create" : "it applies to local files");
   if (o->file) {
     if (size_arg && !o->create)
       USAGE ("--size with FILE only sets the size for --create");

@@ -35,7 +35,7 @@
 static const char *const export_keys[] = {
   "size", "create", "read-only", "block-size", "direct", "mem-limit",
   "cache-size", "cache-mode", "cache-block", "recompress-idle", "spill",
-  "fuse", "fuse-opt", "description", "file", NULL
+  "fuse", "fuse-opt", "description", "store-timeout", "file", NULL
 };
 
 /* Options that cannot be in a file at all. */

@@ -3,6 +3,7 @@ libsgblk_a_SOURCES += \
 	src/daemon/daemon.c \
 	src/daemon/internal.h \
 	src/daemon/metrics.c \
+	src/daemon/rbd.c \
 	src/daemon/stack.c \
 	src/daemon/stats.c \
 	src/daemon/swap.c \

@@ -62,6 +62,11 @@ open_store (struct daemon_stack *d)
   };
   struct store *file;
 
+  if (o->file && store_rbd_is_spec (o->file)) {
+    if ((file = daemon_rbd_open (o)) == NULL)
+      return -1;
+    goto cache;                    /* what follows is for local files */
+  }
   if (o->file == NULL) {
     cc.size = o->size;
     cc.mem_limit = o->mem_limit;
@@ -120,6 +125,7 @@ open_store (struct daemon_stack *d)
     else
       FAIL (e, "%s: %s", o->file, strerror (e));
   }
+cache:
   if (cache_mode_parse (o->cache_mode, &cc.mode) == -1)
     abort ();                   /* cli_parse checked it */
   struct store *bottom = file;
@@ -271,6 +277,7 @@ daemon_stack_tick (struct daemon_stack *d)
    * above its high watermark. */
   if (++d->ticks % 10 == 0)
     cache_compact (d->cache);
+  daemon_rbd_tick (d);
 }
 
 void
