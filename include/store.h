@@ -17,6 +17,7 @@
 #define SGBLK_STORE_H
 
 #include <assert.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -54,6 +55,14 @@ struct store_stats {
   uint64_t short_file_size;
 };
 
+/* One of the disjoint writes of store_pwrite_batch. */
+struct store_write {
+  const void *buf;
+  size_t len;
+  uint64_t offset;
+};
+#define STORE_BATCH_MAX 64
+
 struct store_ops {
   const char *name;
   int (*pread) (struct store *s, const struct iovec *iov, int iovcnt,
@@ -61,6 +70,12 @@ struct store_ops {
   int (*pwrite) (struct store *s, const struct iovec *iov, int iovcnt,
                  uint64_t offset, unsigned flags);
   int (*flush) (struct store *s);
+  /* Optional (NULL: pwrite one after the other).  Write n (at most
+   * STORE_BATCH_MAX) disjoint ranges, at once where the store can (many
+   * requests in flight to a remote store); res[i] becomes 0 or the errno
+   * of w[i]; with STORE_FUA every write that succeeded is durable. */
+  void (*pwrite_batch) (struct store *s, const struct store_write *w, int n,
+                        unsigned flags, int *res);
   /* Deallocate; afterwards the range reads as zeroes. */
   int (*trim) (struct store *s, uint64_t offset, uint64_t len);
   int (*zero) (struct store *s, uint64_t offset, uint64_t len, unsigned flags);
@@ -169,6 +184,30 @@ store_pwrite (struct store *s, const struct iovec *iov, int iovcnt,
   assert (store_range_ok (s, off, store_iov_len (iov, iovcnt)));
   assert ((flags & ~STORE_FUA) == 0);
   return s->ops->pwrite (s, iov, iovcnt, off, flags);
+}
+
+/* 0 if every write succeeded, else -1 with the first failure's errno. */
+static inline int
+store_pwrite_batch (struct store *s, const struct store_write *w, int n,
+                    unsigned flags, int *res)
+{
+  assert (n >= 0 && n <= STORE_BATCH_MAX && res != NULL);
+  assert ((flags & ~STORE_FUA) == 0);
+  for (int i = 0; i < n; i++)
+    assert (w[i].buf != NULL && store_range_ok (s, w[i].offset, w[i].len));
+  if (s->ops->pwrite_batch)
+    s->ops->pwrite_batch (s, w, n, flags, res);
+  else
+    for (int i = 0; i < n; i++) {
+      struct iovec iov = { (void *) w[i].buf, w[i].len };
+      res[i] = s->ops->pwrite (s, &iov, 1, w[i].offset, flags) == -1 ? errno : 0;
+    }
+  for (int i = 0; i < n; i++)
+    if (res[i]) {
+      errno = res[i];
+      return -1;
+    }
+  return 0;
 }
 
 static inline int

@@ -1,9 +1,13 @@
 /* Write-back and eviction of the block map (backing mode).
  *
  * Write-back scans a range of the map in LBA order and sends each run of
- * adjacent dirty blocks as one request: a pwritev of the decompressed
+ * adjacent dirty blocks as one request: a write of the decompressed
  * blocks, or one zero request for a run of zero blocks (trims and
- * zeroes).  It runs under wb_lock, so write-backs never overlap and the
+ * zeroes; up to CACHE_WB_ZERO_BYTES).  Data runs are copied out into
+ * wbuf until it is full (CACHE_WB_BYTES) or STORE_BATCH_MAX runs wait,
+ * then sent together with store_pwrite_batch, so that a store with
+ * requests of high latency (RBD) has many in flight; the runs of a batch
+ * are disjoint, so their order does not matter.  It runs under wb_lock, so write-backs never overlap and the
  * backing store never receives an older copy of a block after a newer
  * one.  Copying a block out sets its WB bit; the block is marked clean
  * afterwards only if the bit is still set, i.e. nothing wrote the block
@@ -25,6 +29,12 @@
 
 #include "internal.h"
 #include "sync.h"
+
+/* A run of dirty data blocks copied out into wbuf, waiting to be sent. */
+struct wb_run {
+  uint64_t b;
+  uint32_t n;
+};
 
 static bool
 is_zero_block (const struct cmeta *m)
@@ -53,10 +63,49 @@ finish_run (struct cache *k, uint64_t b, uint32_t n, bool written)
   }
 }
 
+/* Send the data runs copied out into wbuf, all at once; then clear or
+ * keep their blocks' WB bits.  0, or the errno of a failed run. */
+static int
+send_runs (struct cache *k, const struct wb_run *runs, int nruns, bool fua)
+{
+  struct store_write w[STORE_BATCH_MAX];
+  int res[STORE_BATCH_MAX], err = 0;
+  size_t pos = 0;
+
+  if (nruns == 0)
+    return 0;
+  for (int i = 0; i < nruns; i++) {
+    uint64_t off = runs[i].b << k->shift;
+    uint64_t len = (uint64_t) runs[i].n << k->shift;
+    if (off + len > k->s.size)
+      len = k->s.size - off;
+    w[i] = (struct store_write) { k->wbuf + pos, (size_t) len, off };
+    pos += (size_t) runs[i].n << k->shift;
+  }
+  store_pwrite_batch (k->backing, w, nruns, fua ? STORE_FUA : 0, res);
+  for (int i = 0; i < nruns; i++) {
+    finish_run (k, runs[i].b, runs[i].n, res[i] == 0);
+    if (res[i]) {
+      if (!err)
+        err = res[i];
+      continue;
+    }
+    if (!fua)
+      k->unsynced = true;
+    atomic_fetch_add (&k->wb_runs, 1);
+    atomic_fetch_add (&k->st.written_back, runs[i].n);
+  }
+  return err;
+}
+
 int
 cache_writeback (struct cache *k, uint64_t first, uint64_t end, bool fua)
 {
   uint32_t max = CACHE_WB_BYTES >> k->shift;
+  uint32_t zmax = (uint32_t) (CACHE_WB_ZERO_BYTES >> k->shift);
+  struct wb_run runs[STORE_BATCH_MAX];
+  int nruns = 0, r;
+  uint32_t used = 0;                  /* blocks of wbuf the runs hold */
   int err = 0;
 
   for (uint64_t b = first; b < end; ) {
@@ -64,18 +113,26 @@ cache_writeback (struct cache *k, uint64_t first, uint64_t end, bool fua)
       b++;
       continue;
     }
+    if (used == max || nruns == STORE_BATCH_MAX) {
+      if ((r = send_runs (k, runs, nruns, fua)) != 0) {
+        errno = r;
+        return -1;
+      }
+      nruns = 0;
+      used = 0;
+    }
     /* Copy out a run of dirty blocks of one kind (data or zero). */
     uint32_t n = 0;
     int zero = -1;
     bool bad = false;
-    while (n < max && b + n < end) {
+    while (n < (zero == 1 ? zmax : max - used) && b + n < end) {
       uint64_t x = b + n;
       pthread_mutex_t *l = &k->stripes[x % CACHE_NSTRIPES];
       struct cmeta *m = &k->meta[x];
       pthread_mutex_lock (l);
       bool ok = (m->flags & CM_DIRTY) && (zero == -1 || zero == is_zero_block (m));
       if (ok && !is_zero_block (m) &&
-          cache_decode (k, x, k->wbuf + ((size_t) n << k->shift)) == -1)
+          cache_decode (k, x, k->wbuf + ((size_t) (used + n) << k->shift)) == -1)
         ok = false, bad = true;
       if (ok) {
         if (zero == -1)
@@ -93,29 +150,32 @@ cache_writeback (struct cache *k, uint64_t first, uint64_t end, bool fua)
       b++;
       continue;
     }
+    if (!zero) {                      /* sent with the batch */
+      runs[nruns++] = (struct wb_run) { b, n };
+      used += n;
+      b += n;
+      continue;
+    }
     uint64_t off = b << k->shift;
     uint64_t len = (uint64_t) n << k->shift;
     if (off + len > k->s.size)
       len = k->s.size - off;
-    int r;
-    if (zero)
-      r = store_zero (k->backing, off, len, STORE_MAY_TRIM);
-    else {
-      struct iovec iov = { k->wbuf, len };
-      r = store_pwrite (k->backing, &iov, 1, off, fua ? STORE_FUA : 0);
-    }
-    if (r == -1) {
+    if (store_zero (k->backing, off, len, STORE_MAY_TRIM) == -1) {
       int e = errno;
       finish_run (k, b, n, false);
+      r = send_runs (k, runs, nruns, fua);
       errno = e;
       return -1;
     }
-    if (zero || !fua)
-      k->unsynced = true;
+    k->unsynced = true;
     atomic_fetch_add (&k->wb_runs, 1);
     finish_run (k, b, n, true);
     atomic_fetch_add (&k->st.written_back, n);
     b += n;
+  }
+  if ((r = send_runs (k, runs, nruns, fua)) != 0) {
+    errno = r;
+    return -1;
   }
   if (err) {
     errno = err;

@@ -79,6 +79,10 @@ uint64_t zpool_moved (const struct zpool *zp);
 
 #define CACHE_NSTRIPES 1024
 #define CACHE_WB_BYTES (1u << 20)       /* one write-back request at most */
+/* ... of data; a run of zero blocks needs no buffer, and one long zero
+ * request lets the store deallocate whole units (an RBD image's 4 MiB
+ * objects) that 1 MiB pieces would only zero. */
+#define CACHE_WB_ZERO_BYTES (UINT64_C (1) << 30)
 
 /* Block flags. */
 #define CM_PRESENT 0x1   /* the map holds the block */
