@@ -8,8 +8,9 @@
  * Requests: each operation is one librbd aio request (librbd splits it
  * over the image's objects and sends those in parallel).  The calling
  * thread waits for its completion with a deadline of the store timeout;
- * with many callers (the SCSI workers, the cache's write-back) that many
- * requests are in flight.  Data goes through a bounce buffer that the
+ * with many callers (the SCSI workers for cache misses and writes that
+ * pass the cache) that many requests are in flight, and the cache's
+ * write-back sends its batches (store_pwrite_batch) all at once.  Data goes through a bounce buffer that the
  * request owns, never the caller's iovec, because a request may outlive
  * its caller: the ownership invariant is that a struct rbd_req (its
  * completion and buffer) belongs to the waiting caller until either the
@@ -287,14 +288,22 @@ map_error (ssize_t ret)
   return e == ENOSPC || e == EDQUOT ? ENOSPC : e == EROFS ? EROFS : EIO;
 }
 
+static void
+deadline (const struct rbd_store *r, struct timespec *dl)
+{
+  clock_gettime (CLOCK_MONOTONIC, dl);
+  dl->tv_sec += r->timeout;
+}
+
 /* Wait for q, submitted with submit's result sub (a librbd return
- * value), until the store's deadline.  Returns librbd's result (>= 0),
- * or -1 with errno; frees q unless it is left to the callback. */
+ * value), until the deadline dl (NULL: the store's timeout from now).
+ * Returns librbd's result (>= 0), or -1 with errno; frees q unless it
+ * is left to the callback. */
 static ssize_t
-req_wait (struct rbd_req *q, int sub, char **buf)
+req_wait (struct rbd_req *q, int sub, char **buf, const struct timespec *dl)
 {
   struct rbd_store *r = q->r;
-  struct timespec dl;
+  struct timespec now_dl;
   ssize_t ret;
 
   if (sub < 0) {                  /* never submitted: no callback comes */
@@ -302,11 +311,13 @@ req_wait (struct rbd_req *q, int sub, char **buf)
     errno = map_error (sub);
     return -1;
   }
-  clock_gettime (CLOCK_MONOTONIC, &dl);
-  dl.tv_sec += r->timeout;
+  if (dl == NULL) {
+    deadline (r, &now_dl);
+    dl = &now_dl;
+  }
   pthread_mutex_lock (&r->lock);
   while (q->state == REQ_PENDING)
-    if (pthread_cond_timedwait (&q->done, &r->lock, &dl) == ETIMEDOUT &&
+    if (pthread_cond_timedwait (&q->done, &r->lock, dl) == ETIMEDOUT &&
         q->state == REQ_PENDING) {
       q->state = REQ_ABANDONED;   /* from now on the callback's */
       pthread_mutex_unlock (&r->lock);
@@ -343,7 +354,7 @@ rbd_store_pread (struct store *s, const struct iovec *iov, int iovcnt,
     return 0;
   if ((q = req_new (r, len)) == NULL)
     return -1;
-  ret = req_wait (q, rbd_aio_read (r->image, offset, len, q->buf, q->c), &buf);
+  ret = req_wait (q, rbd_aio_read (r->image, offset, len, q->buf, q->c), &buf, NULL);
   if (ret < 0)
     return -1;
   if ((size_t) ret != len) {      /* the image shrank under us */
@@ -370,7 +381,7 @@ rbd_store_flush (struct store *s)
     return 0;
   if ((q = req_new (r, 0)) == NULL)
     return -1;
-  return req_wait (q, rbd_aio_flush (r->image, q->c), NULL) < 0 ? -1 : 0;
+  return req_wait (q, rbd_aio_flush (r->image, q->c), NULL, NULL) < 0 ? -1 : 0;
 }
 
 static int
@@ -394,10 +405,49 @@ rbd_store_pwrite (struct store *s, const struct iovec *iov, int iovcnt,
       done += iov[i].iov_len;
     }
     /* (A write's completion value is 0, not the length.) */
-    if (req_wait (q, rbd_aio_write (r->image, offset, len, q->buf, q->c), NULL) < 0)
+    if (req_wait (q, rbd_aio_write (r->image, offset, len, q->buf, q->c), NULL, NULL) < 0)
       return -1;
   }
   return (flags & STORE_FUA) ? rbd_store_flush (s) : 0;
+}
+
+/* The cache's write-back: every write in flight at once, one deadline
+ * for them all, then one flush for FUA. */
+static void
+rbd_store_pwrite_batch (struct store *s, const struct store_write *w, int n,
+                        unsigned flags, int *res)
+{
+  struct rbd_store *r = to_rbd (s);
+  struct rbd_req *q[STORE_BATCH_MAX];
+  int sub[STORE_BATCH_MAX];
+  struct timespec dl;
+  bool any = false;
+
+  for (int i = 0; i < n; i++) {
+    res[i] = 0;
+    q[i] = NULL;
+    if (r->read_only) {
+      res[i] = EROFS;
+      continue;
+    }
+    atomic_fetch_add_explicit (&r->writes, 1, memory_order_relaxed);
+    if ((q[i] = req_new (r, w[i].len ? w[i].len : 1)) == NULL) {
+      res[i] = errno;
+      continue;
+    }
+    memcpy (q[i]->buf, w[i].buf, w[i].len);
+    sub[i] = rbd_aio_write (r->image, w[i].offset, w[i].len, q[i]->buf, q[i]->c);
+  }
+  deadline (r, &dl);
+  for (int i = 0; i < n; i++)
+    if (q[i]) {
+      res[i] = req_wait (q[i], sub[i], NULL, &dl) < 0 ? errno : 0;
+      any |= res[i] == 0;
+    }
+  if ((flags & STORE_FUA) && any && rbd_store_flush (s) == -1)
+    for (int i = 0; i < n; i++)
+      if (res[i] == 0)
+        res[i] = errno;
 }
 
 static int
@@ -414,7 +464,7 @@ zeroes (struct rbd_store *r, uint64_t offset, uint64_t len)
   if ((q = req_new (r, 0)) == NULL)
     return -1;
   return req_wait (q, rbd_aio_write_zeroes (r->image, offset, (size_t) len,
-                                            q->c, 0, 0), NULL) < 0 ? -1 : 0;
+                                            q->c, 0, 0), NULL, NULL) < 0 ? -1 : 0;
 }
 
 static int
@@ -547,6 +597,7 @@ static const struct store_ops rbd_ops = {
   .pread = rbd_store_pread,
   .pwrite = rbd_store_pwrite,
   .flush = rbd_store_flush,
+  .pwrite_batch = rbd_store_pwrite_batch,
   .trim = rbd_store_trim,
   .zero = rbd_store_zero,
   .extent = rbd_store_extent,
@@ -577,6 +628,10 @@ rbd_connect (struct rbd_store *r, const struct rbd_spec *sp, char *why,
     SAY (-ret, "cannot read the Ceph configuration %s: %s", sp->conf, strerror (-ret));
   if (ret < 0)
     SAY (-ret, "no Ceph configuration in the default places (give :conf=PATH)");
+  /* The daemon says what went wrong in one line of its own: librados
+   * writes nothing to stderr (unless FILE asks for it below). */
+  rados_conf_set (r->cluster, "log_to_stderr", "false");
+  rados_conf_set (r->cluster, "err_to_stderr", "false");
   if (sp->keyring && (ret = rados_conf_set (r->cluster, "keyring", sp->keyring)) < 0)
     SAY (-ret, "bad keyring option '%s': %s", sp->keyring, strerror (-ret));
   for (int i = 0; i < sp->nkv; i++)
@@ -586,6 +641,11 @@ rbd_connect (struct rbd_store *r, const struct rbd_spec *sp, char *why,
   snprintf (secs, sizeof secs, "%u", r->timeout);
   rados_conf_set (r->cluster, "client_mount_timeout", secs);
   rados_conf_set (r->cluster, "rados_mon_op_timeout", secs);
+  /* (Else librados looks for monitors in DNS, and says ENOENT.) */
+  char mons[2] = "";
+  if (rados_conf_get (r->cluster, "mon_host", mons, sizeof mons) == 0 && mons[0] == '\0')
+    SAY (ENOENT, "no monitor address (mon host) in the Ceph configuration%s%s",
+         sp->conf ? " " : "", sp->conf ? sp->conf : "");
   ret = rados_connect (r->cluster);
   if (ret == -ETIMEDOUT)
     SAY (-ret, "no answer from the cluster's monitors within %u s (is the cluster up? see --store-timeout)",
