@@ -19,6 +19,10 @@
 # python3-prometheus-client and prometheus-node-exporter read the
 # --stats-file in its test; the tests run their own node exporter, on a
 # port of their own, so the package's service need not run.
+# librbd-dev and librados-dev build the Ceph RBD store; ceph-mon, ceph-osd
+# and ceph-common run the RBD tests' throw-away cluster (the packages'
+# services are not used), and qemu-block-extra is qemu's rbd: driver,
+# which the tests compare against.
 set -e
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null 2>&1 ||
@@ -36,4 +40,5 @@ apt-get install -y -q --no-install-recommends \
   gnuplot-nox file python3-prometheus-client prometheus-node-exporter \
   qemu-system-x86 busybox-static nbd-client kmod \
   libgnutls28-dev gnutls-bin \
+  librbd-dev librados-dev ceph-mon ceph-osd ceph-common qemu-block-extra \
   ca-certificates >/dev/null
