@@ -55,6 +55,9 @@ SHELL_TESTS = \
 	tests/test-nbdinfo-shows-size-block-sizes-and-flags.sh \
 	tests/test-qemu-img-convert-and-compare.sh \
 	tests/test-qemu-io-patterns-fua-discard-and-write-zeroes.sh \
+	tests/test-rbd-a-stopped-osd-gives-eio-after-the-timeout-and-costs-other-exports-nothing.sh \
+	tests/test-rbd-image-round-trips-matches-qemus-driver-and-has-one-writer.sh \
+	tests/test-rbd-sigkill-while-writing-keeps-every-flushed-write-in-the-image.sh \
 	tests/test-sgblkd-daemon-mode-pidfile-and-sigterm.sh \
 	tests/test-sgblkd-every-option-with-good-edge-and-nonsense-values.sh \
 	tests/test-sgblkd-runtime-errors-exit-1-usage-errors-exit-2.sh \
@@ -75,6 +78,8 @@ SHELL_TESTS = \
 	tests/test-systemd-units-verify-cleanly-and-install-with-the-sbindir.sh
 
 TESTS += $(SHELL_TESTS)
+# The RBD tests' single-node Ceph cluster.
+EXTRA_DIST += tests/ceph-functions.sh
 # Stand-ins for systemd's socket passing and notification socket.
 EXTRA_DIST += tests/listen_fds.py tests/notify_listener.py
 # Needs systemd as PID 1, so it is not in make check (see its header).
@@ -86,7 +91,7 @@ EXTRA_DIST += tests/tls-functions.sh
 EXTRA_DIST += contrib/bench/run.sh contrib/bench/common.sh contrib/bench/nbd.sh \
 	contrib/bench/nbd-compressible.sh contrib/bench/nbd-multiconn.sh \
 	contrib/bench/nbd-file.sh contrib/bench/fuse.sh contrib/bench/compress.sh \
-	contrib/bench/fuse-swap.sh
+	contrib/bench/fuse-swap.sh contrib/bench/nbd-rbd.sh
 EXTRA_DIST += contrib/bench/nbd-tls.sh
 
 # The allocator-call counter that swap-mode tests preload into the daemon

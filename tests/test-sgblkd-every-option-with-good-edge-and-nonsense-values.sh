@@ -395,6 +395,21 @@ usage --stats-file "$tmp/s5.prom" --stats-interval ''
 runtime --stats-file "$tmp/no/such/dir/sgblk.prom" --size 1M
 runtime --stats-file "$tmp/dir" --size 1M   # a directory
 
+# --store-timeout and rbd: FILEs (served with a cluster in
+# tests/test-rbd-*.sh; here what is refused before or without one)
+printf '[global]\nmon host = v1:127.0.0.1:9\n' >"$tmp/nomon.conf"
+usage --store-timeout 5 --size 1M           # not an rbd: FILE
+usage --store-timeout 0 rbd:rbd/img
+usage --store-timeout 86401 rbd:rbd/img
+usage --store-timeout 5s rbd:rbd/img
+usage --store-timeout '' rbd:rbd/img
+usage --store-timeout 5 "$tmp/disk.img"
+usage --create --size 1M rbd:rbd/img
+usage --direct rbd:rbd/img
+runtime rbd:no-image-named
+runtime "rbd:rbd/img:conf=$tmp/no-such.conf"
+runtime --store-timeout 1 "rbd:rbd/img:conf=$tmp/nomon.conf"
+
 # The live daemon kept serving through every row that wanted its socket
 # or port.
 nbdinfo --size "nbd+unix:///?socket=$tmp/live.sock" | grep -qx 1048576 || fail "the live daemon stopped serving"

@@ -1,0 +1,99 @@
+# A throw-away single-node Ceph cluster for the RBD store's tests and
+# benchmark: one monitor and one OSD (memstore: the data lives in the
+# OSD's memory), no authentication, pools of one replica, all on
+# 127.0.0.1 in $tmp/ceph.  Source it after tests/functions.sh, then:
+#   ceph_start            # sets $CEPH_CONF, $ceph_mon_pid, $ceph_osd_pid
+#   rbd create --size 256M rbd/img
+#   sgblkd ... "rbd:rbd/img:conf=$CEPH_CONF"
+# The cluster is killed at exit (cleanup_fn).  Nothing here touches
+# /etc/ceph or any other cluster: every path is in the conf file, and the
+# ceph and rbd commands are pointed at it through CEPH_CONF.
+# CEPH_MEMSTORE_BYTES: the OSD's capacity, in memory (2 GiB).
+# The caller provides skip, requires, fail and cleanup_fn (tests/functions.sh
+# does; contrib/bench/nbd-rbd.sh defines its own).
+
+# requires_ceph: skip unless the cluster's programs are installed.
+requires_ceph ()
+{
+  [ "$(id -u)" -eq 0 ] || skip "needs root to run the Ceph daemons"
+  requires ceph-mon ceph-osd ceph rbd monmaptool ceph-authtool
+}
+
+_ceph_wait ()                     # SECONDS WHAT COMMAND...: until it succeeds
+{
+  local secs=$1 what=$2 i; shift 2
+  for i in $(seq $(( secs * 5 ))); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  tail -n 20 "$tmp"/ceph/*.log >&2 2>/dev/null
+  fail "Ceph: $what within $secs s"
+}
+
+# ceph_start [POOL]: start the cluster and create POOL (default rbd).
+ceph_start ()
+{
+  local pool=${1:-rbd} d=$tmp/ceph port fsid try
+  mkdir -p "$d/mon" "$d/osd" "$d/run"
+  fsid=$(cat /proc/sys/kernel/random/uuid)
+  export CEPH_CONF=$d/ceph.conf
+  for try in $(seq 10); do
+    port=$(shuf -i 20000-60000 -n 1)
+    cat >"$CEPH_CONF" <<EOF
+[global]
+fsid = $fsid
+mon host = v1:127.0.0.1:$port
+public addr = 127.0.0.1
+ms bind msgr2 = false
+auth cluster required = none
+auth service required = none
+auth client required = none
+keyring = $d/keyring
+mon allow pool size one = true
+mon allow pool delete = true
+mon warn on pool no redundancy = false
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg autoscale mode = off
+osd crush chooseleaf type = 0
+osd objectstore = memstore
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-2147483648}
+osd data = $d/osd
+osd journal size = 0
+mon data = $d/mon
+run dir = $d/run
+admin socket = $d/run/\$name.asok
+pid file = $d/run/\$name.pid
+log file = $d/\$name.log
+log to stderr = false
+err to stderr = false
+crash dir = $d/crash
+# A client killed with SIGKILL holds the image's exclusive lock until
+# its watch expires: keep that short for the restart checks.
+osd client watch timeout = 5
+rbd blocklist on break lock = true
+EOF
+    rm -rf "$d/mon" && mkdir -p "$d/mon"
+    ceph-authtool --create-keyring "$d/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+    monmaptool --create --clobber --fsid "$fsid" --addv a "[v1:127.0.0.1:$port]" "$d/monmap" >/dev/null
+    ceph-mon -c "$CEPH_CONF" --mkfs -i a --monmap "$d/monmap" --keyring "$d/keyring"
+    ceph-mon -c "$CEPH_CONF" -i a -f >/dev/null 2>&1 &
+    ceph_mon_pid=$!
+    cleanup_fn "kill -KILL $ceph_mon_pid 2>/dev/null; kill -CONT $ceph_mon_pid 2>/dev/null"
+    sleep 0.3
+    kill -0 "$ceph_mon_pid" 2>/dev/null && break
+    grep -q "Address already in use" "$d/mon.a.log" 2>/dev/null || break
+  done
+  _ceph_wait 20 "the monitor did not answer" ceph --connect-timeout 2 mon stat
+  local id
+  id=$(ceph osd create)
+  ceph-osd -c "$CEPH_CONF" -i "$id" --mkfs >/dev/null 2>&1 ||
+    { tail "$d"/osd.*.log >&2; fail "Ceph: ceph-osd --mkfs failed"; }
+  ceph-osd -c "$CEPH_CONF" -i "$id" -f >/dev/null 2>&1 &
+  ceph_osd_pid=$!
+  cleanup_fn "kill -CONT $ceph_osd_pid 2>/dev/null; kill -KILL $ceph_osd_pid 2>/dev/null"
+  _ceph_wait 30 "osd.$id did not come up" sh -c "ceph osd dump | grep -q '^osd.$id up'"
+  ceph osd pool create "$pool" 8 8 >/dev/null 2>&1
+  ceph osd pool application enable "$pool" rbd >/dev/null 2>&1
+  _ceph_wait 30 "pool $pool did not become usable" rbd -p "$pool" ls
+}
