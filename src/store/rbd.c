@@ -38,6 +38,10 @@
  * (rbd_skip_partial_discard), which would break "reads as zeroes after
  * trim"; write_zeroes deallocates whole objects and zeroes the rest.
  *
+ * librbd's own cache is off (rbd_cache=false, unless FILE sets it): a
+ * write the store acknowledges has reached the OSDs' journal, as with
+ * --cache-mode writethrough it must.
+ *
  * Errors: librbd's negative errno values become ENOSPC (a full pool),
  * EROFS (writing a read-only image), or EIO; a deadline passed is EIO.
  */
@@ -632,6 +636,10 @@ rbd_connect (struct rbd_store *r, const struct rbd_spec *sp, char *why,
    * writes nothing to stderr (unless FILE asks for it below). */
   rados_conf_set (r->cluster, "log_to_stderr", "false");
   rados_conf_set (r->cluster, "err_to_stderr", "false");
+  /* The daemon's cache is the cache.  librbd's own would also make a
+   * write acknowledged under --cache-mode writethrough (no volatile
+   * cache, so clients never flush) sit in memory. */
+  rados_conf_set (r->cluster, "rbd_cache", "false");
   if (sp->keyring && (ret = rados_conf_set (r->cluster, "keyring", sp->keyring)) < 0)
     SAY (-ret, "bad keyring option '%s': %s", sp->keyring, strerror (-ret));
   for (int i = 0; i < sp->nkv; i++)
