@@ -16,7 +16,7 @@
 requires_ceph ()
 {
   [ "$(id -u)" -eq 0 ] || skip "needs root to run the Ceph daemons"
-  requires ceph-mon ceph-osd ceph rbd monmaptool ceph-authtool
+  requires ceph-mon ceph-osd ceph rbd monmaptool ceph-authtool ss python3
 }
 
 _ceph_wait ()                     # SECONDS WHAT COMMAND...: until it succeeds
@@ -37,14 +37,17 @@ ceph_start ()
   mkdir -p "$d/mon" "$d/osd" "$d/run"
   fsid=$(cat /proc/sys/kernel/random/uuid)
   export CEPH_CONF=$d/ceph.conf
-  for try in $(seq 10); do
-    port=$(shuf -i 20000-60000 -n 1)
+  for try in $(seq 5); do
+    # A port free a moment ago; if someone takes it meanwhile, the
+    # monitor fails to bind (at once: no bind retries) and we try again.
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     cat >"$CEPH_CONF" <<EOF
 [global]
 fsid = $fsid
 mon host = v1:127.0.0.1:$port
 public addr = 127.0.0.1
 ms bind msgr2 = false
+ms bind retry count = 1
 auth cluster required = none
 auth service required = none
 auth client required = none
@@ -80,11 +83,16 @@ EOF
     ceph-mon -c "$CEPH_CONF" -i a -f >/dev/null 2>&1 &
     ceph_mon_pid=$!
     cleanup_fn "kill -KILL $ceph_mon_pid 2>/dev/null; kill -CONT $ceph_mon_pid 2>/dev/null"
-    sleep 0.3
+    for i in $(seq 100); do
+      kill -0 "$ceph_mon_pid" 2>/dev/null || break
+      ss -ltnpH "sport = :$port" 2>/dev/null | grep -q "pid=$ceph_mon_pid," && break
+      sleep 0.1
+    done
     kill -0 "$ceph_mon_pid" 2>/dev/null && break
-    grep -q "Address already in use" "$d/mon.a.log" 2>/dev/null || break
+    grep -q "Address already in use" "$d/mon.a.log" 2>/dev/null ||
+      { tail -n 20 "$d/mon.a.log" >&2; fail "Ceph: the monitor exited at start"; }
   done
-  _ceph_wait 20 "the monitor did not answer" ceph --connect-timeout 2 mon stat
+  _ceph_wait 30 "the monitor did not answer" ceph --connect-timeout 2 mon stat
   local id
   id=$(ceph osd create)
   ceph-osd -c "$CEPH_CONF" -i "$id" --mkfs >/dev/null 2>&1 ||
