@@ -8,7 +8,8 @@
 # Knobs (environment): ROUNDS (3), RUNTIME seconds per fio run (5),
 # BENCH_QUICK=1 (64M disks, smaller samples and hog: a smoke run),
 # BENCH_OUT (contrib/bench/results), BENCH_ONLY="RESULT..." (only those
-# sections, e.g. "fuse swap"), SGBLKD (the build's sgblkd).
+# sections, e.g. "fuse swap"; nbd-rbd, a Ceph RBD image, runs only when
+# named there), SGBLKD (the build's sgblkd).
 # Writes one Markdown file per section, its PNG plots, and summary.md,
 # which has them all.  Sections needing root (FUSE, zram, swap) or a
 # missing peer say why and are skipped.  About 15 minutes with the
@@ -27,12 +28,13 @@ sections=(
   fuse:fuse
   compress:compress
   fuse-swap:swap
+  nbd-rbd:nbd-rbd
 )
-if [ -n "${BENCH_ONLY:-}" ]; then
-  for s in "${!sections[@]}"; do
-    case " $BENCH_ONLY " in *" ${sections[$s]#*:} "*) ;; *) unset "sections[$s]" ;; esac
-  done
-fi
+# nbd-rbd (a Ceph cluster, about 5 minutes) runs only when asked for.
+: "${BENCH_ONLY:=nbd-memory nbd-compressible nbd-multiconn nbd-file fuse compress swap}"
+for s in "${!sections[@]}"; do
+  case " $BENCH_ONLY " in *" ${sections[$s]#*:} "*) ;; *) unset "sections[$s]" ;; esac
+done
 
 mkdir -p "$out"
 for s in "${sections[@]}"; do rm -f "$out/${s#*:}.md" "$out/${s#*:}"-*.png; done

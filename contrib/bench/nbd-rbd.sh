@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# NBD servers of a Ceph RBD image: sgblkd with its compressed write-back
+# cache (large enough to hold the image), sgblkd with --cache-mode off,
+# and qemu-nbd through qemu's rbd: driver (librbd, with librbd's own
+# cache as qemu sets it), each on its own image of one throw-away
+# single-node cluster (one monitor, one memstore OSD, on 127.0.0.1; the
+# tests' tests/ceph-functions.sh), each filled through its server first.
+# fio's nbd engine, one connection over a Unix socket, queue depth 16.
+# Not in run.sh's default run (the cluster takes memory and time): ask
+# for it with BENCH_ONLY=nbd-rbd, or run this script.
+#
+#   contrib/bench/nbd-rbd.sh [ROUNDS] [RUNTIME]
+#
+# Writes nbd-rbd.md and its plots into BENCH_OUT.
+. "$(dirname "$0")/common.sh"
+need fio fio
+need libnbd-bin nbdsh
+need qemu-utils qemu-nbd
+need ceph-mon ceph-mon
+need ceph-osd ceph-osd
+need ceph-common rbd
+need_root "the Ceph daemons"
+qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
+"$SGBLKD" -f "rbd:rbd/x:conf=/dev/null" 2>&1 | grep -q "without RBD" && skip "sgblkd was built without RBD support"
+
+# What tests/ceph-functions.sh expects of its caller.
+requires () { local c; for c in "$@"; do command -v "$c" >/dev/null || skip "'$c' is not installed"; done; }
+fail () { echo "$0: $*" >&2; exit 1; }
+cleanup_fn () { at_exit "$*"; }
+. "$bench_dir/../../tests/ceph-functions.sh"
+
+section nbd-rbd "NBD, a Ceph RBD image: sgblkd rbd: (cache, and --cache-mode off) against qemu-nbd rbd:"
+# Three images of $size in the OSD's memory, and room to spare.
+export CEPH_MEMSTORE_BYTES=$(( $(numfmt --from=iec "$size") * 4 ))
+ceph_start >"$tmp/ceph-start.log" 2>&1 || { cat "$tmp/ceph-start.log" >&2; exit 1; }
+for key in sg so qn; do rbd create --size "$size" "rbd/$key"; done
+cache=$(( $(numfmt --from=iec "$size") * 2 >> 20 ))M
+img () { echo "rbd:rbd/$1:conf=$CEPH_CONF"; }
+
+start_timeout=30
+# A request to the cluster holds an I/O worker of sgblkd until it is
+# answered: 16 workers for fio's 16 requests in flight.
+serve_nbd sg sgblk "$tmp/sg.sock" "$SGBLKD" -f -U "$tmp/sg.sock" -t 16 --cache-size "$cache" "$(img sg)"
+serve_nbd so "sgblk, cache off" "$tmp/so.sock" "$SGBLKD" -f -U "$tmp/so.sock" -t 16 --cache-mode off "$(img so)"
+serve_nbd qn qemu-nbd "$tmp/qn.sock" qemu-nbd -f raw -t --shared=8 -k "$tmp/qn.sock" "$(img qn)"
+
+servers=(sg so qn)
+fill_all
+
+# Every run starts from a durable image: a FLUSH first, so that sgblk's
+# cache does not carry the dirty data of the run before into the next
+# one (which would make a run with FLUSHes pay for its predecessor).
+# (nbdsh runs "python3 -m nbd": Debian's python3, which has the module.)
+nbd_flush () { PATH=/usr/bin:$PATH nbdsh -u "nbd+unix:///?socket=$tmp/$1.sock" -c 'h.flush()'; }
+eval "bench_$(declare -f measure)"
+measure () { nbd_flush "$1"; bench_measure "$@"; }
+
+workloads=(
+  "${nbd_workloads[@]}"
+  "4k random write, a flush every 32|randwrite|4k|--fsync=32"
+)
+say "One single-node cluster (one monitor, one OSD with \`osd objectstore = memstore\`," \
+    "pools of one replica, on 127.0.0.1) holds an image of $size for each server," \
+    "filled through the server with fio's incompressible data first." \
+    "\`sgblkd -t 16 --cache-size $cache rbd:rbd/IMG:conf=...\` (write-back: FLUSH writes" \
+    "the cache back, then flushes librbd), \`sgblkd -t 16 --cache-mode off rbd:...\`" \
+    "(a request waiting for the cluster holds one of sgblkd's 16 I/O threads)," \
+    "\`qemu-nbd -f raw -t --shared=8 -k SOCKET rbd:rbd/IMG:conf=...\`;" \
+    "fio's nbd engine, one connection over a Unix socket.  Each run starts" \
+    "with a FLUSH (not timed), so that none inherits dirty data from the one before." \
+    "The last workload sends a FLUSH after every 32 writes, so that what is acknowledged" \
+    "is soon on the OSD." \
+    "The OSD's and the monitor's CPU time is not counted."
+bench
+section_done
