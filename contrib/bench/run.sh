@@ -31,7 +31,7 @@ sections=(
   nbd-rbd:nbd-rbd
 )
 # nbd-rbd (a Ceph cluster, about 5 minutes) runs only when asked for.
-: "${BENCH_ONLY:=nbd-memory nbd-compressible nbd-multiconn nbd-file fuse compress swap}"
+: "${BENCH_ONLY:=nbd-memory nbd-compressible nbd-multiconn nbd-tls nbd-file fuse compress swap}"
 for s in "${!sections[@]}"; do
   case " $BENCH_ONLY " in *" ${sections[$s]#*:} "*) ;; *) unset "sections[$s]" ;; esac
 done
