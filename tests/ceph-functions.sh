@@ -19,7 +19,10 @@ requires_ceph ()
   requires ceph-mon ceph-osd ceph rbd monmaptool ceph-authtool ss python3
 }
 
-_ceph_wait ()                     # SECONDS WHAT COMMAND...: until it succeeds
+# SECONDS WHAT COMMAND...: until it succeeds.  (Generous: a loaded CI
+# machine took more than 30 s to bring the OSD up once; a healthy start
+# takes about 10.)
+_ceph_wait ()
 {
   local secs=$1 what=$2 i; shift 2
   for i in $(seq $(( secs * 5 ))); do
@@ -92,7 +95,7 @@ EOF
     grep -q "Address already in use" "$d/mon.a.log" 2>/dev/null ||
       { tail -n 20 "$d/mon.a.log" >&2; fail "Ceph: the monitor exited at start"; }
   done
-  _ceph_wait 30 "the monitor did not answer" ceph --connect-timeout 2 mon stat
+  _ceph_wait 90 "the monitor did not answer" ceph --connect-timeout 2 mon stat
   local id
   id=$(ceph osd create)
   ceph-osd -c "$CEPH_CONF" -i "$id" --mkfs >/dev/null 2>&1 ||
@@ -100,8 +103,8 @@ EOF
   ceph-osd -c "$CEPH_CONF" -i "$id" -f >/dev/null 2>&1 &
   ceph_osd_pid=$!
   cleanup_fn "kill -CONT $ceph_osd_pid 2>/dev/null; kill -KILL $ceph_osd_pid 2>/dev/null"
-  _ceph_wait 30 "osd.$id did not come up" sh -c "ceph osd dump | grep -q '^osd.$id up'"
+  _ceph_wait 90 "osd.$id did not come up" sh -c "ceph osd dump | grep -q '^osd.$id up'"
   ceph osd pool create "$pool" 8 8 >/dev/null 2>&1
   ceph osd pool application enable "$pool" rbd >/dev/null 2>&1
-  _ceph_wait 30 "pool $pool did not become usable" rbd -p "$pool" ls
+  _ceph_wait 90 "pool $pool did not become usable" rbd -p "$pool" ls
 }

@@ -194,10 +194,106 @@ store_rbd_timeouts (struct store *s)
 
 #else /* HAVE_RBD */
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <time.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
+
+/* librados and librbd are loaded (dlopen) when the first rbd: FILE is
+ * opened, not linked: linked, their code (libceph-common with them, some
+ * 170 MB) would be mapped into every daemon, and under --swap, which
+ * locks every mapping, resident in every daemon that never serves an
+ * image.  Each function used is reached through a pointer, p_NAME; the
+ * names below it are macros for those pointers. */
+#define RBD_LIB_FUNCTIONS(X) \
+  X (rados, rados_create) \
+  X (rados, rados_conf_read_file) \
+  X (rados, rados_conf_set) \
+  X (rados, rados_conf_get) \
+  X (rados, rados_connect) \
+  X (rados, rados_ioctx_create) \
+  X (rados, rados_ioctx_destroy) \
+  X (rados, rados_ioctx_set_namespace) \
+  X (rados, rados_shutdown) \
+  X (rbd, rbd_open) \
+  X (rbd, rbd_open_read_only) \
+  X (rbd, rbd_close) \
+  X (rbd, rbd_get_size) \
+  X (rbd, rbd_get_features) \
+  X (rbd, rbd_lock_acquire) \
+  X (rbd, rbd_lock_get_owners) \
+  X (rbd, rbd_lock_get_owners_cleanup) \
+  X (rbd, rbd_diff_iterate2) \
+  X (rbd, rbd_aio_create_completion) \
+  X (rbd, rbd_aio_get_return_value) \
+  X (rbd, rbd_aio_release) \
+  X (rbd, rbd_aio_read) \
+  X (rbd, rbd_aio_write) \
+  X (rbd, rbd_aio_write_zeroes) \
+  X (rbd, rbd_aio_flush)
+#define RBD_LIB_POINTER(lib, f) static __typeof__ (f) *p_##f;
+RBD_LIB_FUNCTIONS (RBD_LIB_POINTER)
+#define rados_create (*p_rados_create)
+#define rados_conf_read_file (*p_rados_conf_read_file)
+#define rados_conf_set (*p_rados_conf_set)
+#define rados_conf_get (*p_rados_conf_get)
+#define rados_connect (*p_rados_connect)
+#define rados_ioctx_create (*p_rados_ioctx_create)
+#define rados_ioctx_destroy (*p_rados_ioctx_destroy)
+#define rados_ioctx_set_namespace (*p_rados_ioctx_set_namespace)
+#define rados_shutdown (*p_rados_shutdown)
+#define rbd_open (*p_rbd_open)
+#define rbd_open_read_only (*p_rbd_open_read_only)
+#define rbd_close (*p_rbd_close)
+#define rbd_get_size (*p_rbd_get_size)
+#define rbd_get_features (*p_rbd_get_features)
+#define rbd_lock_acquire (*p_rbd_lock_acquire)
+#define rbd_lock_get_owners (*p_rbd_lock_get_owners)
+#define rbd_lock_get_owners_cleanup (*p_rbd_lock_get_owners_cleanup)
+#define rbd_diff_iterate2 (*p_rbd_diff_iterate2)
+#define rbd_aio_create_completion (*p_rbd_aio_create_completion)
+#define rbd_aio_get_return_value (*p_rbd_aio_get_return_value)
+#define rbd_aio_release (*p_rbd_aio_release)
+#define rbd_aio_read (*p_rbd_aio_read)
+#define rbd_aio_write (*p_rbd_aio_write)
+#define rbd_aio_write_zeroes (*p_rbd_aio_write_zeroes)
+#define rbd_aio_flush (*p_rbd_aio_flush)
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static char lib_error[256];
+
+static void
+lib_load (void)
+{
+  void *h[2];
+
+  h[0] = dlopen ("librados.so.2", RTLD_NOW | RTLD_LOCAL);
+  h[1] = h[0] ? dlopen ("librbd.so.1", RTLD_NOW | RTLD_LOCAL) : NULL;
+  if (h[1] == NULL) {
+    snprintf (lib_error, sizeof lib_error, "cannot load librbd: %s", dlerror ());
+    return;
+  }
+#define RBD_LIB_RESOLVE(lib, f)                                         \
+  if ((p_##f = (__typeof__ (p_##f)) dlsym (h[#lib[1] == 'a' ? 0 : 1], #f)) == NULL) { \
+    snprintf (lib_error, sizeof lib_error, "cannot load librbd: %s", dlerror ()); \
+    return;                                                             \
+  }
+  RBD_LIB_FUNCTIONS (RBD_LIB_RESOLVE)
+#undef RBD_LIB_RESOLVE
+}
+
+/* 0 once every function is there; -1 with the reason in why. */
+static int
+lib_ready (char *why, size_t whylen)
+{
+  pthread_once (&lib_once, lib_load);
+  if (lib_error[0] == '\0')
+    return 0;
+  snprintf (why, whylen, "%s", lib_error);
+  errno = ENOSYS;
+  return -1;
+}
 
 #define EXTENT_WINDOW (UINT64_C (128) << 20)
 
@@ -749,6 +845,12 @@ store_rbd_open (const char *file, unsigned flags, unsigned timeout,
     spec_free (&sp);
     snprintf (why, whylen, "a snapshot is read-only: serve it with --read-only");
     errno = EROFS;
+    return NULL;
+  }
+  if (lib_ready (why, whylen) == -1) {
+    e = errno;
+    spec_free (&sp);
+    errno = e;
     return NULL;
   }
   r = calloc (1, sizeof *r);
