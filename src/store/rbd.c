@@ -205,35 +205,73 @@ store_rbd_timeouts (struct store *s)
  * 170 MB) would be mapped into every daemon, and under --swap, which
  * locks every mapping, resident in every daemon that never serves an
  * image.  Each function used is reached through a pointer, p_NAME; the
- * names below it are macros for those pointers. */
+ * names below it are macros for those pointers.  (X's first argument:
+ * 0, librados's; 1, librbd's.) */
 #define RBD_LIB_FUNCTIONS(X) \
-  X (rados, rados_create) \
-  X (rados, rados_conf_read_file) \
-  X (rados, rados_conf_set) \
-  X (rados, rados_conf_get) \
-  X (rados, rados_connect) \
-  X (rados, rados_ioctx_create) \
-  X (rados, rados_ioctx_destroy) \
-  X (rados, rados_ioctx_set_namespace) \
-  X (rados, rados_shutdown) \
-  X (rbd, rbd_open) \
-  X (rbd, rbd_open_read_only) \
-  X (rbd, rbd_close) \
-  X (rbd, rbd_get_size) \
-  X (rbd, rbd_get_features) \
-  X (rbd, rbd_lock_acquire) \
-  X (rbd, rbd_lock_get_owners) \
-  X (rbd, rbd_lock_get_owners_cleanup) \
-  X (rbd, rbd_diff_iterate2) \
-  X (rbd, rbd_aio_create_completion) \
-  X (rbd, rbd_aio_get_return_value) \
-  X (rbd, rbd_aio_release) \
-  X (rbd, rbd_aio_read) \
-  X (rbd, rbd_aio_write) \
-  X (rbd, rbd_aio_write_zeroes) \
-  X (rbd, rbd_aio_flush)
+  X (0, rados_create) \
+  X (0, rados_conf_read_file) \
+  X (0, rados_conf_set) \
+  X (0, rados_conf_get) \
+  X (0, rados_connect) \
+  X (0, rados_ioctx_create) \
+  X (0, rados_ioctx_destroy) \
+  X (0, rados_ioctx_set_namespace) \
+  X (0, rados_shutdown) \
+  X (1, rbd_open) \
+  X (1, rbd_open_read_only) \
+  X (1, rbd_close) \
+  X (1, rbd_get_size) \
+  X (1, rbd_get_features) \
+  X (1, rbd_lock_acquire) \
+  X (1, rbd_lock_get_owners) \
+  X (1, rbd_lock_get_owners_cleanup) \
+  X (1, rbd_diff_iterate2) \
+  X (1, rbd_aio_create_completion) \
+  X (1, rbd_aio_get_return_value) \
+  X (1, rbd_aio_release) \
+  X (1, rbd_aio_read) \
+  X (1, rbd_aio_write) \
+  X (1, rbd_aio_write_zeroes) \
+  X (1, rbd_aio_flush)
 #define RBD_LIB_POINTER(lib, f) static __typeof__ (f) *p_##f;
 RBD_LIB_FUNCTIONS (RBD_LIB_POINTER)
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static char lib_error[256];
+
+static void
+lib_load (void)
+{
+  void *h[2];
+
+  h[0] = dlopen ("librados.so.2", RTLD_NOW | RTLD_LOCAL);
+  h[1] = h[0] ? dlopen ("librbd.so.1", RTLD_NOW | RTLD_LOCAL) : NULL;
+  if (h[1] == NULL) {
+    snprintf (lib_error, sizeof lib_error, "cannot load librbd: %s", dlerror ());
+    return;
+  }
+#define RBD_LIB_RESOLVE(lib, f)                                         \
+  if ((p_##f = (__typeof__ (p_##f)) dlsym (h[lib], #f)) == NULL) {      \
+    snprintf (lib_error, sizeof lib_error, "cannot load librbd: %s", dlerror ()); \
+    return;                                                             \
+  }
+  RBD_LIB_FUNCTIONS (RBD_LIB_RESOLVE)
+#undef RBD_LIB_RESOLVE
+}
+
+/* 0 once every function is there; -1 with the reason in why. */
+static int
+lib_ready (char *why, size_t whylen)
+{
+  pthread_once (&lib_once, lib_load);
+  if (lib_error[0] == '\0')
+    return 0;
+  snprintf (why, whylen, "%s", lib_error);
+  errno = ENOSYS;
+  return -1;
+}
+
+/* From here on, the library's names are its pointers. */
 #define rados_create (*p_rados_create)
 #define rados_conf_read_file (*p_rados_conf_read_file)
 #define rados_conf_set (*p_rados_conf_set)
@@ -259,41 +297,6 @@ RBD_LIB_FUNCTIONS (RBD_LIB_POINTER)
 #define rbd_aio_write (*p_rbd_aio_write)
 #define rbd_aio_write_zeroes (*p_rbd_aio_write_zeroes)
 #define rbd_aio_flush (*p_rbd_aio_flush)
-
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static char lib_error[256];
-
-static void
-lib_load (void)
-{
-  void *h[2];
-
-  h[0] = dlopen ("librados.so.2", RTLD_NOW | RTLD_LOCAL);
-  h[1] = h[0] ? dlopen ("librbd.so.1", RTLD_NOW | RTLD_LOCAL) : NULL;
-  if (h[1] == NULL) {
-    snprintf (lib_error, sizeof lib_error, "cannot load librbd: %s", dlerror ());
-    return;
-  }
-#define RBD_LIB_RESOLVE(lib, f)                                         \
-  if ((p_##f = (__typeof__ (p_##f)) dlsym (h[#lib[1] == 'a' ? 0 : 1], #f)) == NULL) { \
-    snprintf (lib_error, sizeof lib_error, "cannot load librbd: %s", dlerror ()); \
-    return;                                                             \
-  }
-  RBD_LIB_FUNCTIONS (RBD_LIB_RESOLVE)
-#undef RBD_LIB_RESOLVE
-}
-
-/* 0 once every function is there; -1 with the reason in why. */
-static int
-lib_ready (char *why, size_t whylen)
-{
-  pthread_once (&lib_once, lib_load);
-  if (lib_error[0] == '\0')
-    return 0;
-  snprintf (why, whylen, "%s", lib_error);
-  errno = ENOSYS;
-  return -1;
-}
 
 #define EXTENT_WINDOW (UINT64_C (128) << 20)
 
