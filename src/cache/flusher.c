@@ -103,7 +103,7 @@ cache_writeback (struct cache *k, uint64_t first, uint64_t end, bool fua)
 {
   uint32_t max = CACHE_WB_BYTES >> k->shift;
   uint32_t zmax = (uint32_t) (CACHE_WB_ZERO_BYTES >> k->shift);
-  struct wb_run runs[STORE_BATCH_MAX];
+  struct wb_run runs[STORE_BATCH_MAX] = { { 0, 0 } };  /* (sent only up to nruns) */
   int nruns = 0, r;
   uint32_t used = 0;                  /* blocks of wbuf the runs hold */
   int err = 0;
