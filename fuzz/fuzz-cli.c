@@ -3,9 +3,9 @@
  * The input is the arguments after argv[0], separated by NUL bytes.
  * cli_parse must accept or refuse every argv without crashing; a refusal
  * writes its message (starting "sgblkd: "); an acceptance leaves options
- * within the ranges the rest of the daemon relies on.  sgblkd has no
- * configuration file: the command line is all the configuration it
- * parses. */
+ * within the ranges the rest of the daemon relies on.  The file named
+ * by --config is not read here (config.c reads it and runs each export's
+ * merged argv through cli_parse again). */
 #include <config.h>
 
 #include <stdlib.h>
@@ -65,7 +65,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
        * the file is read (config.c); the command line alone has none. */
       if (o.config == NULL && (o.file == NULL || o.create))
         CHECK (o.size > 0 && o.size % o.block_size == 0);
-      if (o.file == NULL)
+      if (o.config == NULL && o.file == NULL)
         CHECK (!o.create && !o.direct);
       if (o.fuse_opts)
         CHECK (o.fuse_mount != NULL);
