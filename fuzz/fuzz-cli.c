@@ -61,14 +61,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
              o.recompress_idle <= 32767);
       CHECK (o.bind != NULL && o.export_name != NULL && strlen (o.export_name) <= 4096);
       CHECK (o.cache_mode != NULL);
-      /* With --config the exports' options are checked per export, when
-       * the file is read (config.c); the command line alone has none. */
-      if (o.config == NULL && (o.file == NULL || o.create))
-        CHECK (o.size > 0 && o.size % o.block_size == 0);
-      if (o.config == NULL && o.file == NULL)
-        CHECK (!o.create && !o.direct);
-      if (o.fuse_opts)
-        CHECK (o.fuse_mount != NULL);
+      /* Options that need others of the same export (a size, a file, a
+       * mount point) are checked per export when --config's file is read
+       * (config.c): the command line alone is then only a set of
+       * defaults. */
+      if (o.config == NULL) {
+        if (o.file == NULL || o.create)
+          CHECK (o.size > 0 && o.size % o.block_size == 0);
+        if (o.file == NULL)
+          CHECK (!o.create && !o.direct);
+        if (o.fuse_opts)
+          CHECK (o.fuse_mount != NULL);
+      }
       /* Every string it kept is readable (ASan: still ours). */
       volatile size_t sum = strlen (o.bind) + strlen (o.cache_mode) +
                             (o.file ? strlen (o.file) : 0) +
