@@ -63,6 +63,21 @@ struct store_write {
 };
 #define STORE_BATCH_MAX 64
 
+/* An asynchronous read or write (store_ops.submit).  The submitter fills
+ * every field but priv; iov, the memory it points to and the struct itself
+ * stay the submitter's to keep until done is called. */
+enum store_aio_op { STORE_AIO_READ, STORE_AIO_WRITE };
+struct store_aio {
+  enum store_aio_op op;
+  const struct iovec *iov;
+  int iovcnt;
+  uint64_t offset;
+  /* Called exactly once, with 0 or the errno pread/pwrite would have set,
+   * from any thread, possibly before submit returns; it must not call
+   * into the store. */
+  void (*done) (struct store_aio *a, int err);
+};
+
 struct store_ops {
   const char *name;
   int (*pread) (struct store *s, const struct iovec *iov, int iovcnt,
@@ -77,6 +92,10 @@ struct store_ops {
   void (*pwrite_batch) (struct store *s, const struct store_write *w, int n,
                         unsigned flags, int *res);
   /* Deallocate; afterwards the range reads as zeroes. */
+  /* Optional (NULL: the store is synchronous).  Start a read or a
+   * plain write (no FUA) and return at once; a->done reports it.  Many
+   * may be in flight; the store bounds each by its own timeout. */
+  void (*submit) (struct store *s, struct store_aio *a);
   int (*trim) (struct store *s, uint64_t offset, uint64_t len);
   int (*zero) (struct store *s, uint64_t offset, uint64_t len, unsigned flags);
   /* Describe the extent starting at offset: *ext_len (1..len bytes) of the
@@ -208,6 +227,32 @@ store_pwrite_batch (struct store *s, const struct store_write *w, int n,
       return -1;
     }
   return 0;
+}
+
+/* Whether store_submit returns before the request is done. */
+static inline bool
+store_can_submit (const struct store *s)
+{
+  return s->ops->submit != NULL;
+}
+
+/* a->done is called exactly once: later, or (a synchronous store) from
+ * here before this returns. */
+static inline void
+store_submit (struct store *s, struct store_aio *a)
+{
+  assert (a != NULL && a->done != NULL);
+  assert (a->op == STORE_AIO_READ || a->op == STORE_AIO_WRITE);
+  assert (store_iov_ok (a->iov, a->iovcnt));
+  assert (store_range_ok (s, a->offset, store_iov_len (a->iov, a->iovcnt)));
+  if (s->ops->submit) {
+    s->ops->submit (s, a);
+    return;
+  }
+  int r = a->op == STORE_AIO_READ ?
+    s->ops->pread (s, a->iov, a->iovcnt, a->offset) :
+    s->ops->pwrite (s, a->iov, a->iovcnt, a->offset, 0);
+  a->done (a, r == -1 ? errno : 0);
 }
 
 static inline int

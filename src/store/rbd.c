@@ -6,17 +6,24 @@
  * A backslash takes the next character literally (\: in a path).
  *
  * Requests: each operation is one librbd aio request (librbd splits it
- * over the image's objects and sends those in parallel).  The calling
- * thread waits for its completion with a deadline of the store timeout;
- * with many callers (the SCSI workers for cache misses and writes that
- * pass the cache) that many requests are in flight, and the cache's
- * write-back sends its batches (store_pwrite_batch) all at once.  Data goes through a bounce buffer that the
- * request owns, never the caller's iovec, because a request may outlive
- * its caller: the ownership invariant is that a struct rbd_req (its
- * completion and buffer) belongs to the waiting caller until either the
- * completion arrived (then the caller frees it) or the deadline passed
- * (the caller marks it abandoned under the store's lock and returns EIO;
- * the completion callback, seeing that, frees it).  An abandoned write
+ * over the image's objects and sends those in parallel).  A synchronous
+ * call (pread, pwrite, flush...) waits for its completion with a
+ * deadline of the store timeout; the cache's write-back sends its
+ * batches (store_pwrite_batch) all at once.  Reads and plain writes also
+ * come asynchronously (store_submit, the SCSI core's path for a unit
+ * without the cache): those return at once, any number in flight, and
+ * librbd's completion thread reports them; they are kept in a list,
+ * oldest first, that a watchdog thread walks to fail with EIO those past
+ * their deadline.  Data goes through a bounce buffer that the request
+ * owns, never the caller's iovec, because a request may outlive its
+ * caller: the ownership invariant is that a struct rbd_req (its
+ * completion and buffer) belongs to the waiting caller (or, for an
+ * asynchronous one, to the list) until either the completion arrived
+ * (then the caller, or the callback, frees it) or the deadline passed
+ * (the caller or the watchdog marks it abandoned under the store's lock
+ * and reports EIO; the completion callback, seeing that, frees it).
+ * Whoever changes a request's state from PENDING does so under the lock,
+ * once, so its submitter hears exactly one answer.  An abandoned write
  * may still land later, when the cluster answers again; the client was
  * told it failed, so its blocks hold old or new data, as after any
  * failed write.  Writes the caller saw succeed stay: librbd and the OSDs
@@ -307,11 +314,22 @@ struct rbd_store {
   rbd_image_t image;
   bool read_only;
   unsigned timeout;               /* seconds a request may take */
-  pthread_mutex_t lock;           /* guards every rbd_req's state */
+  pthread_mutex_t lock;           /* guards every rbd_req's state, the list */
+  /* The asynchronous requests pending, oldest (first deadline) first;
+   * the watchdog waits on wd_cond for the first one's deadline. */
+  struct rbd_req *aio_head, *aio_tail;
+  pthread_cond_t wd_cond;
+  pthread_t watchdog;
+  bool wd_exit;
   _Atomic uint64_t reads, writes, flushes, trims, zeroes, timeouts;
 };
 
-enum req_state { REQ_PENDING, REQ_DONE, REQ_ABANDONED };
+enum req_state {
+  REQ_PENDING,                    /* submitted, nobody answered yet */
+  REQ_DONE,                       /* completed; the waiter takes the result */
+  REQ_ABANDONED,                  /* past its deadline, answered EIO: the
+                                   * completion callback frees it */
+};
 
 struct rbd_req {
   struct rbd_store *r;
@@ -320,6 +338,12 @@ struct rbd_req {
   enum req_state state;           /* under r->lock */
   ssize_t ret;
   char *buf;                      /* bounce buffer, or NULL */
+  /* An asynchronous request: its submitter's struct, and its place in
+   * the store's list (under r->lock). */
+  struct store_aio *aio;
+  size_t len;
+  struct timespec deadline;
+  struct rbd_req *prev, *next;
 };
 
 static inline struct rbd_store *
@@ -337,7 +361,47 @@ req_free (struct rbd_req *q)
   free (q);
 }
 
-/* librbd's completion thread: wake the caller, or free what it left. */
+static void
+aio_unlink (struct rbd_store *r, struct rbd_req *q)
+{
+  if (q->prev)
+    q->prev->next = q->next;
+  else
+    r->aio_head = q->next;
+  if (q->next)
+    q->next->prev = q->prev;
+  else
+    r->aio_tail = q->prev;
+  q->prev = q->next = NULL;
+}
+
+static int map_error (ssize_t ret);
+
+/* An asynchronous request answered by the cluster: hand its data over
+ * and its result to the submitter, then free it. */
+static void
+aio_finish (struct rbd_req *q)
+{
+  struct store_aio *a = q->aio;
+  int err = 0;
+
+  if (q->ret < 0)
+    err = map_error (q->ret);
+  else if (a->op == STORE_AIO_READ) {
+    if ((size_t) q->ret != q->len)    /* the image shrank under us */
+      err = EIO;
+    else
+      for (size_t i = 0, done = 0; i < (size_t) a->iovcnt; i++) {
+        memcpy (a->iov[i].iov_base, q->buf + done, a->iov[i].iov_len);
+        done += a->iov[i].iov_len;
+      }
+  }
+  req_free (q);
+  a->done (a, err);
+}
+
+/* librbd's completion thread: wake the caller, answer an asynchronous
+ * request's submitter, or free what a deadline left. */
 static void
 req_complete (rbd_completion_t c, void *arg)
 {
@@ -352,6 +416,12 @@ req_complete (rbd_completion_t c, void *arg)
     return;
   }
   q->state = REQ_DONE;
+  if (q->aio) {
+    aio_unlink (r, q);
+    pthread_mutex_unlock (&r->lock);
+    aio_finish (q);
+    return;
+  }
   pthread_cond_signal (&q->done);
   pthread_mutex_unlock (&r->lock);
 }
@@ -553,6 +623,100 @@ rbd_store_pwrite_batch (struct store *s, const struct store_write *w, int n,
         res[i] = errno;
 }
 
+static bool
+ts_before (const struct timespec *a, const struct timespec *b)
+{
+  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
+}
+
+/* Fails the asynchronous requests past their deadline, oldest first,
+ * as req_wait does for a synchronous one. */
+static void *
+watchdog (void *arg)
+{
+  struct rbd_store *r = arg;
+  struct timespec now;
+
+  pthread_mutex_lock (&r->lock);
+  while (!r->wd_exit) {
+    struct rbd_req *q = r->aio_head;
+    if (q == NULL) {
+      pthread_cond_wait (&r->wd_cond, &r->lock);
+      continue;
+    }
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    if (!ts_before (&q->deadline, &now)) {
+      pthread_cond_timedwait (&r->wd_cond, &r->lock, &q->deadline);
+      continue;
+    }
+    struct store_aio *a = q->aio;
+    aio_unlink (r, q);
+    q->state = REQ_ABANDONED;       /* from now on the callback's */
+    pthread_mutex_unlock (&r->lock);
+    atomic_fetch_add_explicit (&r->timeouts, 1, memory_order_relaxed);
+    a->done (a, EIO);
+    pthread_mutex_lock (&r->lock);
+  }
+  pthread_mutex_unlock (&r->lock);
+  return NULL;
+}
+
+static void
+rbd_store_submit (struct store *s, struct store_aio *a)
+{
+  struct rbd_store *r = to_rbd (s);
+  size_t len = (size_t) store_iov_len (a->iov, a->iovcnt), done = 0;
+  bool write = a->op == STORE_AIO_WRITE;
+  struct rbd_req *q;
+  int sub;
+
+  if (write && r->read_only) {
+    a->done (a, EROFS);
+    return;
+  }
+  atomic_fetch_add_explicit (write ? &r->writes : &r->reads, 1, memory_order_relaxed);
+  if (len == 0) {
+    a->done (a, 0);
+    return;
+  }
+  if ((q = req_new (r, len)) == NULL) {
+    a->done (a, errno);
+    return;
+  }
+  q->aio = a;
+  q->len = len;
+  if (write)
+    for (int i = 0; i < a->iovcnt; i++) {
+      memcpy (q->buf + done, a->iov[i].iov_base, a->iov[i].iov_len);
+      done += a->iov[i].iov_len;
+    }
+  /* In the list before librbd has it: its callback may come first. */
+  deadline (r, &q->deadline);
+  pthread_mutex_lock (&r->lock);
+  q->prev = r->aio_tail;
+  if (r->aio_tail)
+    r->aio_tail->next = q;
+  else {
+    r->aio_head = q;
+    pthread_cond_signal (&r->wd_cond);
+  }
+  r->aio_tail = q;
+  pthread_mutex_unlock (&r->lock);
+  sub = write ? rbd_aio_write (r->image, a->offset, len, q->buf, q->c) :
+                rbd_aio_read (r->image, a->offset, len, q->buf, q->c);
+  if (sub >= 0)
+    return;
+  /* Not submitted: no callback comes; answer unless the watchdog did. */
+  pthread_mutex_lock (&r->lock);
+  bool answered = q->state == REQ_ABANDONED;
+  if (!answered)
+    aio_unlink (r, q);
+  pthread_mutex_unlock (&r->lock);
+  req_free (q);
+  if (!answered)
+    a->done (a, map_error (sub));
+}
+
 static int
 zeroes (struct rbd_store *r, uint64_t offset, uint64_t len)
 {
@@ -678,6 +842,14 @@ rbd_store_close (struct store *s)
 {
   struct rbd_store *r = to_rbd (s);
 
+  /* The front-ends are gone: no asynchronous request is pending but
+   * abandoned ones, which the completion callback frees. */
+  pthread_mutex_lock (&r->lock);
+  r->wd_exit = true;
+  pthread_cond_signal (&r->wd_cond);
+  pthread_mutex_unlock (&r->lock);
+  pthread_join (r->watchdog, NULL);
+  pthread_cond_destroy (&r->wd_cond);
   /* rbd_close waits for requests in flight, abandoned ones too, and
    * releases the exclusive lock. */
   rbd_close (r->image);
@@ -701,6 +873,7 @@ static const struct store_ops rbd_ops = {
   .pwrite = rbd_store_pwrite,
   .flush = rbd_store_flush,
   .pwrite_batch = rbd_store_pwrite_batch,
+  .submit = rbd_store_submit,
   .trim = rbd_store_trim,
   .zero = rbd_store_zero,
   .extent = rbd_store_extent,
@@ -875,6 +1048,18 @@ store_rbd_open (const char *file, unsigned flags, unsigned timeout,
     goto fail_open;
   }
   pthread_mutex_init (&r->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&r->wd_cond, &ca);
+  pthread_condattr_destroy (&ca);
+  if ((e = pthread_create (&r->watchdog, NULL, watchdog, r)) != 0) {
+    snprintf (why, whylen, "cannot start the request watchdog: %s", strerror (e));
+    pthread_cond_destroy (&r->wd_cond);
+    pthread_mutex_destroy (&r->lock);
+    errno = e;
+    goto fail_open;
+  }
   r->s.ops = &rbd_ops;
   r->s.size = size;
   r->s.caps = STORE_CAP_PERSISTENT | STORE_CAP_TRIM | STORE_CAP_FAST_ZERO |
