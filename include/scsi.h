@@ -5,7 +5,10 @@
  * buffer is attached: an object is only ever handed out whole), writes a
  * CDB, attaches a data buffer (an sgv vector), calls scsi_exec, reads the
  * status and sense, and puts the command back.  scsi_exec runs the command
- * synchronously in the caller's thread and never prints.
+ * synchronously in the caller's thread and never prints; scsi_submit
+ * lets a READ(16) or WRITE(16) of a store with asynchronous I/O
+ * (store_submit) complete later, from the store's thread, so that a
+ * caller need not wait for it.
  *
  * Command pool.  The normal path takes a cached object or allocates a new
  * command and a new sense buffer.  When either allocation fails the pool
@@ -95,6 +98,12 @@ struct scsi_cmd {
   uint32_t sense_len;    /* valid sense bytes, 0 with GOOD */
   void *priv;            /* the front-end's */
   uint64_t tag;          /* the front-end's (e.g. the NBD cookie) */
+  /* Private to scsi_submit: the store request of a command in flight,
+   * its unit, and whom to tell. */
+  struct store_aio aio;
+  struct scsi_lu *aio_lu;
+  void (*done) (struct scsi_cmd *cmd, void *arg);
+  void *done_arg;
   /* Private to the pool. */
   struct scsi_cmd *pool_next;
   bool from_reserve;
@@ -176,6 +185,16 @@ void scsi_lu_get_stats (struct scsi_lu *lu, struct scsi_lu_stats *st);
 /* Execute one command; returns its status (cmd->status).  Media errors
  * are reported in status and sense, not as a return of -1. */
 int scsi_exec (struct scsi_lu *lu, struct scsi_cmd *cmd);
+/* Whether scsi_submit may return before the command is done: the unit's
+ * store takes requests asynchronously. */
+bool scsi_lu_async (const struct scsi_lu *lu);
+/* Execute cmd and call done (cmd, arg) exactly once, when its status and
+ * sense are set: a READ(16) or WRITE(16) without FUA, whose buffer is
+ * exactly its transfer, on a unit where scsi_lu_async holds, completes
+ * later from the store's completion thread; any other command before
+ * this returns, as scsi_exec.  done must not wait for I/O. */
+void scsi_submit (struct scsi_lu *lu, struct scsi_cmd *cmd,
+                  void (*done) (struct scsi_cmd *cmd, void *arg), void *arg);
 
 /* Complete cmd with CHECK CONDITION and the given sense triple; used by
  * the core and by front-ends that abort a command (ABORTED COMMAND). */

@@ -72,6 +72,10 @@ void scsi_data_in (struct scsi_cmd *c, const void *data, size_t n);
 
 /* Handlers. */
 void sbc_read (struct scsi_lu *, struct scsi_cmd *);
+/* READ(16) or WRITE(16) through store_submit; false (nothing done) when
+ * the command cannot go that way (FUA, a buffer other than the exact
+ * transfer). */
+bool sbc_submit_rw (struct scsi_lu *, struct scsi_cmd *);
 void sbc_write (struct scsi_lu *, struct scsi_cmd *);
 void sbc_verify (struct scsi_lu *, struct scsi_cmd *);
 void sbc_write_verify (struct scsi_lu *, struct scsi_cmd *);

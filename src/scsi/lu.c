@@ -162,6 +162,31 @@ scsi_lu_get_stats (struct scsi_lu *lu, struct scsi_lu_stats *st)
   st->last_store_op = (uint8_t) last;
 }
 
+bool
+scsi_lu_async (const struct scsi_lu *lu)
+{
+  return store_can_submit (lu->store);
+}
+
+void
+scsi_submit (struct scsi_lu *lu, struct scsi_cmd *c,
+             void (*done) (struct scsi_cmd *c, void *arg), void *arg)
+{
+  uint8_t op = c->cdb[0];
+
+  c->done = done;
+  c->done_arg = arg;
+  c->aio_lu = lu;
+  if ((op == SCSI_OP_READ_16 || (op == SCSI_OP_WRITE_16 && !lu->read_only)) &&
+      c->cdb_len >= 16 && scsi_lu_async (lu) &&
+      !atomic_load_explicit (&lu->stopping, memory_order_relaxed)) {
+    if (sbc_submit_rw (lu, c))
+      return;                             /* done is called by it */
+  }
+  scsi_exec (lu, c);
+  done (c, arg);
+}
+
 int
 scsi_exec (struct scsi_lu *lu, struct scsi_cmd *c)
 {

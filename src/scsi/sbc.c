@@ -9,6 +9,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -127,6 +128,59 @@ sbc_read (struct scsi_lu *lu, struct scsi_cmd *c)
   c->xfer = (uint32_t) len;
   STAT_INC (lu, reads);
   STAT_ADD (lu, read_bytes, len);
+}
+
+/* The store's answer to a command of sbc_submit_rw. */
+static void
+submit_done (struct store_aio *a, int err)
+{
+  struct scsi_cmd *c = (struct scsi_cmd *) ((char *) a - offsetof (struct scsi_cmd, aio));
+  struct scsi_lu *lu = c->aio_lu;
+  bool write = a->op == STORE_AIO_WRITE;
+  size_t len = c->buf->len;
+
+  if (err)
+    scsi_fail_errno (lu, c, err, write);
+  else if (write) {
+    STAT_INC (lu, writes);
+    STAT_ADD (lu, write_bytes, len);
+  }
+  else {
+    c->xfer = (uint32_t) len;
+    STAT_INC (lu, reads);
+    STAT_ADD (lu, read_bytes, len);
+  }
+  c->done (c, c->done_arg);
+}
+
+bool
+sbc_submit_rw (struct scsi_lu *lu, struct scsi_cmd *c)
+{
+  bool write = c->cdb[0] == SCSI_OP_WRITE_16;
+  struct rw rw;
+
+  decode_rw (c->cdb, &rw);
+  /* The store reads the iovec until it answers: only the buffer's own
+   * will do (no slice on this stack), and FUA is a write and a flush. */
+  size_t len = (size_t) rw.n << lu->bs_shift;
+  if ((write && rw.fua) || c->buf == NULL || c->buf->len != len ||
+      c->buf_len != len)
+    return false;
+  STAT_INC (lu, commands);
+  c->status = SCSI_STATUS_GOOD;
+  c->sense_len = 0;
+  c->xfer = 0;
+  if (!decode_transfer (lu, c, &rw)) {
+    c->done (c, c->done_arg);
+    return true;
+  }
+  c->aio.op = write ? STORE_AIO_WRITE : STORE_AIO_READ;
+  c->aio.iov = c->buf->iov;
+  c->aio.iovcnt = c->buf->nents;
+  c->aio.offset = rw.lba << lu->bs_shift;
+  c->aio.done = submit_done;
+  store_submit (lu->store, &c->aio);
+  return true;
 }
 
 /* Write n blocks at lba from the command buffer at byte offset off. */
