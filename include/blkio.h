@@ -13,6 +13,13 @@
  * (A front-end that hands write CDBs to the core directly takes the lock
  * shared with blkio_write_lock.)
  *
+ * A read or write may also be submitted (blkio_submit): on a unit whose
+ * store takes asynchronous I/O, an aligned one completes later from the
+ * store's thread, so many are in flight without a thread waiting for
+ * each.  Such a write holds no lock while in flight; it is counted
+ * instead, and a read-modify-write waits, under the exclusive lock,
+ * until no submitted write is in flight.
+ *
  * Calls take the caller's SCSI command, which they reuse for every CDB
  * they run, and return 0 or a positive errno: the SCSI status mapped by
  * scsi_cmd_errno, or ESHUTDOWN once blkio_stop was called, EINVAL for a
@@ -74,6 +81,12 @@ struct blkio {
   bool overcommitted;           /* the store may run out of space under data
                                  * too (STORE_CAP_OVERCOMMIT) */
   pthread_rwlock_t rmw;         /* the unit's read-modify-write lock */
+  /* Submitted writes in flight; raised only under rmw shared, so it only
+   * falls while rmw is held exclusively.  And submitted reads, which
+   * blkio_fini waits for too.  Under aio_lock. */
+  unsigned aio_writes, aio_reads;
+  pthread_mutex_t aio_lock;
+  pthread_cond_t aio_idle;
   atomic_bool stopping;         /* vector waits give up with ESHUTDOWN */
   struct blkio_counters ctr;
 };
@@ -89,6 +102,8 @@ struct blkio_extent {
 };
 
 int blkio_init (struct blkio *io, struct scsi_lu *lu, struct sgv_pool *sgv);
+/* Waits for submitted requests still in flight (a connection left stuck
+ * at cleanup): the store answers each within its timeout. */
 void blkio_fini (struct blkio *io);
 /* From now on, vector waits give up with ESHUTDOWN (the daemon stops). */
 void blkio_stop (struct blkio *io);
@@ -146,6 +161,25 @@ enum blkio_err blkio_error_kind (int err);
 const char *blkio_error_name (enum blkio_err k);
 /* "read", "write", "flush", "trim", "zero", "cache", "extents", "other". */
 const char *blkio_op_name (enum blkio_op op);
+
+/* A request of blkio_submit: the front-end fills op, off, len, v, flags
+ * and done, and keeps the struct until done is called. */
+struct blkio_aio {
+  bool write;
+  uint64_t off, len;
+  struct sgv_vec *v;            /* data-in or data-out, from its byte 0 */
+  unsigned flags;               /* blkio_write's */
+  /* Called exactly once with blkio_read's or blkio_write's result, from
+   * the store's thread or before blkio_submit returns; it must not wait
+   * for I/O. */
+  void (*done) (struct blkio_aio *a, int err);
+  struct blkio *io;             /* blkio_submit's */
+};
+/* Whether blkio_submit can return before a's done. */
+bool blkio_submit_async (const struct blkio *io, const struct blkio_aio *a);
+/* blkio_read or blkio_write, answered by a->done.  c is in flight until
+ * then. */
+void blkio_submit (struct blkio *io, struct scsi_cmd *c, struct blkio_aio *a);
 
 /* For a front-end that runs write CDBs on the unit itself. */
 void blkio_write_lock (struct blkio *io);

@@ -58,6 +58,7 @@ SHELL_TESTS = \
 	tests/test-rbd-a-stopped-osd-gives-eio-after-the-timeout-and-costs-other-exports-nothing.sh \
 	tests/test-rbd-image-round-trips-matches-qemus-driver-and-has-one-writer.sh \
 	tests/test-rbd-sigkill-while-writing-keeps-every-flushed-write-in-the-image.sh \
+	tests/test-rbd-without-the-cache-requests-in-flight-hold-no-worker.sh \
 	tests/test-sgblkd-daemon-mode-pidfile-and-sigterm.sh \
 	tests/test-sgblkd-every-option-with-good-edge-and-nonsense-values.sh \
 	tests/test-sgblkd-runtime-errors-exit-1-usage-errors-exit-2.sh \
@@ -153,6 +154,13 @@ tests_test_swap_mode_pools_make_no_allocator_calls_LDFLAGS = $(AM_LDFLAGS) \
 	-Wl,--wrap=mprotect,--wrap=madvise,--wrap=mlock,--wrap=munlock
 
 # The SCSI core and the write-back cache over the fault store.
+check_PROGRAMS += tests/test-scsi-a-submitted-command-completes-once-and-a-read-modify-write-waits-for-it
+TESTS += tests/test-scsi-a-submitted-command-completes-once-and-a-read-modify-write-waits-for-it
+UNIT_TESTS += tests/test-scsi-a-submitted-command-completes-once-and-a-read-modify-write-waits-for-it
+tests_test_scsi_a_submitted_command_completes_once_and_a_read_modify_write_waits_for_it_SOURCES = tests/test-scsi-a-submitted-command-completes-once-and-a-read-modify-write-waits-for-it.c tests/scsi-test-helpers.h
+tests_test_scsi_a_submitted_command_completes_once_and_a_read_modify_write_waits_for_it_CFLAGS = $(TEST_CFLAGS)
+tests_test_scsi_a_submitted_command_completes_once_and_a_read_modify_write_waits_for_it_LDADD = $(TEST_LDADD)
+
 check_PROGRAMS += tests/test-scsi-store-faults-give-the-right-sense
 TESTS += tests/test-scsi-store-faults-give-the-right-sense
 UNIT_TESTS += tests/test-scsi-store-faults-give-the-right-sense

@@ -9,6 +9,12 @@
  * with the stale bytes.  Reads take no lock: the cache serves each block
  * whole, before or after a write of it.
  *
+ * Submitted writes (blkio_submit on a unit with asynchronous I/O) take
+ * the lock shared only to be counted in aio_writes, and leave the count
+ * when the store answers: a read-modify-write, once it holds the lock
+ * exclusively (so the count cannot rise), waits for the count to reach
+ * zero (exclusive below), and so still never overlaps a write.
+ *
  * Lock order: the rmw lock, then whatever the SCSI core and the cache take
  * (their locks are never held when these functions return).
  */
@@ -31,6 +37,9 @@ blkio_init (struct blkio *io, struct scsi_lu *lu, struct sgv_pool *sgv)
   io->size = scsi_lu_nblocks (lu) * io->bs;
   io->overcommitted = scsi_lu_store (lu)->caps & STORE_CAP_OVERCOMMIT;
   atomic_init (&io->stopping, false);
+  io->aio_writes = io->aio_reads = 0;
+  pthread_mutex_init (&io->aio_lock, NULL);
+  pthread_cond_init (&io->aio_idle, NULL);
   errno = pthread_rwlock_init (&io->rmw, NULL);
   return errno ? -1 : 0;
 }
@@ -38,7 +47,24 @@ blkio_init (struct blkio *io, struct scsi_lu *lu, struct sgv_pool *sgv)
 void
 blkio_fini (struct blkio *io)
 {
+  pthread_mutex_lock (&io->aio_lock);
+  while (io->aio_writes > 0 || io->aio_reads > 0)
+    pthread_cond_wait (&io->aio_idle, &io->aio_lock);
+  pthread_mutex_unlock (&io->aio_lock);
   pthread_rwlock_destroy (&io->rmw);
+  pthread_mutex_destroy (&io->aio_lock);
+  pthread_cond_destroy (&io->aio_idle);
+}
+
+/* The rmw lock exclusively, with no submitted write in flight. */
+static void
+exclusive (struct blkio *io)
+{
+  pthread_rwlock_wrlock (&io->rmw);
+  pthread_mutex_lock (&io->aio_lock);
+  while (io->aio_writes > 0)
+    pthread_cond_wait (&io->aio_idle, &io->aio_lock);
+  pthread_mutex_unlock (&io->aio_lock);
 }
 
 void
@@ -323,7 +349,7 @@ blkio_write (struct blkio *io, struct scsi_cmd *c, uint64_t off, uint64_t len,
     err = write_blocks (io, c, v, off, len, fua);
   }
   else {
-    pthread_rwlock_wrlock (&io->rmw);
+    exclusive (io);
     err = rmw (io, c, off, len, v, 0, fua);
   }
   pthread_rwlock_unlock (&io->rmw);
@@ -390,7 +416,7 @@ blkio_zero (struct blkio *io, struct scsi_cmd *c, uint64_t off, uint64_t len,
   if (aligned)
     pthread_rwlock_rdlock (&io->rmw);
   else
-    pthread_rwlock_wrlock (&io->rmw);
+    exclusive (io);
   if (a < e)
     err = ranged (io, c, flags & BLKIO_MAY_TRIM ? RANGED_ZERO_MAY_TRIM : RANGED_ZERO,
                   a, e, NULL);
@@ -489,4 +515,60 @@ blkio_extents (struct blkio *io, struct scsi_cmd *c, uint64_t off, uint64_t len,
   blkio_vec_put (io, v);
   *n = k;
   return err;
+}
+
+bool
+blkio_submit_async (const struct blkio *io, const struct blkio_aio *a)
+{
+  return scsi_lu_async (io->lu) && !(a->flags & BLKIO_FUA) && a->len > 0 &&
+         a->off % io->bs == 0 && a->len % io->bs == 0 &&
+         a->v->len == a->len;
+}
+
+/* The unit's answer to a submitted command. */
+static void
+submitted (struct scsi_cmd *c, void *arg)
+{
+  struct blkio_aio *a = arg;
+  struct blkio *io = a->io;
+  bool write = a->write;
+
+  /* The front-end is told before the count falls (blkio_fini may free io
+   * after it), and may reuse a and c at once. */
+  a->done (a, scsi_cmd_errno (c));
+  pthread_mutex_lock (&io->aio_lock);
+  if ((write ? --io->aio_writes : --io->aio_reads) == 0)
+    pthread_cond_broadcast (&io->aio_idle);
+  pthread_mutex_unlock (&io->aio_lock);
+}
+
+void
+blkio_submit (struct blkio *io, struct scsi_cmd *c, struct blkio_aio *a)
+{
+  assert (in_range (io, a->off, a->len) && a->len > 0 && a->v->len >= a->len);
+  assert (a->done != NULL && (!a->write || !(a->flags & ~BLKIO_FUA)));
+  a->io = io;
+  if (!blkio_submit_async (io, a)) {
+    a->done (a, a->write ? blkio_write (io, c, a->off, a->len, a->v, a->flags) :
+                           blkio_read (io, c, a->off, a->len, a->v));
+    return;
+  }
+  if (a->write) {
+    pthread_rwlock_rdlock (&io->rmw);
+    pthread_mutex_lock (&io->aio_lock);
+    io->aio_writes++;
+    pthread_mutex_unlock (&io->aio_lock);
+    pthread_rwlock_unlock (&io->rmw);
+    scsi_cdb_write16 (c->cdb, a->off / io->bs, (uint32_t) (a->len / io->bs), false);
+  }
+  else {
+    pthread_mutex_lock (&io->aio_lock);
+    io->aio_reads++;
+    pthread_mutex_unlock (&io->aio_lock);
+    scsi_cdb_read16 (c->cdb, a->off / io->bs, (uint32_t) (a->len / io->bs), false);
+  }
+  c->cdb_len = 16;
+  c->buf = a->v;
+  c->buf_len = (uint32_t) a->len;
+  scsi_submit (io->lu, c, submitted, a);
 }

@@ -8,6 +8,11 @@
  * every other front-end, are its business, not this file's.  The reply
  * is left encoded in the job for the connection's sender; nothing here
  * touches the socket.
+ *
+ * A worker hands a plain read or write on a unit with asynchronous I/O
+ * to nbd_job_submit instead: it returns once the request is in flight,
+ * and the store's completion encodes the reply and gives the job to the
+ * sender, so that a worker never waits for a remote store.
  */
 #include <config.h>
 
@@ -87,6 +92,60 @@ count_op (uint16_t type)
   }
 }
 
+/* Count the request, encode its reply from err (0: success, -1: the
+ * reply is already encoded). */
+static void
+finish (struct nbd_job *j, int err)
+{
+  /* Every request but NBD_CMD_DISC comes here, refused ones too. */
+  blkio_count (io_of (j), count_op (j->type), j->length, err > 0 ? err : 0);
+  if (err > 0)
+    nbd_encode_error (j, err);
+  else if (err == 0)
+    nbd_encode_ok (j);
+}
+
+/* The unit's answer to a submitted read or write. */
+static void
+submitted (struct blkio_aio *a, int err)
+{
+  struct nbd_job *j = (struct nbd_job *) ((char *) a - offsetof (struct nbd_job, aio));
+
+  if (err == 0 && j->type == NBD_CMD_READ) {
+    NSTAT_ADD (j->conn->srv, bytes_read, j->length);
+    nbd_encode_data (j);
+    err = -1;
+  }
+  finish (j, err);
+  nbd_send (j);
+}
+
+bool
+nbd_job_submit (struct nbd_job *j)
+{
+  struct blkio *io = io_of (j);
+
+  if (j->error || (j->type != NBD_CMD_READ && j->type != NBD_CMD_WRITE) ||
+      !scsi_lu_async (io->lu) ||
+      atomic_load_explicit (&j->conn->dead, memory_order_relaxed))
+    return false;
+  if (j->type == NBD_CMD_READ && j->vec == NULL &&
+      nbd_job_take_vec (j, j->length, true) == NULL)
+    return false;                       /* nbd_job_exec answers */
+  j->aio = (struct blkio_aio) {
+    .write = j->type == NBD_CMD_WRITE,
+    .off = j->offset,
+    .len = j->length,
+    .v = j->vec,
+    .flags = seam_flags (j),
+    .done = submitted,
+  };
+  if (!blkio_submit_async (io, &j->aio))
+    return false;
+  blkio_submit (io, j->cmd, &j->aio);
+  return true;
+}
+
 void
 nbd_job_exec (struct nbd_job *j)
 {
@@ -118,10 +177,5 @@ nbd_job_exec (struct nbd_job *j)
     default:                   err = EINVAL; break;
     }
   }
-  /* Every request but NBD_CMD_DISC comes here, refused ones too. */
-  blkio_count (io, count_op (j->type), j->length, err > 0 ? err : 0);
-  if (err > 0)
-    nbd_encode_error (j, err);
-  else if (err == 0)
-    nbd_encode_ok (j);
+  finish (j, err);
 }

@@ -82,6 +82,7 @@ struct nbd_job {
   struct scsi_cmd *cmd;          /* taken when queued */
   struct sgv_vec *vec;           /* the payload or the read data */
   int error;                     /* errno decided by validation, 0 = run it */
+  struct blkio_aio aio;          /* a read or write in flight (nbd_job_submit) */
   /* The reply: hdr, then data slices of vec (exec.c encodes, send.c sends). */
   uint8_t hdr[NBD_REPLY_HDR];
   int iovcnt;
@@ -271,6 +272,10 @@ unsigned nbd_conn_drain (struct nbd_conn *c);
 
 /* exec.c: run j (validated, with its command) and encode its reply. */
 void nbd_job_exec (struct nbd_job *j);
+/* Start a plain read or write whose unit answers asynchronously; its
+ * completion encodes the reply and sends it.  false (nothing done): run
+ * it with nbd_job_exec. */
+bool nbd_job_submit (struct nbd_job *j);
 
 /* send.c */
 int nbd_sender_start (struct nbd_conn *c);

@@ -62,8 +62,10 @@ worker (void *arg)
     if (s->qhead == NULL)
       s->qtail = NULL;
     pthread_mutex_unlock (&s->qlock);
-    nbd_job_exec (j);
-    nbd_send (j);
+    if (!nbd_job_submit (j)) {
+      nbd_job_exec (j);
+      nbd_send (j);
+    }
     pthread_mutex_lock (&s->qlock);
   }
   pthread_mutex_unlock (&s->qlock);
