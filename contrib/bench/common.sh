@@ -434,23 +434,39 @@ stats ()
   '"$prog" "$file"
 }
 
+# The ratio columns: $ratios, pairs "KEY:KEY" of servers, if the section
+# sets it; else the first server to each other one.
 table ()
 {
-  local key n=${#servers[@]}
+  local key n=${#servers[@]} pair a b i pairs=()
+  local -A index
+  for i in "${!servers[@]}"; do index[${servers[$i]}]=$i; done
+  if [ -n "${ratios+set}" ]; then
+    for pair in "${ratios[@]}"; do pairs+=("${index[${pair%%:*}]}:${index[${pair##*:}]}"); done
+  else
+    for i in $(seq 1 $(( n - 1 ))); do pairs+=("0:$i"); done
+  fi
   {
     printf '| workload (QD16, median of %d) |' "$rounds"
     for key in "${servers[@]}"; do printf ' %s |' "${label[$key]}"; done
-    for key in "${servers[@]:1}"; do printf ' %s / %s |' "${label[${servers[0]}]}" "${label[$key]}"; done
+    for pair in "${pairs[@]}"; do
+      a=${servers[${pair%%:*}]} b=${servers[${pair##*:}]}
+      printf ' %s / %s |' "${label[$a]}" "${label[$b]}"
+    done
     printf '\n| --- |'
-    for key in "${servers[@]}" "${servers[@]:1}"; do printf ' ---: |'; done
+    for i in $(seq $(( n + ${#pairs[@]} ))); do printf ' ---: |'; done
     echo
-    awk -F'\t' -v n="$n" '
+    awk -F'\t' -v n="$n" -v pairs="${pairs[*]}" '
       function fig(u, v) { return sprintf(u == "MB/s" ? "%.0f MB/s" : "%.0f IOPS", v) }
       function ratio(a, b) { return b > 0 ? sprintf("%.2fx", a / b) : "n/a" }
+      BEGIN { np = split(pairs, pr, " ") }
       {
         printf "| %s |", $1
         for (s = 0; s < n; s++) printf " %s, %.1f µs/IO |", fig($2, $(3 + s)), $(3 + n + s)
-        for (s = 1; s < n; s++) printf " %s, CPU/IO %s |", ratio($3, $(3 + s)), ratio($(3 + n), $(3 + n + s))
+        for (p = 1; p <= np; p++) {
+          split(pr[p], ab, ":")
+          printf " %s, CPU/IO %s |", ratio($(3 + ab[1]), $(3 + ab[2])), ratio($(3 + n + ab[1]), $(3 + n + ab[2]))
+        }
         print ""
       }' "$tmp/$name.dat"
     echo

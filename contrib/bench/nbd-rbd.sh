@@ -30,21 +30,31 @@ cleanup_fn () { at_exit "$*"; }
 . "$bench_dir/../../tests/ceph-functions.sh"
 
 section nbd-rbd "NBD, a Ceph RBD image: sgblkd rbd: (cache, and --cache-mode off) against qemu-nbd rbd:"
-# Three images of $size in the OSD's memory, and room to spare.
-export CEPH_MEMSTORE_BYTES=$(( $(numfmt --from=iec "$size") * 4 ))
+# An image of $size per server in the OSD's memory, and room to spare.
+keys=(sg so sr qn qc)
+export CEPH_MEMSTORE_BYTES=$(( $(numfmt --from=iec "$size") * (${#keys[@]} + 1) ))
 ceph_start >"$tmp/ceph-start.log" 2>&1 || { cat "$tmp/ceph-start.log" >&2; exit 1; }
-for key in sg so qn; do rbd create --size "$size" "rbd/$key"; done
+for key in "${keys[@]}"; do rbd create --size "$size" "rbd/$key"; done
 cache=$(( $(numfmt --from=iec "$size") * 2 >> 20 ))M
 img () { echo "rbd:rbd/$1:conf=$CEPH_CONF"; }
 
 start_timeout=30
-# A request to the cluster holds an I/O worker of sgblkd until it is
-# answered: 16 workers for fio's 16 requests in flight.
+# With the cache, a request that waits for the cluster (a miss, room for
+# a write) holds an I/O worker of sgblkd until it is answered: 16
+# workers for fio's 16 requests in flight.  Without the cache, reads and
+# writes are in flight in librbd and hold none: the default workers.
 serve_nbd sg sgblk "$tmp/sg.sock" "$SGBLKD" -f -U "$tmp/sg.sock" -t 16 --cache-size "$cache" "$(img sg)"
-serve_nbd so "sgblk, cache off" "$tmp/so.sock" "$SGBLKD" -f -U "$tmp/so.sock" -t 16 --cache-mode off "$(img so)"
+serve_nbd so "sgblk, cache off" "$tmp/so.sock" "$SGBLKD" -f -U "$tmp/so.sock" --cache-mode off "$(img so)"
 serve_nbd qn qemu-nbd "$tmp/qn.sock" qemu-nbd -f raw -t --shared=8 -k "$tmp/qn.sock" "$(img qn)"
+# Like for like with the cache off: qemu-nbd's default (--cache=writeback)
+# turns librbd's cache on, which acknowledges writes from memory;
+# --cache=none turns it off, as sgblkd does by default.  And sgblkd with
+# librbd's cache on (FILE's :rbd_cache=true), as qemu-nbd by default.
+serve_nbd qc "qemu-nbd, cache none" "$tmp/qc.sock" qemu-nbd -f raw -t --shared=8 --cache=none -k "$tmp/qc.sock" "$(img qc)"
+serve_nbd sr "sgblk, cache off, rbd_cache" "$tmp/sr.sock" "$SGBLKD" -f -U "$tmp/sr.sock" --cache-mode off "$(img sr):rbd_cache=true"
 
-servers=(sg so qn)
+servers=(sg so sr qn qc)
+ratios=(sg:qn so:qc sr:qn so:qn)
 fill_all
 
 # Every run starts from a durable image: a FLUSH first, so that sgblk's
@@ -63,9 +73,12 @@ say "One single-node cluster (one monitor, one OSD with \`osd objectstore = mems
     "pools of one replica, on 127.0.0.1) holds an image of $size for each server," \
     "filled through the server with fio's incompressible data first." \
     "\`sgblkd -t 16 --cache-size $cache rbd:rbd/IMG:conf=...\` (write-back: FLUSH writes" \
-    "the cache back, then flushes librbd), \`sgblkd -t 16 --cache-mode off rbd:...\`" \
-    "(a request waiting for the cluster holds one of sgblkd's 16 I/O threads)," \
-    "\`qemu-nbd -f raw -t --shared=8 -k SOCKET rbd:rbd/IMG:conf=...\`;" \
+    "the cache back, then flushes librbd), \`sgblkd --cache-mode off rbd:...\`" \
+    "(reads and writes in flight in librbd, none holding an I/O thread; the default threads)," \
+    "the same with FILE's \`:rbd_cache=true\` (librbd's cache acknowledges writes from memory and" \
+    "a FLUSH flushes it), \`qemu-nbd -f raw -t --shared=8 -k SOCKET rbd:rbd/IMG:conf=...\`" \
+    "(its default, --cache=writeback, turns librbd's cache on), and the same with \`--cache=none\`" \
+    "(librbd's cache off, as sgblkd's default);" \
     "fio's nbd engine, one connection over a Unix socket.  Each run starts" \
     "with a FLUSH (not timed), so that none inherits dirty data from the one before." \
     "The last workload sends a FLUSH after every 32 writes, so that what is acknowledged" \
