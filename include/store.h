@@ -145,6 +145,11 @@ struct store *store_rbd_open (const char *file, unsigned flags, unsigned timeout
                               char *why, size_t whylen);
 /* Requests that passed their deadline; 0 for a store that is no RBD store. */
 uint64_t store_rbd_timeouts (struct store *s);
+/* Opening waits at most twice the timeout for the cluster (ETIMEDOUT),
+ * closing at most the timeout: past it, the close goes on in the
+ * background and is counted here (the image's lock stays until it ends,
+ * or until the process's watch expires). */
+uint64_t store_rbd_closes_abandoned (void);
 
 /* Fault store, for tests: passes calls to inner except those the rules in
  * spec fail (src/store/fault.c says how to write them, e.g.

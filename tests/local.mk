@@ -55,6 +55,7 @@ SHELL_TESTS = \
 	tests/test-nbdinfo-shows-size-block-sizes-and-flags.sh \
 	tests/test-qemu-img-convert-and-compare.sh \
 	tests/test-qemu-io-patterns-fua-discard-and-write-zeroes.sh \
+	tests/test-rbd-a-silent-cluster-holds-neither-start-nor-exit-past-the-timeout.sh \
 	tests/test-rbd-a-stopped-osd-gives-eio-after-the-timeout-and-costs-other-exports-nothing.sh \
 	tests/test-rbd-image-round-trips-matches-qemus-driver-and-has-one-writer.sh \
 	tests/test-rbd-sigkill-while-writing-keeps-every-flushed-write-in-the-image.sh \

@@ -311,7 +311,17 @@ daemon_stack_teardown (struct daemon_stack *d)
     log_error ("commands still in use at exit");
   if (d->sgv && sgv_pool_destroy (d->sgv) == -1)
     log_error ("vectors still in use at exit");
+  uint64_t abandoned = store_rbd_closes_abandoned ();
   store_close (d->store);
+  if (store_rbd_closes_abandoned () != abandoned) {
+    log_error ("%s: the cluster did not answer the image's close within %u s; "
+               "leaving it (its exclusive lock goes when the cluster sees this "
+               "client gone)", d->opt->file,
+               d->opt->store_timeout ? d->opt->store_timeout : STORE_RBD_TIMEOUT);
+    if (r == 0)
+      e = ETIMEDOUT;
+    r = -1;
+  }
   if (r == -1)
     errno = e;
   return r;

@@ -199,6 +199,12 @@ store_rbd_timeouts (struct store *s)
   return 0;
 }
 
+uint64_t
+store_rbd_closes_abandoned (void)
+{
+  return 0;
+}
+
 #else /* HAVE_RBD */
 
 #include <dlfcn.h>
@@ -837,10 +843,154 @@ rbd_store_stats (struct store *s, struct store_stats *st)
   st->zeroes = atomic_load (&r->zeroes);
 }
 
+/* Opening and closing, bounded.  librbd's open reads the image's header
+ * from an OSD and its close waits for every request in flight: with the
+ * OSDs silent, both wait without end, and a daemon would neither start
+ * nor exit.  So each runs in a thread of its own, and the caller waits
+ * for it up to a deadline.  Past it the caller goes on without it (an
+ * open fails with ETIMEDOUT; a close is counted as abandoned), and the
+ * job becomes the thread's: when librbd returns, if ever, the thread
+ * undoes what it did (closes an image opened too late, which releases
+ * its lock) and frees everything.  The state changes once, under the
+ * job's lock, so exactly one side frees the job. */
+enum bg_state {
+  BG_RUNNING,                     /* librbd has not returned */
+  BG_DONE,                        /* it has; the caller takes the result */
+  BG_ABANDONED,                   /* the caller gave up; the thread cleans up */
+};
+
+struct bg_job {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  enum bg_state state;
+  /* An open: its arguments and result. */
+  char *file;
+  unsigned flags, timeout;
+  struct store *s;
+  int err;
+  char why[384];
+  /* A close: the store, freed by whoever frees the job. */
+  struct rbd_store *r;
+};
+
+static _Atomic uint64_t closes_abandoned;
+
+static struct bg_job *
+bg_new (void)
+{
+  struct bg_job *j = calloc (1, sizeof *j);
+  pthread_condattr_t ca;
+
+  if (j == NULL)
+    return NULL;
+  pthread_mutex_init (&j->lock, NULL);
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&j->cond, &ca);
+  pthread_condattr_destroy (&ca);
+  return j;
+}
+
+static void rbd_store_free (struct rbd_store *r);
+
+static void
+bg_free (struct bg_job *j)
+{
+  pthread_mutex_destroy (&j->lock);
+  pthread_cond_destroy (&j->cond);
+  free (j->file);
+  free (j);
+}
+
+/* The thread's end: hand the result over, or clean up after a caller
+ * that gave up. */
+static void
+bg_finish (struct bg_job *j)
+{
+  pthread_mutex_lock (&j->lock);
+  if (j->state == BG_RUNNING) {
+    j->state = BG_DONE;
+    pthread_cond_signal (&j->cond);
+    pthread_mutex_unlock (&j->lock);
+    return;
+  }
+  pthread_mutex_unlock (&j->lock);
+  if (j->s)
+    j->s->ops->close (j->s);      /* opened too late: let the image go */
+  if (j->r)
+    rbd_store_free (j->r);
+  bg_free (j);
+}
+
+/* Start fn (j) in a detached thread and wait up to secs seconds: true
+ * if it is done (j is the caller's), false if not (j is the thread's
+ * now) or it could not start (errno; j is the caller's, fn not run). */
+static bool
+bg_run (void *(*fn) (void *), struct bg_job *j, unsigned secs, bool *started)
+{
+  pthread_attr_t a;
+  pthread_t t;
+  struct timespec dl;
+  int e;
+
+  pthread_attr_init (&a);
+  pthread_attr_setdetachstate (&a, PTHREAD_CREATE_DETACHED);
+  e = pthread_create (&t, &a, fn, j);
+  pthread_attr_destroy (&a);
+  *started = e == 0;
+  if (e) {
+    errno = e;
+    return false;
+  }
+  clock_gettime (CLOCK_MONOTONIC, &dl);
+  dl.tv_sec += secs;
+  pthread_mutex_lock (&j->lock);
+  while (j->state == BG_RUNNING)
+    if (pthread_cond_timedwait (&j->cond, &j->lock, &dl) == ETIMEDOUT &&
+        j->state == BG_RUNNING) {
+      j->state = BG_ABANDONED;
+      pthread_mutex_unlock (&j->lock);
+      errno = ETIMEDOUT;
+      return false;
+    }
+  pthread_mutex_unlock (&j->lock);
+  return true;
+}
+
+static void *
+closer (void *arg)
+{
+  struct bg_job *j = arg;
+  struct rbd_store *r = j->r;
+
+  /* rbd_close waits for requests in flight, abandoned ones too, and
+   * releases the exclusive lock. */
+  rbd_close (r->image);
+  rados_ioctx_destroy (r->io);
+  rados_shutdown (r->cluster);
+  bg_finish (j);
+  return NULL;
+}
+
+static void
+rbd_store_free (struct rbd_store *r)
+{
+  pthread_mutex_destroy (&r->lock);
+  free (r);
+}
+
+uint64_t
+store_rbd_closes_abandoned (void)
+{
+  return atomic_load (&closes_abandoned);
+}
+
 static void
 rbd_store_close (struct store *s)
 {
   struct rbd_store *r = to_rbd (s);
+  struct bg_job *j;
+  bool started = false;
 
   /* The front-ends are gone: no asynchronous request is pending but
    * abandoned ones, which the completion callback frees. */
@@ -850,13 +1000,24 @@ rbd_store_close (struct store *s)
   pthread_mutex_unlock (&r->lock);
   pthread_join (r->watchdog, NULL);
   pthread_cond_destroy (&r->wd_cond);
-  /* rbd_close waits for requests in flight, abandoned ones too, and
-   * releases the exclusive lock. */
+  if ((j = bg_new ()) != NULL) {
+    j->r = r;
+    if (bg_run (closer, j, r->timeout, &started)) {
+      bg_free (j);
+      rbd_store_free (r);
+      return;
+    }
+    if (started) {                /* the closer frees r and j */
+      atomic_fetch_add (&closes_abandoned, 1);
+      return;
+    }
+    bg_free (j);
+  }
+  /* No thread to spare: close here, unbounded. */
   rbd_close (r->image);
   rados_ioctx_destroy (r->io);
   rados_shutdown (r->cluster);
-  pthread_mutex_destroy (&r->lock);
-  free (r);
+  rbd_store_free (r);
 }
 
 uint64_t
@@ -1003,8 +1164,8 @@ fail:
 #undef SAY
 }
 
-struct store *
-store_rbd_open (const char *file, unsigned flags, unsigned timeout,
+static struct store *
+open_now (const char *file, unsigned flags, unsigned timeout,
                 char *why, size_t whylen)
 {
   struct rbd_spec sp;
@@ -1079,6 +1240,60 @@ fail:
   free (r);
   errno = e;
   return NULL;
+}
+
+static void *
+opener (void *arg)
+{
+  struct bg_job *j = arg;
+
+  j->s = open_now (j->file, j->flags, j->timeout, j->why, sizeof j->why);
+  j->err = errno;
+  bg_finish (j);
+  return NULL;
+}
+
+struct store *
+store_rbd_open (const char *file, unsigned flags, unsigned timeout,
+                char *why, size_t whylen)
+{
+  struct bg_job *j = bg_new ();
+  struct store *s;
+  bool started;
+  int e;
+
+  if (timeout == 0)
+    timeout = STORE_RBD_TIMEOUT;
+  if (j == NULL || (j->file = strdup (file)) == NULL) {
+    if (j)
+      bg_free (j);
+    snprintf (why, whylen, "%s", strerror (ENOMEM));
+    errno = ENOMEM;
+    return NULL;
+  }
+  j->flags = flags;
+  j->timeout = timeout;
+  /* Connecting is bounded by the timeout (client_mount_timeout); then
+   * opening the image and taking its lock get as long again. */
+  if (!bg_run (opener, j, 2 * timeout, &started)) {
+    e = errno;
+    if (!started) {
+      bg_free (j);
+      snprintf (why, whylen, "cannot start a thread to open the image: %s", strerror (e));
+    }
+    else
+      snprintf (why, whylen, "no answer from the cluster within %u s while opening the image "
+                "(are its OSDs up? see --store-timeout)", 2 * timeout);
+    errno = e;
+    return NULL;
+  }
+  s = j->s;
+  e = j->err;
+  if (s == NULL)
+    snprintf (why, whylen, "%s", j->why);
+  bg_free (j);
+  errno = e;
+  return s;
 }
 
 #endif /* HAVE_RBD */
