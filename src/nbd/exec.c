@@ -9,10 +9,11 @@
  * is left encoded in the job for the connection's sender; nothing here
  * touches the socket.
  *
- * A worker hands a plain read or write on a unit with asynchronous I/O
- * to nbd_job_submit instead: it returns once the request is in flight,
- * and the store's completion encodes the reply and gives the job to the
- * sender, so that a worker never waits for a remote store.
+ * A plain read or write on a unit with asynchronous I/O goes to
+ * nbd_job_submit instead, from the session that read it (or a worker,
+ * for one queued before): it returns once the request is in flight, and
+ * the store's completion encodes the reply and gives the job to the
+ * sender, so that no thread waits for a remote store.
  */
 #include <config.h>
 

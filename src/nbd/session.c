@@ -152,6 +152,12 @@ serve_one (struct nbd_conn *c, unsigned caps)
     nbd_job_exec (j);
     nbd_send_hold (j);
   }
+  /* A read or write the unit answers asynchronously is sent on its way
+   * from here too: its store's completion replies, and no worker need
+   * carry it (its read vector is taken here, as above). */
+  else if (err == 0 && data && scsi_lu_async (c->exp->io->lu) &&
+           (r.type == NBD_CMD_WRITE || take_vec (j, r.length)) && nbd_job_submit (j))
+    ;
   else if (err == 0)
     nbd_workq_push (c->srv, j);
   else {
