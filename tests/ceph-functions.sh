@@ -9,6 +9,8 @@
 # /etc/ceph or any other cluster: every path is in the conf file, and the
 # ceph and rbd commands are pointed at it through CEPH_CONF.
 # CEPH_MEMSTORE_BYTES: the OSD's capacity, in memory (2 GiB).
+# CEPH_AUTH=cephx: authentication on (default none); the ceph and rbd
+# commands use client.admin's key from the cluster's keyring.
 # The caller provides skip, requires, fail and cleanup_fn (tests/functions.sh
 # does; contrib/bench/nbd-rbd.sh defines its own).
 
@@ -72,9 +74,9 @@ mon host = v1:127.0.0.1:$port
 public addr = 127.0.0.1
 ms bind msgr2 = false
 ms bind retry count = 1
-auth cluster required = none
-auth service required = none
-auth client required = none
+auth cluster required = ${CEPH_AUTH:-none}
+auth service required = ${CEPH_AUTH:-none}
+auth client required = ${CEPH_AUTH:-none}
 keyring = $d/keyring
 mon allow pool size one = true
 mon allow pool delete = true
@@ -100,8 +102,11 @@ crash dir = $d/crash
 osd client watch timeout = 5
 rbd blocklist on break lock = true
 EOF
+    [ "${CEPH_AUTH:-none}" = none ] || printf '[osd]\nkeyring = %s\n' "$d/osd.keyring" >>"$CEPH_CONF"
     rm -rf "$d/mon" && mkdir -p "$d/mon"
     ceph-authtool --create-keyring "$d/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+    ceph-authtool "$d/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' \
+      --cap mgr 'allow *' >/dev/null
     monmaptool --create --clobber --fsid "$fsid" --addv a "[v1:127.0.0.1:$port]" "$d/monmap" >/dev/null
     ceph-mon -c "$CEPH_CONF" --mkfs -i a --monmap "$d/monmap" --keyring "$d/keyring"
     ceph-mon -c "$CEPH_CONF" -i a -f >/dev/null 2>&1 9>&- &
@@ -120,6 +125,9 @@ EOF
   local id uuid
   uuid=$(cat /proc/sys/kernel/random/uuid)
   id=$(ceph osd create "$uuid")
+  [ "${CEPH_AUTH:-none}" = none ] ||
+    ceph auth get-or-create "osd.$id" mon 'allow profile osd' osd 'allow *' mgr 'allow profile osd' \
+      -o "$d/osd.keyring" >/dev/null || fail "Ceph: no key for osd.$id"
   ceph-osd -c "$CEPH_CONF" -i "$id" --mkfs --osd-uuid "$uuid" >/dev/null 2>&1 ||
     { tail "$d"/osd.*.log >&2; fail "Ceph: ceph-osd --mkfs failed"; }
   ceph-osd -c "$CEPH_CONF" -i "$id" -f >/dev/null 2>&1 9>&- &

@@ -57,6 +57,7 @@ SHELL_TESTS = \
 	tests/test-qemu-io-patterns-fua-discard-and-write-zeroes.sh \
 	tests/test-rbd-a-silent-cluster-holds-neither-start-nor-exit-past-the-timeout.sh \
 	tests/test-rbd-a-stopped-osd-gives-eio-after-the-timeout-and-costs-other-exports-nothing.sh \
+	tests/test-rbd-cephx-a-wrong-missing-or-unknown-key-is-one-line-and-exit-1.sh \
 	tests/test-rbd-image-round-trips-matches-qemus-driver-and-has-one-writer.sh \
 	tests/test-rbd-sigkill-while-writing-keeps-every-flushed-write-in-the-image.sh \
 	tests/test-rbd-without-the-cache-requests-in-flight-hold-no-worker.sh \

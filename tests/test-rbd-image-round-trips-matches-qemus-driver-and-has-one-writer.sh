@@ -3,7 +3,8 @@
 # round-trip with nbdcopy, and after a FLUSH qemu's own rbd: driver reads
 # the same image; block status sees a trimmed range as a hole.  A second
 # writer on the image is refused (exit 1, one line), a read-only daemon on
-# a snapshot serves the snapshot, an image that is not there is one line,
+# a snapshot serves the snapshot, an image or a cluster that is not there
+# is one line,
 # and a filesystem on a loop device on the FUSE file is fsck-clean.  One
 # single-node cluster (tests/ceph-functions.sh) serves every check.
 . "${top_srcdir:-.}/tests/functions.sh"
@@ -59,10 +60,13 @@ cmp <(head -c 64M "$tmp/data") <(head -c 64M "$tmp/snap") || fail "the snapshot 
 nbdsh -u "$uri" -c "$nbd_expect" -c 'expect(errno.EPERM, h.pwrite, b"x" * 512, 0)'
 stop_sgblkd snap
 
-# Images, pools and snapshots that are not there: exit 1, one line each.
-# (A writable snapshot is refused the same way.)
+# Images, pools and snapshots that are not there, and a cluster that is
+# not there (no monitor answers): exit 1, one line each.  (A writable
+# snapshot is refused the same way.)
+printf '[global]\nmon host = v1:127.0.0.1:1\n' >"$tmp/nocluster.conf"
 for bad in "rbd:rbd/nothere:conf=$CEPH_CONF" "rbd:nopool/img:conf=$CEPH_CONF" \
-           "-r rbd:rbd/img@nosnap:conf=$CEPH_CONF" "rbd:rbd/img@s1:conf=$CEPH_CONF"; do
+           "-r rbd:rbd/img@nosnap:conf=$CEPH_CONF" "rbd:rbd/img@s1:conf=$CEPH_CONF" \
+           "--store-timeout 3 rbd:rbd/img:conf=$tmp/nocluster.conf"; do
   status=0
   "$SGBLKD" -f -U "$tmp/bad.sock" $bad >"$tmp/bad.out" 2>&1 || status=$?
   [ "$status" -eq 1 ] && [ "$(wc -l <"$tmp/bad.out")" -eq 1 ] ||
