@@ -21,6 +21,20 @@ requires_ceph ()
   requires ceph-mon ceph-osd ceph rbd monmaptool ceph-authtool ss python3
 }
 
+# requires_rbd_store [qemu]: requires_ceph, and skip unless sgblkd was
+# built with the RBD store and (with qemu) qemu-img has its rbd: driver.
+requires_rbd_store ()
+{
+  requires_ceph
+  "$SGBLKD" -f "rbd:rbd/x:conf=/dev/null" 2>&1 | grep -q "without RBD" &&
+    skip "sgblkd was built without RBD support"
+  if [ "${1-}" = qemu ]; then
+    requires qemu-img
+    qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
+  fi
+  return 0
+}
+
 # SECONDS WHAT COMMAND...: until it succeeds.  (Generous: a loaded CI
 # machine took more than 30 s to bring the OSD up once; a healthy start
 # takes about 10.)

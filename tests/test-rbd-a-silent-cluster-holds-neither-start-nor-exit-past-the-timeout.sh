@@ -11,11 +11,8 @@
 # (the dead client's lock is broken).
 . "${top_srcdir:-.}/tests/functions.sh"
 . "${top_srcdir:-.}/tests/ceph-functions.sh"
-requires_ceph
+requires_rbd_store qemu
 requires nbdcopy nbdsh qemu-img timeout
-qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
-"$SGBLKD" -f "rbd:rbd/x:conf=/dev/null" 2>&1 | grep -q "without RBD" &&
-  skip "sgblkd was built without RBD support"
 
 ceph_start
 rbd create --size 64M rbd/img

@@ -10,11 +10,8 @@
 # rbd: driver finds every write in the image.
 . "${top_srcdir:-.}/tests/functions.sh"
 . "${top_srcdir:-.}/tests/ceph-functions.sh"
-requires_ceph
+requires_rbd_store qemu
 requires nbdcopy nbdsh qemu-img qemu-io timeout
-qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
-"$SGBLKD" -f "rbd:rbd/x:conf=/dev/null" 2>&1 | grep -q "without RBD" &&
-  skip "sgblkd was built without RBD support"
 
 ceph_start
 rbd create --size 64M rbd/img

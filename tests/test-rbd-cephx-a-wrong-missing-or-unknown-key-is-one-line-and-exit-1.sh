@@ -7,10 +7,8 @@
 # that names the problem, within the store timeout.
 . "${top_srcdir:-.}/tests/functions.sh"
 . "${top_srcdir:-.}/tests/ceph-functions.sh"
-requires_ceph
+requires_rbd_store
 requires nbdcopy timeout
-"$SGBLKD" -f "rbd:rbd/x:conf=/dev/null" 2>&1 | grep -q "without RBD" &&
-  skip "sgblkd was built without RBD support"
 
 CEPH_AUTH=cephx ceph_start
 rbd create --size 64M rbd/img

@@ -9,11 +9,8 @@
 # single-node cluster (tests/ceph-functions.sh) serves every check.
 . "${top_srcdir:-.}/tests/functions.sh"
 . "${top_srcdir:-.}/tests/ceph-functions.sh"
-requires_ceph
+requires_rbd_store qemu
 requires nbdcopy nbdinfo nbdsh qemu-img qemu-io
-qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
-"$SGBLKD" -f "rbd:rbd/x:conf=/dev/null" 2>&1 | grep -q "without RBD" &&
-  skip "sgblkd was built without RBD support"
 
 ceph_start
 rbd create --size 256M rbd/img

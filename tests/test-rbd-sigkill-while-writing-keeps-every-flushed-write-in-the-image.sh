@@ -10,12 +10,9 @@
 # cluster.  SGBLK_RBD_CRASH_ROUNDS: rounds (3).
 . "${top_srcdir:-.}/tests/functions.sh"
 . "${top_srcdir:-.}/tests/ceph-functions.sh"
-requires_ceph
+requires_rbd_store qemu
 requires python3 qemu-img
 python3 -c 'import nbd' 2>/dev/null || skip "python3 has no nbd module (python3-libnbd)"
-qemu-img --help | grep -qw rbd || skip "qemu-img has no rbd driver (qemu-block-extra)"
-"$SGBLKD" -f "rbd:rbd/x:conf=/dev/null" 2>&1 | grep -q "without RBD" &&
-  skip "sgblkd was built without RBD support"
 
 rounds=${SGBLK_RBD_CRASH_ROUNDS:-3}
 crash_client () { python3 "${top_srcdir:-.}/tests/crash_client.py" "$@"; }
