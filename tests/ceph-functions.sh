@@ -65,7 +65,7 @@ ceph_start ()
     echo "Ceph: the cluster did not come up (try $try of 3); starting a new one" >&2
     tail -n 5 "$tmp"/ceph/osd.*.log >&2 2>/dev/null
     kill -KILL "$ceph_osd_pid" "$ceph_mon_pid" 2>/dev/null
-    wait "$ceph_osd_pid" "$ceph_mon_pid" 2>/dev/null
+    wait "$ceph_osd_pid" "$ceph_mon_pid" 2>/dev/null || true   # (their status: killed)
     rm -rf "$tmp/ceph"
   done
   fail "Ceph: no cluster came up in three tries"
@@ -147,8 +147,17 @@ EOF
   ceph-osd -c "$CEPH_CONF" -i "$id" -f >/dev/null 2>&1 9>&- &
   ceph_osd_pid=$!
   cleanup_fn "kill -CONT $ceph_osd_pid 2>/dev/null; kill -KILL $ceph_osd_pid 2>/dev/null"
-  # (A healthy start takes about 10 s, 30 s on a loaded machine.)
-  ( _ceph_wait 60 "osd.$id did not come up" sh -c "ceph osd dump | grep -q '^osd.$id up'" ) || return 1
+  # A healthy start takes about 10 s, 30 s on a loaded machine.  An OSD
+  # that exits instead (seen: its monitor refused it with "wrong fsid")
+  # is given up on at once.
+  local i
+  for i in $(seq 120); do
+    ceph --connect-timeout 5 osd dump 2>/dev/null | grep -q "^osd.$id up" && break
+    kill -0 "$ceph_osd_pid" 2>/dev/null ||
+      { echo "Ceph: osd.$id exited at start" >&2; return 1; }
+    sleep 0.5
+  done
+  [ "$i" -lt 120 ] || { echo "Ceph: osd.$id did not come up within 60 s" >&2; return 1; }
   # (Retried, not left to set -e: on a loaded machine a monitor command
   # may time out, which ended a CI run without a word.)
   _ceph_wait 90 "pool $pool could not be created" ceph osd pool create "$pool" 8 8
