@@ -35,6 +35,29 @@ requires_rbd_store ()
   return 0
 }
 
+# stalled_requests_cost_mem_uri_nothing PID MEM_URI LOG SECONDS: while
+# PID (a client whose requests wait on a stopped OSD, its output in
+# $tmp/eio.out) still waits, 32 MiB go into MEM_URI, another export of the
+# same daemon, and back; then PID must succeed (its requests got EIO), and
+# LOG must say that requests were not answered within SECONDS.
+stalled_requests_cost_mem_uri_nothing ()
+{
+  local eio=$1 mem_uri=$2 log=$3 secs=$4 i
+  sleep 1
+  random_file "$tmp/mem" 32
+  nbdcopy "$tmp/mem" "$mem_uri"
+  nbdsh -u "$mem_uri" -c 'h.flush()'
+  nbdcopy "$mem_uri" "$tmp/mem.out"
+  cmp -n $((32 << 20)) "$tmp/mem" "$tmp/mem.out" ||
+    fail "the memory export did not round-trip while the OSD was stopped"
+  kill -0 "$eio" 2>/dev/null ||
+    { cat "$tmp/eio.out"; fail "the memory export was served only after the stalled requests failed"; }
+  wait "$eio" || { cat "$tmp/eio.out"; fail "the requests on the stopped OSD did not fail with EIO"; }
+  cat "$tmp/eio.out"
+  for i in $(seq 30); do grep -q "not answered by the cluster within $secs s" "$log" && break; sleep 0.2; done
+  grep -q "not answered by the cluster within $secs s" "$log" || fail "the timeouts were not logged"
+}
+
 # SECONDS WHAT COMMAND...: until it succeeds.  (Generous: a loaded CI
 # machine took more than 30 s to bring the OSD up once; a healthy start
 # takes about 10.)
