@@ -77,21 +77,25 @@ _ceph_wait ()
 # beside the tests) have been seen to confuse each other, an OSD of one
 # refused by a monitor with "wrong fsid".  The lock (fd 9) is held until
 # the caller exits; the daemons do not inherit it.  A cluster whose OSD
-# does not come up is killed and made again, up to three times.
+# does not come up is killed and made again, up to five times.
 ceph_start ()
 {
   local lock=${TMPDIR:-/tmp}/sgblk-ceph-test.lock try
   exec 9>"$lock"
   flock -w 1800 9 || fail "Ceph: another test's cluster held $lock for 30 minutes"
-  for try in 1 2 3; do
+  for try in 1 2 3 4 5; do
     _ceph_start_once "$@" && return 0
-    echo "Ceph: the cluster did not come up (try $try of 3); starting a new one" >&2
-    tail -n 5 "$tmp"/ceph/osd.*.log >&2 2>/dev/null
-    kill -KILL "$ceph_osd_pid" "$ceph_mon_pid" 2>/dev/null
+    echo "Ceph: the cluster did not come up (try $try of 5); starting a new one" >&2
+    tail -n 5 "$tmp"/ceph/osd.*.log >&2 2>/dev/null || true
+    # What the monitor made of it (a refused OSD: the two fsids).
+    grep -h "handle_command on fsid\|wrong fsid" "$tmp"/ceph/mon.*.log >&2 2>/dev/null || true
+    kill -KILL "$ceph_osd_pid" "$ceph_mon_pid" 2>/dev/null || true
     wait "$ceph_osd_pid" "$ceph_mon_pid" 2>/dev/null || true   # (their status: killed)
     rm -rf "$tmp/ceph"
+    # Refusals have come in bursts, several starts in a row: let it pass.
+    sleep $(( 5 * try ))
   done
-  fail "Ceph: no cluster came up in three tries"
+  fail "Ceph: no cluster came up in five tries"
 }
 
 _ceph_start_once ()
