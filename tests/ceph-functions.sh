@@ -73,11 +73,12 @@ _ceph_wait ()
 }
 
 # ceph_start [POOL]: start the cluster and create POOL (default rbd).
-# One cluster at a time on the machine: two (make -j2, or a benchmark
-# beside the tests) have been seen to confuse each other, an OSD of one
-# refused by a monitor with "wrong fsid".  The lock (fd 9) is held until
-# the caller exits; the daemons do not inherit it.  A cluster whose OSD
-# does not come up is killed and made again, up to five times.
+# One cluster at a time on the machine (make -j2, or a benchmark beside
+# the tests): the lock (fd 9) is held until the caller exits; the
+# daemons do not inherit it.  A cluster whose OSD does not come up is
+# killed and made again, up to five times: under load an OSD sometimes
+# sends its first command to the monitor before it has the monitor's
+# map (fsid all zeroes), is refused with "wrong fsid", and exits.
 ceph_start ()
 {
   local lock=${TMPDIR:-/tmp}/sgblk-ceph-test.lock try
@@ -142,9 +143,10 @@ crash dir = $d/crash
 # its watch expires: keep that short for the restart checks.
 osd client watch timeout = 5
 rbd blocklist on break lock = true
-# The OSD's first command to its monitor at start, setting its device
-# class, was once refused with "wrong fsid" and the OSD exited; the
-# class is of no use here.
+# The device class is of no use here.  (The OSD's first commands to its
+# monitor at start can go out before it has the monitor's map, with an
+# fsid of zeroes; the monitor refuses them with "wrong fsid", and the
+# OSD exits: ceph_start then makes a new cluster.)
 osd class update on start = false
 EOF
     [ "${CEPH_AUTH:-none}" = none ] || printf '[osd]\nkeyring = %s\n' "$d/osd.keyring" >>"$CEPH_CONF"
