@@ -162,8 +162,8 @@ const char *blkio_error_name (enum blkio_err k);
 /* "read", "write", "flush", "trim", "zero", "cache", "extents", "other". */
 const char *blkio_op_name (enum blkio_op op);
 
-/* A request of blkio_submit: the front-end fills op, off, len, v, flags
- * and done, and keeps the struct until done is called. */
+/* A request of blkio_submit: the front-end fills write, off, len, v,
+ * flags and done, and keeps the struct until done is called. */
 struct blkio_aio {
   bool write;
   uint64_t off, len;

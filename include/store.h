@@ -64,8 +64,8 @@ struct store_write {
 #define STORE_BATCH_MAX 64
 
 /* An asynchronous read or write (store_ops.submit).  The submitter fills
- * every field but priv; iov, the memory it points to and the struct itself
- * stay the submitter's to keep until done is called. */
+ * every field; iov, the memory it points to and the struct itself stay
+ * the submitter's to keep until done is called. */
 enum store_aio_op { STORE_AIO_READ, STORE_AIO_WRITE };
 struct store_aio {
   enum store_aio_op op;

@@ -957,17 +957,23 @@ bg_run (void *(*fn) (void *), struct bg_job *j, unsigned secs, bool *started)
   return true;
 }
 
+/* Undo rbd_connect: whatever of the image, pool and cluster handles it
+ * made.  rbd_close waits for requests in flight, abandoned ones too, and
+ * releases the exclusive lock. */
+static void
+rbd_disconnect (struct rbd_store *r)
+{
+  if (r->image) rbd_close (r->image);
+  if (r->io) rados_ioctx_destroy (r->io);
+  if (r->cluster) rados_shutdown (r->cluster);
+}
+
 static void *
 closer (void *arg)
 {
   struct bg_job *j = arg;
-  struct rbd_store *r = j->r;
 
-  /* rbd_close waits for requests in flight, abandoned ones too, and
-   * releases the exclusive lock. */
-  rbd_close (r->image);
-  rados_ioctx_destroy (r->io);
-  rados_shutdown (r->cluster);
+  rbd_disconnect (j->r);
   bg_finish (j);
   return NULL;
 }
@@ -1014,9 +1020,7 @@ rbd_store_close (struct store *s)
     bg_free (j);
   }
   /* No thread to spare: close here, unbounded. */
-  rbd_close (r->image);
-  rados_ioctx_destroy (r->io);
-  rados_shutdown (r->cluster);
+  rbd_disconnect (r);
   rbd_store_free (r);
 }
 
@@ -1122,9 +1126,7 @@ rbd_connect (struct rbd_store *r, const struct rbd_spec *sp, char *why,
   return 0;
 fail:
   ret = errno;
-  if (r->image) rbd_close (r->image);
-  if (r->io) rados_ioctx_destroy (r->io);
-  if (r->cluster) rados_shutdown (r->cluster);
+  rbd_disconnect (r);
   errno = ret;
   return -1;
 }
@@ -1230,9 +1232,7 @@ open_now (const char *file, unsigned flags, unsigned timeout,
 
 fail_open:
   e = errno;
-  rbd_close (r->image);
-  rados_ioctx_destroy (r->io);
-  rados_shutdown (r->cluster);
+  rbd_disconnect (r);
   errno = e;
 fail:
   e = errno;
