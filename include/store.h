@@ -136,6 +136,11 @@ struct store *store_file_open (const char *path, unsigned flags,
  * fail with EIO.  NULL with errno, and why set to a phrase naming the
  * problem (ENOTSUP: built without librbd). */
 #define STORE_RBD_READ_ONLY 0x1u
+/* librbd's own cache as Ceph's configuration has it (its default: on,
+ * write-through until the first flush); without this flag it is off
+ * unless FILE sets rbd_cache.  For a caller that has no cache of its own
+ * in front and tells clients that a flush is needed (WCE). */
+#define STORE_RBD_LIBRBD_CACHE 0x2u
 /* A default above Ceph's osd_heartbeat_grace (20 s) plus peering: an OSD
  * that dies is marked down and its I/O moves on within it, so only a
  * cluster that cannot recover fails requests. */

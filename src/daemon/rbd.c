@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <string.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -20,8 +21,16 @@ daemon_rbd_open (const struct cli_options *o)
   char why[512];
   struct store *s;
 
-  s = store_rbd_open (o->file, o->read_only ? STORE_RBD_READ_ONLY : 0,
-                      o->store_timeout, why, sizeof why);
+  unsigned flags = 0;
+
+  if (o->read_only)
+    flags |= STORE_RBD_READ_ONLY;
+  /* Without the daemon's cache the unit reports a volatile cache (WCE)
+   * and clients flush: librbd's cache may be what Ceph configures, as
+   * for every other librbd client (qemu's default, rbd-nbd). */
+  if (strcmp (o->cache_mode, "off") == 0)
+    flags |= STORE_RBD_LIBRBD_CACHE;
+  s = store_rbd_open (o->file, flags, o->store_timeout, why, sizeof why);
   if (s == NULL) {
     int e = errno;
     log_error ("%s: %s", o->file, why);

@@ -47,7 +47,11 @@
  *
  * librbd's own cache is off (rbd_cache=false, unless FILE sets it): a
  * write the store acknowledges has reached the OSDs' journal, as with
- * --cache-mode writethrough it must.
+ * --cache-mode writethrough it must, and the daemon's cache in front
+ * needs no second one.  With STORE_RBD_LIBRBD_CACHE (--cache-mode off)
+ * it is as the Ceph configuration says, as for any librbd client: the
+ * unit then reports a volatile cache (WCE), clients flush, and a flush
+ * or FUA is rbd_aio_flush, which writes librbd's cache back first.
  *
  * Errors: librbd's negative errno values become ENOSPC (a full pool),
  * EROFS (writing a read-only image), or EIO; a deadline passed is EIO.
@@ -319,6 +323,7 @@ struct rbd_store {
   rados_ioctx_t io;
   rbd_image_t image;
   bool read_only;
+  bool librbd_cache;              /* rbd_cache as configured */
   unsigned timeout;               /* seconds a request may take */
   pthread_mutex_t lock;           /* guards every rbd_req's state, the list */
   /* The asynchronous requests pending, oldest (first deadline) first;
@@ -1075,8 +1080,10 @@ rbd_connect (struct rbd_store *r, const struct rbd_spec *sp, char *why,
   rados_conf_set (r->cluster, "err_to_stderr", "false");
   /* The daemon's cache is the cache.  librbd's own would also make a
    * write acknowledged under --cache-mode writethrough (no volatile
-   * cache, so clients never flush) sit in memory. */
-  rados_conf_set (r->cluster, "rbd_cache", "false");
+   * cache, so clients never flush) sit in memory.  With no cache of the
+   * daemon's in front, librbd's is what the configuration says. */
+  if (!r->librbd_cache)
+    rados_conf_set (r->cluster, "rbd_cache", "false");
   if (sp->keyring && (ret = rados_conf_set (r->cluster, "keyring", sp->keyring)) < 0)
     SAY (-ret, "bad keyring option '%s': %s", sp->keyring, strerror (-ret));
   for (int i = 0; i < sp->nkv; i++)
@@ -1200,6 +1207,7 @@ open_now (const char *file, unsigned flags, unsigned timeout,
     return NULL;
   }
   r->read_only = flags & STORE_RBD_READ_ONLY;
+  r->librbd_cache = flags & STORE_RBD_LIBRBD_CACHE;
   r->timeout = timeout ? timeout : STORE_RBD_TIMEOUT;
   if (rbd_connect (r, &sp, why, whylen) == -1)
     goto fail;
