@@ -60,6 +60,7 @@ SHELL_TESTS = \
 	tests/test-rbd-cephx-a-wrong-missing-or-unknown-key-is-one-line-and-exit-1.sh \
 	tests/test-rbd-image-round-trips-matches-qemus-driver-and-has-one-writer.sh \
 	tests/test-rbd-sigkill-while-writing-keeps-every-flushed-write-in-the-image.sh \
+	tests/test-rbd-without-the-cache-librbds-own-cache-is-as-configured-and-a-flush-makes-writes-durable.sh \
 	tests/test-rbd-without-the-cache-requests-in-flight-hold-no-worker.sh \
 	tests/test-sgblkd-daemon-mode-pidfile-and-sigterm.sh \
 	tests/test-sgblkd-every-option-with-good-edge-and-nonsense-values.sh \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# An RBD image served with --cache-mode off: its reads and writes are in
-# flight in librbd, not in the NBD server's worker threads.  With two
-# workers for two exports:
+# An RBD image served with --cache-mode off and librbd's cache off: its
+# reads and writes are in flight in librbd, not in the NBD server's
+# worker threads.  With two workers for two exports:
 # - 256 MiB round-trip with nbdcopy (many requests at once) and qemu's
 #   rbd: driver reads the same image;
 # - an aligned write of a block races a read-modify-write of a few bytes
@@ -24,7 +24,7 @@ cat >"$tmp/sgblkd.conf" <<CONF
 threads = 2
 
 [ceph]
-file = $img
+file = $img:rbd_cache=false
 cache-mode = off
 store-timeout = 5
 
