@@ -31,7 +31,7 @@ cleanup_fn () { at_exit "$*"; }
 
 section nbd-rbd "NBD, a Ceph RBD image: sgblkd rbd: (cache, and --cache-mode off) against qemu-nbd rbd:"
 # An image of $size per server in the OSD's memory, and room to spare.
-keys=(sg so sr qn qc)
+keys=(sg so sn qn qc)
 export CEPH_MEMSTORE_BYTES=$(( $(numfmt --from=iec "$size") * (${#keys[@]} + 1) ))
 ceph_start >"$tmp/ceph-start.log" 2>&1 || { cat "$tmp/ceph-start.log" >&2; exit 1; }
 for key in "${keys[@]}"; do rbd create --size "$size" "rbd/$key"; done
@@ -46,15 +46,15 @@ start_timeout=30
 serve_nbd sg sgblk "$tmp/sg.sock" "$SGBLKD" -f -U "$tmp/sg.sock" -t 16 --cache-size "$cache" "$(img sg)"
 serve_nbd so "sgblk, cache off" "$tmp/so.sock" "$SGBLKD" -f -U "$tmp/so.sock" --cache-mode off "$(img so)"
 serve_nbd qn qemu-nbd "$tmp/qn.sock" qemu-nbd -f raw -t --shared=8 -k "$tmp/qn.sock" "$(img qn)"
-# Like for like with the cache off: qemu-nbd's default (--cache=writeback)
-# turns librbd's cache on, which acknowledges writes from memory;
-# --cache=none turns it off, as sgblkd does by default.  And sgblkd with
-# librbd's cache on (FILE's :rbd_cache=true), as qemu-nbd by default.
+# Both defaults leave librbd's cache as Ceph configures it: on, so that
+# writes are acknowledged from memory until a flush.  Like for like with
+# no cache anywhere: sgblkd with FILE's :rbd_cache=false against
+# qemu-nbd --cache=none.
+serve_nbd sn "sgblk, cache off, no rbd_cache" "$tmp/sn.sock" "$SGBLKD" -f -U "$tmp/sn.sock" --cache-mode off "$(img sn):rbd_cache=false"
 serve_nbd qc "qemu-nbd, cache none" "$tmp/qc.sock" qemu-nbd -f raw -t --shared=8 --cache=none -k "$tmp/qc.sock" "$(img qc)"
-serve_nbd sr "sgblk, cache off, rbd_cache" "$tmp/sr.sock" "$SGBLKD" -f -U "$tmp/sr.sock" --cache-mode off "$(img sr):rbd_cache=true"
 
-servers=(sg so sr qn qc)
-ratios=(sg:qn so:qc sr:qn so:qn)
+servers=(sg so sn qn qc)
+ratios=(sg:qn so:qn sn:qc)
 fill_all
 
 # Every run starts from a durable image: a FLUSH first, so that sgblk's
@@ -74,11 +74,12 @@ say "One single-node cluster (one monitor, one OSD with \`osd objectstore = mems
     "filled through the server with fio's incompressible data first." \
     "\`sgblkd -t 16 --cache-size $cache rbd:rbd/IMG:conf=...\` (write-back: FLUSH writes" \
     "the cache back, then flushes librbd), \`sgblkd --cache-mode off rbd:...\`" \
-    "(reads and writes in flight in librbd, none holding an I/O thread; the default threads)," \
-    "the same with FILE's \`:rbd_cache=true\` (librbd's cache acknowledges writes from memory and" \
-    "a FLUSH flushes it), \`qemu-nbd -f raw -t --shared=8 -k SOCKET rbd:rbd/IMG:conf=...\`" \
-    "(its default, --cache=writeback, turns librbd's cache on), and the same with \`--cache=none\`" \
-    "(librbd's cache off, as sgblkd's default);" \
+    "(reads and writes in flight in librbd, none holding an I/O thread; the default threads;" \
+    "librbd's cache as Ceph configures it, on: it acknowledges writes from memory and a FLUSH" \
+    "writes it back), the same with FILE's \`:rbd_cache=false\` (no cache anywhere)," \
+    "\`qemu-nbd -f raw -t --shared=8 -k SOCKET rbd:rbd/IMG:conf=...\`" \
+    "(its default, --cache=writeback, has librbd's cache on), and the same with \`--cache=none\`" \
+    "(librbd's cache off);" \
     "fio's nbd engine, one connection over a Unix socket.  Each run starts" \
     "with a FLUSH (not timed), so that none inherits dirty data from the one before." \
     "The last workload sends a FLUSH after every 32 writes, so that what is acknowledged" \
