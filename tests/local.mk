@@ -12,6 +12,7 @@ SHELL_TESTS = \
 	tests/test-cache-mem-limit-full-gives-enospc-and-trim-recovers.sh \
 	tests/test-crash-with-16-writes-in-flight-keeps-every-flushed-and-fua-write.sh \
 	tests/test-daemon-stats-file-a-failed-rewrite-is-said-once-and-serving-goes-on.sh \
+	tests/test-daemon-stats-file-cache-and-pool-figures-follow-reads-writes-flushes-and-eviction.sh \
 	tests/test-daemon-stats-file-counts-what-clients-did.sh \
 	tests/test-daemon-stats-file-is-read-by-node-exporter.sh \
 	tests/test-daemon-stats-file-is-replaced-whole-never-seen-in-part.sh \
