@@ -78,6 +78,7 @@ SHELL_TESTS = \
 	tests/test-swap-stress-hog-on-fuse-loop-swap-while-nbdcopy-round-trips.sh \
 	tests/test-swap-stress-hog-with-a-spill-file.sh \
 	tests/test-systemd-notify-says-ready-only-once-serving-then-stopping.sh \
+	tests/test-systemd-notify-with-a-config-file-names-the-exports-and-says-each-reload.sh \
 	tests/test-systemd-socket-activation-serves-the-sockets-systemd-passed.sh \
 	tests/test-systemd-units-verify-cleanly-and-install-with-the-sbindir.sh
 
