@@ -83,6 +83,9 @@ struct daemon {
                                     * name to close (owned) */
   unsigned npending;
   bool served;                     /* the server and every export started */
+  bool reload_failed;              /* the last reload was refused */
+  bool exports_changed;            /* the exports served changed since
+                                    * STATUS= last named them */
 };
 
 /* daemon.c.  Build every export's stack and the NBD server up to bound
@@ -104,8 +107,8 @@ void daemon_tick (struct daemon *dm);
 /* SIGHUP: read the --config file again.  Added exports are served, and
  * removed or changed ones refuse new clients and are closed (flushed)
  * when their last client leaves; unchanged ones keep their clients.  A
- * file with an error changes nothing. */
-void daemon_reload (struct daemon *dm);
+ * file with an error changes nothing: -1 (and dm->reload_failed). */
+int daemon_reload (struct daemon *dm);
 /* Every stack, serving or retiring, in order, as an array (*out, to
  * free); its length.  0 (and NULL) if none or out of memory. */
 unsigned daemon_stack_array (const struct daemon *dm, struct daemon_stack ***out);
@@ -186,6 +189,13 @@ int daemon_systemd_listen (struct daemon *d);
 /* Once serving (listeners and FUSE mount up): READY=1 and a STATUS=
  * line; detached says the daemon forked from the process systemd ran. */
 void daemon_systemd_ready (const struct daemon *dm, bool detached);
+/* SIGHUP: RELOADING=1 before the reload, READY=1 and the new STATUS=
+ * after it. */
+void daemon_systemd_reloading (const struct daemon *dm);
+void daemon_systemd_reloaded (const struct daemon *dm);
+/* The exports served changed outside a reload (one that waited for its
+ * old version to close started): the new STATUS=. */
+void daemon_systemd_status (const struct daemon *dm);
 /* SIGTERM or SIGINT arrived: STOPPING=1. */
 void daemon_systemd_stopping (void);
 

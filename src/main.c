@@ -286,10 +286,18 @@ main (int argc, char **argv)
       metrics_tick (metrics, &d, sig == SIGUSR1);
     if (sig == SIGUSR1)
       daemon_stats_log (&d);
-    else if (sig == SIGHUP)
+    else if (sig == SIGHUP) {
+      daemon_systemd_reloading (&d);
       daemon_reload (&d);
+      d.exports_changed = false;
+      daemon_systemd_reloaded (&d);
+    }
     else if (idle)
       daemon_tick (&d);
+    if (d.exports_changed) {
+      d.exports_changed = false;
+      daemon_systemd_status (&d);
+    }
   }
   status = CLI_EXIT_OK;
 

@@ -12,6 +12,7 @@ SHELL_TESTS = \
 	tests/test-cache-mem-limit-full-gives-enospc-and-trim-recovers.sh \
 	tests/test-crash-with-16-writes-in-flight-keeps-every-flushed-and-fua-write.sh \
 	tests/test-daemon-stats-file-a-failed-rewrite-is-said-once-and-serving-goes-on.sh \
+	tests/test-daemon-stats-file-cache-and-pool-figures-follow-reads-writes-flushes-and-eviction.sh \
 	tests/test-daemon-stats-file-counts-what-clients-did.sh \
 	tests/test-daemon-stats-file-is-read-by-node-exporter.sh \
 	tests/test-daemon-stats-file-is-replaced-whole-never-seen-in-part.sh \
@@ -78,6 +79,7 @@ SHELL_TESTS = \
 	tests/test-swap-stress-hog-on-fuse-loop-swap-while-nbdcopy-round-trips.sh \
 	tests/test-swap-stress-hog-with-a-spill-file.sh \
 	tests/test-systemd-notify-says-ready-only-once-serving-then-stopping.sh \
+	tests/test-systemd-notify-with-a-config-file-names-the-exports-and-says-each-reload.sh \
 	tests/test-systemd-socket-activation-serves-the-sockets-systemd-passed.sh \
 	tests/test-systemd-units-verify-cleanly-and-install-with-the-sbindir.sh
 

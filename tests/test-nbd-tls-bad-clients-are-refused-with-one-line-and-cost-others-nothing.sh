@@ -3,7 +3,8 @@
 # client is served right after each (and during the stall):
 #   - a wrong pre-shared key, or a user without one;
 #   - a plain client on a --tls=require server (NBD_REP_ERR_TLS_REQD to
-#     its options, a close for EXPORT_NAME);
+#     every option but STARTTLS and ABORT, known or not, an ACK and a
+#     close for ABORT, a close for EXPORT_NAME);
 #   - a client that sends STARTTLS and then plain NBD;
 #   - one that sends STARTTLS and then stalls in the TLS handshake
 #     (dropped after --handshake-timeout);
@@ -47,11 +48,14 @@ grep -q "server error message: this server requires TLS" "$tmp/err" ||
   fail "the plain client was not told that TLS is required"
 expect_one_line "$tmp/req.log" "did not start TLS, which this server requires"
 
-# The same in the raw protocol: NBD_REP_ERR_TLS_REQD, then a close for
-# NBD_OPT_EXPORT_NAME.
-python3 - "$req_sock" <<'PY' || fail "a raw plain client was not refused as the spec says"
+# The same in the raw protocol: every option the server knows but
+# STARTTLS and ABORT, and one it does not, gets NBD_REP_ERR_TLS_REQD;
+# ABORT after them still gets its ACK and a close; NBD_OPT_EXPORT_NAME,
+# which has no error reply, a close.
+raw_plain ()
+{
+  python3 - "$req_sock" "$1" <<'PY' || fail "a raw plain client ($1) was not refused as the spec says"
 import socket, struct, sys
-sys.path.insert(0, "tests")
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
 def rx(n):
     b = b""
@@ -60,18 +64,36 @@ def rx(n):
         if not c: raise EOFError
         b += c
     return b
-rx(18)
-s.sendall(struct.pack(">I", 3))
-IHAVEOPT = 0x49484156454F5054
-for opt in (3, 7, 8):            # LIST, GO, STRUCTURED_REPLY
-    payload = b"\0\0\0\0\0\0" if opt == 7 else b""
-    s.sendall(struct.pack(">QII", IHAVEOPT, opt, len(payload)) + payload)
+def option(opt, payload=b""):
+    s.sendall(struct.pack(">QII", 0x49484156454F5054, opt, len(payload)) + payload)
+def reply(opt):
     magic, ropt, rtype, rlen = struct.unpack(">QIII", rx(20))
     rx(rlen)
-    assert ropt == opt and rtype == 0x80000005, (opt, hex(rtype))
-s.sendall(struct.pack(">QII", IHAVEOPT, 1, 0))   # EXPORT_NAME ""
-assert s.recv(1) == b"", "EXPORT_NAME without TLS was not answered with a close"
+    assert magic == 0x3e889045565a9 and ropt == opt, (hex(magic), ropt, opt)
+    return rtype
+rx(18)
+s.sendall(struct.pack(">I", 3))
+if sys.argv[2] == "options":
+    # LIST, INFO and GO (export "", no info requests), STRUCTURED_REPLY,
+    # LIST_ and SET_META_CONTEXT (export "", no queries), and 42, unknown.
+    for opt, payload in ((3, b""), (6, bytes(6)), (7, bytes(6)), (8, b""),
+                         (9, bytes(8)), (10, bytes(8)), (42, b"")):
+        option(opt, payload)
+        rtype = reply(opt)
+        assert rtype == 0x80000005, "option %d got %#x" % (opt, rtype)
+    option(2)                                      # ABORT
+    rtype = reply(2)
+    assert rtype == 1, "ABORT got %#x, not NBD_REP_ACK" % rtype
+else:
+    option(1)                                      # EXPORT_NAME ""
+# At once: well before the 2 s handshake timeout would close it anyway.
+s.settimeout(1)
+assert s.recv(1) == b"", "the server did not close the connection"
 PY
+}
+raw_plain options
+expect_one_line "$tmp/req.log" "did not start TLS, which this server requires"
+raw_plain export-name
 expect_one_line "$tmp/req.log" "did not start TLS, which this server requires"
 
 # STARTTLS, then plain NBD instead of a TLS handshake: closed.

@@ -2,7 +2,10 @@
 # make install puts sgblkd@.service, sgblkd@.socket and sgblkd.socket in
 # systemd's unit directory, the service starting the sgblkd that make
 # install put in sbindir; systemd-analyze verify finds nothing to say
-# about any of them (it runs without systemd as PID 1).
+# about any of them (it runs without systemd as PID 1).  The installed
+# service has what --swap needs (no memory-lock limit, never the OOM
+# killer's pick, CAP_IPC_LOCK and CAP_SYS_RESOURCE to raise both itself)
+# and reloads with SIGHUP.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires systemd-analyze make man
 unitdir=$(sed -n 's/^systemdsystemunitdir = //p' "$top_builddir/Makefile")
@@ -20,6 +23,23 @@ sgblkd=$(cd "$root" && find . -path '*/sbin/sgblkd' -type f | sed 's/^\.//')
 grep -qx "ExecStart=$sgblkd --foreground --config .*/sgblkd/%i.conf" "$root$unitdir/sgblkd@.service" ||
   { grep ExecStart "$root$unitdir/sgblkd@.service"; fail "ExecStart does not start $sgblkd"; }
 ! grep -n '@[a-z]*@' "$root$unitdir/sgblkd@.service" || fail "a placeholder was not substituted"
+
+# service KEY: the values KEY has in the installed service's [Service]
+# section, one a line, as systemd reads them (comments skipped).
+service ()
+{
+  awk -v k="$1" '/^\[/ { in_service = ($0 == "[Service]") }
+                 in_service && index($0, k "=") == 1 { print substr($0, length(k) + 2) }' \
+    "$root$unitdir/sgblkd@.service"
+}
+[ "$(service LimitMEMLOCK)" = infinity ] || fail "the service does not have LimitMEMLOCK=infinity"
+[ "$(service OOMScoreAdjust)" = -1000 ] || fail "the service does not have OOMScoreAdjust=-1000"
+for cap in CAP_SYS_ADMIN CAP_IPC_LOCK CAP_SYS_RESOURCE; do
+  service CapabilityBoundingSet | tr ' ' '\n' | grep -qx "$cap" ||
+    fail "the service's CapabilityBoundingSet= lacks $cap"
+done
+[ "$(service ExecReload)" = '/bin/kill -HUP $MAINPID' ] ||
+  fail "the service does not reload with SIGHUP"
 
 # Verified where the installed program and man page are found: the
 # copies' ExecStart points into DESTDIR, and so does MANPATH (for the

@@ -230,6 +230,7 @@ retire (struct daemon *dm, struct daemon_stack *d, const char *why)
   if (d->listed) {
     nbd_server_remove_export (dm->srv, &d->export);
     d->listed = false;
+    dm->exports_changed = true;
   }
   daemon_stack_stop_fuse (d);
   d->retiring = true;
@@ -268,6 +269,7 @@ try_start (struct daemon *dm, struct cli_export *ce)
     return true;
   }
   d->listed = true;
+  dm->exports_changed = true;
   announce (d);
   return true;
 }
@@ -306,7 +308,7 @@ daemon_tick (struct daemon *dm)
     start_pending (dm);
 }
 
-void
+int
 daemon_reload (struct daemon *dm)
 {
   struct cli_config cfg;
@@ -315,12 +317,13 @@ daemon_reload (struct daemon *dm)
 
   if (dm->config == NULL) {
     log_info ("SIGHUP: nothing to reload (no --config)");
-    return;
+    return 0;
   }
+  dm->reload_failed = true;        /* until the new set is taken */
   FILE *m = open_memstream (&msg, &len);
   if (m == NULL) {
     log_error ("%s: not reloaded: %m; the running exports are kept", dm->config);
-    return;
+    return -1;
   }
   int r = cli_config_load (dm->config, dm->argc, dm->argv, &cfg, m);
   fclose (m);
@@ -331,7 +334,7 @@ daemon_reload (struct daemon *dm)
     log_error ("not reloaded, the running exports are kept: %.*s", (int) n,
                why ? why : "unknown error");
     free (msg);
-    return;
+    return -1;
   }
   free (msg);
   for (unsigned i = 0; i < cfg.n; i++) {
@@ -341,7 +344,7 @@ daemon_reload (struct daemon *dm)
     if ((m = open_memstream (&msg, &len)) == NULL) {
       log_error ("%s: not reloaded: %m; the running exports are kept", dm->config);
       cli_config_free (&cfg);
-      return;
+      return -1;
     }
     r = cli_check_memory (eo, daemon_phys_memory (), m);
     fclose (m);
@@ -352,7 +355,7 @@ daemon_reload (struct daemon *dm)
                  (int) (why ? strcspn (why, "\n") : 0), why ? why : "");
       free (msg);
       cli_config_free (&cfg);
-      return;
+      return -1;
     }
     free (msg);
     msg = NULL;
@@ -396,7 +399,7 @@ daemon_reload (struct daemon *dm)
   if (p == NULL) {
     log_error ("%s: out of memory; new exports are not served", dm->config);
     cli_config_free (&cfg);
-    return;
+    return -1;
   }
   dm->pending = p;
   for (unsigned i = 0; i < cfg.n; i++)
@@ -412,6 +415,8 @@ daemon_reload (struct daemon *dm)
    * the added exports. */
   log_info ("%s reloaded: %u export%s unchanged, %u added, %u changed, %u removed",
             dm->config, kept, kept == 1 ? "" : "s", added, changed, removed);
+  dm->reload_failed = false;
+  return 0;
 }
 
 unsigned

@@ -13,7 +13,10 @@
  * listener accepts and the FUSE file is mounted; STOPPING=1 when SIGTERM
  * or SIGINT arrives.  A daemon that detached sends READY=1 on behalf of
  * the process systemd started (still waiting for its verdict), naming
- * itself in MAINPID=.
+ * itself in MAINPID=.  SIGHUP (the unit's ExecReload=) is RELOADING=1,
+ * then READY=1 with a STATUS= of the exports now served; STATUS= also
+ * changes when an export that waited for its old version to close
+ * starts.
  *
  * State: the descriptors taken (taken[0..ntaken)), kept here between the
  * first two calls; once the server listens on them they are the
@@ -193,58 +196,118 @@ daemon_systemd_listen (struct daemon *d)
   return 0;
 }
 
+#ifdef HAVE_LIBSYSTEMD
+/* The STATUS= line: what the exports on the server's table are (one in
+ * full; several by name, the log has the rest), on how many sockets, and
+ * whether the last reload was refused. */
+static void
+status_line (const struct daemon *dm, char *buf, size_t sz)
+{
+  unsigned sockets = dm->opt->nunix + (dm->opt->port > 0) + ntaken_served;
+  const struct daemon_stack *one = NULL;
+  unsigned count = 0;
+  size_t n;
+
+  for (const struct daemon_stack *d = dm->stacks; d; d = d->next)
+    if (d->listed) {
+      one = d;
+      count++;
+    }
+  if (count == 1) {
+    const struct cli_options *o = one->opt;
+    char size[32], fuse[300] = "";
+    human_size (one->store->size, size, sizeof size);
+    if (o->fuse_mount)
+      snprintf (fuse, sizeof fuse, ", file %s/%s", o->fuse_mount,
+                o->export_name[0] ? o->export_name : "disk");
+    n = (size_t) snprintf (buf, sz, "Serving %s of %s as export '%s' on %u socket%s%s%s",
+                           o->file ? o->file : "an in-memory disk", size,
+                           o->export_name, sockets, sockets == 1 ? "" : "s",
+                           fuse, o->read_only ? ", read-only" : "");
+  }
+  else {
+    char names[400] = "";
+    size_t k = 0;
+    for (const struct daemon_stack *d = dm->stacks; d; d = d->next)
+      if (d->listed && k < sizeof names)
+        k += (size_t) snprintf (names + k, sizeof names - k, "%s'%s'",
+                                k ? ", " : "", d->opt->export_name);
+    n = (size_t) snprintf (buf, sz, "Serving %u exports%s%s%s on %u socket%s", count,
+                           count ? " (" : "", names, count ? ")" : "",
+                           sockets, sockets == 1 ? "" : "s");
+  }
+  if (dm->reload_failed && n < sz)
+    snprintf (buf + n, sz - n, "; reloading %s failed, these are kept (see the log)",
+              dm->config);
+}
+
+/* sd_pid_notifyf as pid, with STATUS= last; a failure is logged. */
+static void
+notify (pid_t pid, const struct daemon *dm, const char *fields, const char *what)
+{
+  char status[1024];
+
+  status_line (dm, status, sizeof status);
+  int r = sd_pid_notifyf (pid, 0, "%sSTATUS=%s", fields, status);
+  if (r < 0)
+    log_warn ("NOTIFY_SOCKET: cannot tell systemd %s: %s", what, strerror (-r));
+}
+#endif
+
 void
 daemon_systemd_ready (const struct daemon *dm, bool detached)
 {
 #ifdef HAVE_LIBSYSTEMD
-  const struct daemon_stack *d = dm->stacks;
-  const struct cli_options *o = d->opt;
-  unsigned sockets = dm->opt->nunix + (dm->opt->port > 0) + ntaken_served;
-  char size[32], fuse[300] = "";
+  char fields[64];
 
   if (getenv ("NOTIFY_SOCKET") == NULL)
     return;
-  /* Several exports: how many, and their names (the log has the rest). */
-  if (d->next) {
-    char names[400] = "";
-    size_t n = 0;
-    unsigned count = 0;
-    for (const struct daemon_stack *e = d; e; e = e->next, count++)
-      if (n < sizeof names)
-        n += (size_t) snprintf (names + n, sizeof names - n, "%s'%s'",
-                                n ? ", " : "", e->opt->export_name);
-    pid_t as = detached ? getppid () : 0;
-    int r = sd_pid_notifyf (as, 0, "READY=1\nMAINPID=%ld\n"
-                            "STATUS=Serving %u exports (%s) on %u socket%s",
-                            (long) getpid (), count, names, sockets,
-                            sockets == 1 ? "" : "s");
-    if (r < 0)
-      log_warn ("NOTIFY_SOCKET: cannot tell systemd the daemon is ready: %s",
-                strerror (-r));
-    return;
-  }
-  human_size (d->store->size, size, sizeof size);
-  if (o->fuse_mount)
-    snprintf (fuse, sizeof fuse, ", file %s/%s", o->fuse_mount,
-              o->export_name[0] ? o->export_name : "disk");
   /* From a detached daemon, on behalf of the parent systemd waits on
    * (its PID is the one systemd accepts notifications from). */
-  pid_t as = detached ? getppid () : 0;
-  int r = sd_pid_notifyf (as, 0, "READY=1\nMAINPID=%ld\n"
-                          "STATUS=Serving %s of %s as export '%s' on %u socket%s%s%s",
-                          (long) getpid (),
-                          o->file ? o->file : "an in-memory disk", size,
-                          o->export_name, sockets, sockets == 1 ? "" : "s",
-                          fuse, o->read_only ? ", read-only" : "");
-  if (r < 0)
-    log_warn ("NOTIFY_SOCKET: cannot tell systemd the daemon is ready: %s",
-              strerror (-r));
+  snprintf (fields, sizeof fields, "READY=1\nMAINPID=%ld\n", (long) getpid ());
+  notify (detached ? getppid () : 0, dm, fields, "the daemon is ready");
 #else
-  (void) d;
+  (void) dm;
   (void) detached;
   if (getenv ("NOTIFY_SOCKET"))
     log_warn ("NOTIFY_SOCKET: this sgblkd was built without libsystemd and "
               "cannot say it is ready (Type=notify needs ./configure --with-libsystemd)");
+#endif
+}
+
+/* After READY=1 the daemon is MAINPID, detached or not: it speaks for
+ * itself. */
+void
+daemon_systemd_reloading (const struct daemon *dm)
+{
+#ifdef HAVE_LIBSYSTEMD
+  if (getenv ("NOTIFY_SOCKET"))
+    sd_notifyf (0, "RELOADING=1\nSTATUS=Reloading %s",
+                dm->config ? dm->config : "(no configuration file)");
+#else
+  (void) dm;
+#endif
+}
+
+void
+daemon_systemd_reloaded (const struct daemon *dm)
+{
+#ifdef HAVE_LIBSYSTEMD
+  if (getenv ("NOTIFY_SOCKET"))
+    notify (0, dm, "READY=1\n", "the reload is done");
+#else
+  (void) dm;
+#endif
+}
+
+void
+daemon_systemd_status (const struct daemon *dm)
+{
+#ifdef HAVE_LIBSYSTEMD
+  if (getenv ("NOTIFY_SOCKET"))
+    notify (0, dm, "", "what is served");
+#else
+  (void) dm;
 #endif
 }
 
