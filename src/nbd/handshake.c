@@ -4,8 +4,10 @@
  * options until one of them (EXPORT_NAME, or GO with a good export) moves
  * the connection to transmission.  Every option is length-checked before
  * its payload is trusted; a payload over OPT_MAX bytes, a bad magic or a
- * short read ends the connection with one log line.  The socket has a
- * receive timeout meanwhile, so a silent client cannot hold it forever.
+ * short read ends the connection with one log line.  The whole handshake
+ * has --handshake-timeout (each read waits only what is left of it:
+ * nbd_read_full), so neither a silent client nor one that trickles a
+ * byte at a time can hold a connection forever.
  *
  * TLS (tls.c): with --tls=on or require, NBD_OPT_STARTTLS is answered
  * with an ACK and the TLS handshake; negotiation then starts over inside
@@ -269,6 +271,16 @@ fail (struct nbd_conn *c, const char *what)
   return -1;
 }
 
+/* A read of the client's failed: said as the time running out when it
+ * did (the whole handshake has --handshake-timeout), else as what. */
+static int
+read_failed (struct nbd_conn *c, const char *what)
+{
+  if (errno == ETIMEDOUT || errno == EAGAIN || errno == EWOULDBLOCK)
+    return fail (c, "not completed within the handshake timeout");
+  return fail (c, what);
+}
+
 /* A refusal the client is told of: logged once for the connection. */
 static void
 refusal (struct nbd_conn *c, const char *what)
@@ -320,7 +332,7 @@ nbd_handshake (struct nbd_conn *c)
   if (nbd_write_full (c, g, sizeof g) == -1)
     return fail (c, "cannot send the greeting");
   if (nbd_read_full (c, cf, 4) == -1)
-    return fail (c, "no client flags");
+    return read_failed (c, "no client flags");
   uint32_t cflags = be_get32 (cf);
   if (!(cflags & NBD_FLAG_C_FIXED_NEWSTYLE))
     return fail (c, "client does not speak fixed newstyle");
@@ -336,7 +348,7 @@ nbd_handshake (struct nbd_conn *c)
       if (c->refused)
         log_debug ("%s: closed after its refusal", c->peer);
       else
-        fail (c, "connection lost during option negotiation");
+        read_failed (c, "connection lost during option negotiation");
       goto out;
     }
     if (be_get64 (oh) != NBD_IHAVEOPT) {
@@ -349,7 +361,7 @@ nbd_handshake (struct nbd_conn *c)
       goto out;
     }
     if (nbd_read_full (c, payload, len) == -1) {
-      fail (c, "option payload truncated");
+      read_failed (c, "option payload truncated");
       goto out;
     }
     if (atomic_load (&c->srv->stopping)) {

@@ -121,6 +121,7 @@ struct nbd_conn {
   bool base_allocation;          /* base:allocation negotiated (context id 1) */
   bool no_zeroes;
   bool refused;                  /* the handshake logged why it refuses */
+  uint64_t hs_deadline_ns;       /* the handshake's end (sync_now_ns), 0 after */
   atomic_bool dead;              /* the socket failed: nothing more is sent */
 
   /* TLS (tls.c): the session after STARTTLS, else NULL.  The session

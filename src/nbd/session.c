@@ -27,6 +27,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "sync.h"
 
 /* Up to this size a read or write on an in-memory store or a write-back
  * cache runs in the session.  Handing a 1 MiB request on memory to a
@@ -210,8 +211,10 @@ nbd_session_run (struct nbd_conn *c)
   struct timeval tv = { .tv_sec = c->srv->cfg.handshake_timeout };
 
   setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  c->hs_deadline_ns = sync_now_ns () + (uint64_t) tv.tv_sec * 1000000000u;
   if (nbd_handshake (c) == -1)
     return;
+  c->hs_deadline_ns = 0;
   c->idle_timeout = c->srv->cfg.idle_timeout;
   tv.tv_sec = c->idle_timeout;
   setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -29,10 +29,30 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "sync.h"
+
+/* During the handshake each read may wait only what is left of the
+ * whole handshake's time: a client that sends a byte now and then is
+ * dropped when the time is up, as a silent one is (SO_RCVTIMEO alone
+ * restarts with every byte).  ETIMEDOUT once it is up. */
+static int
+handshake_time_left (struct nbd_conn *c)
+{
+  uint64_t now = sync_now_ns ();
+
+  if (now >= c->hs_deadline_ns) {
+    errno = ETIMEDOUT;
+    return -1;
+  }
+  uint64_t left_us = (c->hs_deadline_ns - now + 999) / 1000;
+  struct timeval tv = { .tv_sec = (time_t) (left_us / 1000000),
+                        .tv_usec = (suseconds_t) (left_us % 1000000) };
+  return setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
 
 int
 nbd_read_full (struct nbd_conn *c, void *buf, size_t n)
@@ -40,6 +60,8 @@ nbd_read_full (struct nbd_conn *c, void *buf, size_t n)
   uint8_t *p = buf;
 
   while (n > 0) {
+    if (c->hs_deadline_ns && handshake_time_left (c) == -1)
+      return -1;
     ssize_t r = nbd_io_recv (c, p, n, false);
     if (r == -1 && errno == EINTR)
       continue;
