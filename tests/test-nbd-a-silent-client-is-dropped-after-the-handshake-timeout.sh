@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A client that connects and then says nothing is disconnected once
 # --handshake-timeout has passed (and not before), with one log line,
-# while a client that negotiates normally is served meanwhile.
+# while a client that negotiates normally is served meanwhile.  So is one
+# that trickles its handshake a byte every half second: the timeout is
+# the whole handshake's, not each silence's.
 . "${top_srcdir:-.}/tests/functions.sh"
 requires python3 nbdinfo
 
@@ -23,4 +25,34 @@ assert rest == b"" and 1.5 <= took <= 8, took
 PY
 nbdinfo --size "$uri" >/dev/null || fail "a normal client was not served"
 grep -q "handshake failed" "$tmp/silent.log" || fail "the drop was not logged"
+
+python3 - "$sock" <<'PY' &
+import socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+t0 = time.monotonic()
+greeting = b""
+while len(greeting) < 18:
+    greeting += s.recv(18 - len(greeting))
+# Client flags, then NBD_OPT_LIST, then its options forever: each byte
+# alone, half a second apart.
+msg = struct.pack(">I", 3) + (struct.pack(">QII", 0x49484156454F5054, 3, 0)) * 100
+try:
+    for b in msg:
+        s.send(bytes([b]))
+        time.sleep(0.5)
+        if time.monotonic() - t0 > 20:
+            break
+except (BrokenPipeError, ConnectionResetError):
+    pass
+took = time.monotonic() - t0
+print("trickler dropped after %.1f s" % took)
+assert 1.5 <= took <= 5, "the trickling client was held %.1f s, want the 2 s timeout" % took
+PY
+trickler=$!
+sleep 0.5
+nbdinfo --size "$uri" >/dev/null || fail "a normal client was not served while one trickled"
+wait "$trickler" || fail "a client trickling its handshake was not dropped at the timeout"
+grep -q "handshake failed: not completed within the handshake timeout" "$tmp/silent.log" ||
+  fail "the trickler's drop was not logged as the timeout"
 stop_sgblkd silent
