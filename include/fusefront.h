@@ -26,6 +26,10 @@ struct fuse_front *fuse_front_start (const char *mountpoint, struct nbd_export *
  * swaps), each readied for I/O (blkio_thread_prepare).  Returns how many
  * there are, or -1 with errno if not all could be started. */
 int fuse_front_start_workers (struct fuse_front *ff);
+/* Take the file away from new opens (open, stat and the directory no
+ * longer find it) while those already open go on; returns how many are
+ * still open, so that the caller stops the mount once none is.  Idempotent. */
+unsigned fuse_front_retire (struct fuse_front *ff);
 /* Finish the requests in flight and unmount.  Idempotent. */
 void fuse_front_stop (struct fuse_front *ff);
 

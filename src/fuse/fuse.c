@@ -67,6 +67,10 @@ struct fuse_front {
   pthread_cond_t warm_cond;
   atomic_uint warm_target;
   unsigned warm_in;
+  /* Retiring (fuse_front_retire): the file is gone for new opens, and
+   * the mount stays until the opens still on it are released. */
+  atomic_uint opens;
+  atomic_bool retiring;
 };
 
 /* Hold a read of fuse_front_start_workers until all of them are in; a
@@ -151,7 +155,7 @@ op_getattr (const char *path, struct stat *st, struct fuse_file_info *fi)
     st->st_nlink = 2;
     return 0;
   }
-  if (path != NULL && !is_file (ff, path))
+  if (path != NULL && (!is_file (ff, path) || atomic_load (&ff->retiring)))
     return -ENOENT;
   st->st_mode = S_IFREG | (ff->exp->read_only ? 0444 : 0644);
   st->st_nlink = 1;
@@ -171,7 +175,8 @@ op_readdir (const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
     return -ENOTDIR;
   fill (buf, ".", NULL, 0, 0);
   fill (buf, "..", NULL, 0, 0);
-  fill (buf, ff->name, NULL, 0, 0);
+  if (!atomic_load (&ff->retiring))
+    fill (buf, ff->name, NULL, 0, 0);
   return 0;
 }
 
@@ -184,8 +189,24 @@ op_open (const char *path, struct fuse_file_info *fi)
     return -ENOENT;
   if (ff->exp->read_only && (fi->flags & O_ACCMODE) != O_RDONLY)
     return -EROFS;
+  /* Counted before retiring is looked at, which fuse_front_retire sets
+   * before it counts: one of the two sees the other. */
+  atomic_fetch_add (&ff->opens, 1);
+  if (atomic_load (&ff->retiring)) {
+    atomic_fetch_sub (&ff->opens, 1);
+    return -ENOENT;
+  }
   fi->direct_io = 1;
   fi->fh = DISK_FH;
+  return 0;
+}
+
+static int
+op_release (const char *path, struct fuse_file_info *fi)
+{
+  (void) path;
+  if (fi->fh == DISK_FH)
+    atomic_fetch_sub (&front ()->opens, 1);
   return 0;
 }
 
@@ -367,6 +388,7 @@ static const struct fuse_operations ops = {
   .getattr = op_getattr,
   .readdir = op_readdir,
   .open = op_open,
+  .release = op_release,
   .read = op_read,
   .write = op_write,
   .fsync = op_fsync,
@@ -468,6 +490,15 @@ fuse_front_stop (struct fuse_front *ff)
   pthread_cond_destroy (&ff->warm_cond);
   free (ff->mountpoint);
   free (ff);
+}
+
+unsigned
+fuse_front_retire (struct fuse_front *ff)
+{
+  if (ff == NULL)
+    return 0;
+  atomic_store (&ff->retiring, true);
+  return atomic_load (&ff->opens);
 }
 
 /* One read of the disk file through the mount, from outside libfuse. */
