@@ -122,8 +122,12 @@ int daemon_stack_build (struct daemon_stack *d, const struct cli_options *o);
 int daemon_stack_start (struct daemon_stack *d);
 /* Once a second while serving: give idle memory back to the system. */
 void daemon_stack_tick (struct daemon_stack *d);
-/* Unmount its FUSE file (first of all, at teardown or when a reload
- * removes the export). */
+/* Unmount its FUSE file (first of all at teardown; for an export a
+ * reload removed, daemon_stack_retire_fuse does once it is not open). */
+/* A retiring stack's FUSE file: gone for new opens; unmounted (as
+ * daemon_stack_stop_fuse) once no open is left.  Returns the opens still
+ * on it: call again (each tick) until it is 0. */
+unsigned daemon_stack_retire_fuse (struct daemon_stack *d);
 void daemon_stack_stop_fuse (struct daemon_stack *d);
 /* Flush and free what was built (the NBD server holds no pointer to the
  * export any more).  -1 (with errno) if data may not have reached the

@@ -232,16 +232,18 @@ retire (struct daemon *dm, struct daemon_stack *d, const char *why)
     d->listed = false;
     dm->exports_changed = true;
   }
-  daemon_stack_stop_fuse (d);
+  /* A FUSE file still open (a loop device, a mounted filesystem) is a
+   * client too: its mount stays until the last open is released. */
+  unsigned opens = daemon_stack_retire_fuse (d);
   d->retiring = true;
-  if (nbd_server_release_export (dm->srv, &d->export, &users) == 0) {
-    log_info ("export '%s' %s: closing it", d->opt->export_name, why);
+  if (nbd_server_release_export (dm->srv, &d->export, &users) == 0)
     d->srv = NULL;                 /* released: the server forgot it */
-  }
+  if (users == 0 && opens == 0)
+    log_info ("export '%s' %s: closing it", d->opt->export_name, why);
   else
     log_info ("export '%s' %s: it refuses new clients and is closed when its "
-              "%u connection%s end%s", d->opt->export_name, why, users,
-              users == 1 ? "" : "s", users == 1 ? "s" : "");
+              "%u connection%s and %u open%s of its FUSE file end", d->opt->export_name,
+              why, users, users == 1 ? "" : "s", opens, opens == 1 ? "" : "s");
 }
 
 /* Start an export a reload asked for; false if a stack of that name
@@ -296,6 +298,8 @@ daemon_tick (struct daemon *dm)
       daemon_stack_tick (d);
       continue;
     }
+    if (daemon_stack_retire_fuse (d) > 0)
+      continue;                    /* its FUSE file is still open */
     if (d->srv && nbd_server_release_export (dm->srv, &d->export, NULL) == -1)
       continue;                    /* clients still on it */
     stack_unlink (dm, d);

@@ -292,6 +292,21 @@ daemon_stack_stop_fuse (struct daemon_stack *d)
 #endif
 }
 
+unsigned
+daemon_stack_retire_fuse (struct daemon_stack *d)
+{
+#ifdef HAVE_FUSE
+  unsigned opens = fuse_front_retire (d->fuse);
+
+  if (opens == 0)
+    daemon_stack_stop_fuse (d);
+  return opens;
+#else
+  (void) d;
+  return 0;
+#endif
+}
+
 int
 daemon_stack_teardown (struct daemon_stack *d)
 {
