@@ -1,7 +1,9 @@
 /* nbd: the NBD front-end (fixed newstyle handshake, transmission phase).
  *
  * A server owns listening sockets, the connections accepted on them and a
- * pool of worker threads shared by every connection.  Each request becomes
+ * pool of worker threads shared by every connection (of which one
+ * export's requests hold all but one at most, if there are several
+ * exports).  Each request becomes
  * a SCSI command taken from its export's command pool, with its payload in
  * an sgv vector, executed by scsi_exec in a worker; the reply is sent from
  * the same vector with writev.  Replies go out in completion order.
@@ -41,6 +43,11 @@ struct nbd_export {
   unsigned users;            /* connections on it, and handshakes that
                               * are answering about it */
   bool listed;               /* in the server's table: clients may pick it */
+  /* The server's (workq.c), under its queue lock: how many workers run
+   * one of its requests now.  At most all but one when the server has
+   * more than one export, so that a store that stalls leaves a worker
+   * to the others.  Zero it with the rest of the struct. */
+  unsigned busy;
   /* Connections that reached transmission on this export: the server's
    * to count (relaxed atomics), anyone's to read (nbd_export_get_stats).
    * Zero it with the rest of the struct. */
@@ -127,7 +134,9 @@ int nbd_server_add_export (struct nbd_server *s, struct nbd_export *e);
 void nbd_server_remove_export (struct nbd_server *s, struct nbd_export *e);
 /* Forget a removed export once nothing uses it: 0, and the server holds
  * no pointer to e any more (e may be freed); -1/EBUSY while connections
- * are still on it.  Their number in *users, if not NULL. */
+ * are still on it, or for a moment after the last one, while a worker
+ * finishes with its last request.  The connections' number in *users,
+ * if not NULL. */
 int nbd_server_release_export (struct nbd_server *s, struct nbd_export *e,
                                unsigned *users);
 /* Start workers and acceptors; returns at once. */

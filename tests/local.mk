@@ -3,6 +3,7 @@ SHELL_TESTS = \
 	tests/test-config-tls-from-the-file-serves-every-export-only-over-tls.sh \
 	tests/test-config-a-removed-exports-fuse-file-stays-until-its-last-open-is-closed.sh \
 	tests/test-config-a-failing-store-costs-the-other-exports-nothing.sh \
+	tests/test-config-a-stalled-export-holds-every-worker-but-one.sh \
 	tests/test-config-errors-name-the-file-and-line-and-sections-override-the-command-line.sh \
 	tests/test-config-sighup-adds-removes-and-keeps-exports-without-dropping-clients.sh \
 	tests/test-config-exports-are-listed-and-a-full-one-costs-the-others-nothing.sh \

@@ -166,7 +166,7 @@ struct nbd_server {
   struct nbd_server_config cfg;
   /* The export table: listed exports, and removed ones that connections
    * still use (until nbd_server_release_export).  Under elock, as are
-   * every export's users and listed. */
+   * every export's users and listed.  elock is taken before qlock. */
   pthread_mutex_t elock;
   struct nbd_export **exports;
   unsigned nexports, exports_cap;
@@ -188,6 +188,9 @@ struct nbd_server {
   pthread_cond_t qcond;
   struct nbd_job *qhead, *qtail;
   bool workers_exit;
+  /* nexports, which sets how many workers one export may hold: stored
+   * under elock where it changes, read by the workers without it. */
+  atomic_uint table_exports;
 
   pthread_mutex_t clock;          /* connection list */
   pthread_cond_t ccond;
@@ -326,9 +329,16 @@ ssize_t nbd_io_sendv (struct nbd_conn *c, const struct iovec *iov, int cnt, bool
 size_t nbd_io_pending (struct nbd_conn *c);
 
 /* workq.c */
+void nbd_workq_init (struct nbd_server *s);
 int nbd_workq_start (struct nbd_server *s);
 void nbd_workq_push (struct nbd_server *s, struct nbd_job *j);
 void nbd_workq_stop (struct nbd_server *s);
+/* Whether a worker still counts a job of e as running (for a moment
+ * after its reply is handed over): e must stay until it does not. */
+bool nbd_workq_holds (struct nbd_server *s, const struct nbd_export *e);
+/* Wake the workers waiting for a job: table_exports fell, and with it
+ * the cap may have risen. */
+void nbd_workq_wake (struct nbd_server *s);
 
 /* handshake.c: 0 when transmission may start, -1 to close the socket. */
 #define NBD_GREETING_SIZE 18

@@ -72,6 +72,7 @@ nbd_server_create (const struct nbd_server_config *cfg)
     return NULL;
   s->cfg = *cfg;
   pthread_mutex_init (&s->elock, NULL);
+  nbd_workq_init (s);                   /* (a release takes qlock) */
   for (unsigned i = 0; i < cfg->nexports; i++)
     if (nbd_server_add_export (s, &cfg->exports[i]) == -1) {
       int e = errno;
@@ -145,6 +146,7 @@ nbd_server_add_export (struct nbd_server *s, struct nbd_export *e)
   e->users = 0;
   e->listed = true;
   s->exports[s->nexports++] = e;
+  atomic_store_explicit (&s->table_exports, s->nexports, memory_order_relaxed);
   r = 0;
  out:
   pthread_mutex_unlock (&s->elock);
@@ -169,7 +171,9 @@ nbd_server_release_export (struct nbd_server *s, struct nbd_export *e,
   assert (!e->listed);
   if (users)
     *users = e->users;
-  if (e->users > 0) {
+  /* With no user, no job of e is queued or can be: only a worker still
+   * counting its last one out may have it. */
+  if (e->users > 0 || nbd_workq_holds (s, e)) {
     errno = EBUSY;
     r = -1;
   }
@@ -177,9 +181,12 @@ nbd_server_release_export (struct nbd_server *s, struct nbd_export *e,
     for (unsigned i = 0; i < s->nexports; i++)
       if (s->exports[i] == e) {
         s->exports[i] = s->exports[--s->nexports];
+        atomic_store_explicit (&s->table_exports, s->nexports, memory_order_relaxed);
         break;
       }
   pthread_mutex_unlock (&s->elock);
+  if (r == 0)
+    nbd_workq_wake (s);                 /* the cap may have risen */
   return r;
 }
 
