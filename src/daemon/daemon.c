@@ -236,9 +236,10 @@ retire (struct daemon *dm, struct daemon_stack *d, const char *why)
    * client too: its mount stays until the last open is released. */
   unsigned opens = daemon_stack_retire_fuse (d);
   d->retiring = true;
-  if (nbd_server_release_export (dm->srv, &d->export, &users) == 0)
+  bool released = nbd_server_release_export (dm->srv, &d->export, &users) == 0;
+  if (released)
     d->srv = NULL;                 /* released: the server forgot it */
-  if (users == 0 && opens == 0)
+  if (released && opens == 0)
     log_info ("export '%s' %s: closing it", d->opt->export_name, why);
   else
     log_info ("export '%s' %s: it refuses new clients and is closed when its "
