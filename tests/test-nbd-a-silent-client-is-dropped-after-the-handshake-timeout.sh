@@ -8,14 +8,11 @@
 requires python3 nbdinfo
 
 start_sgblkd silent --size 16M --handshake-timeout 2
-python3 - "$sock" <<'PY' || fail "the silent client was not dropped as expected"
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
+PYTHONPATH="$top_srcdir/tests" python3 - "$sock" <<'PY' || fail "the silent client was not dropped as expected"
+import socket, sys, time, nbd_raw
+s = nbd_raw.connect(sys.argv[1])
 t0 = time.monotonic()
-greeting = b""
-while len(greeting) < 18:
-    greeting += s.recv(18 - len(greeting))
+greeting = nbd_raw.recv_exact(s, 18)
 assert greeting[:8] == b"NBDMAGIC", greeting
 s.settimeout(10)
 rest = s.recv(1)                  # nothing more comes; then the server closes
@@ -26,14 +23,11 @@ PY
 nbdinfo --size "$uri" >/dev/null || fail "a normal client was not served"
 grep -q "handshake failed" "$tmp/silent.log" || fail "the drop was not logged"
 
-python3 - "$sock" <<'PY' &
-import socket, struct, sys, time
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
+PYTHONPATH="$top_srcdir/tests" python3 - "$sock" <<'PY' &
+import socket, struct, sys, time, nbd_raw
+s = nbd_raw.connect(sys.argv[1])
 t0 = time.monotonic()
-greeting = b""
-while len(greeting) < 18:
-    greeting += s.recv(18 - len(greeting))
+nbd_raw.recv_exact(s, 18)
 # Client flags, then NBD_OPT_LIST, then its options forever: each byte
 # alone, half a second apart.
 msg = struct.pack(">I", 3) + (struct.pack(">QII", 0x49484156454F5054, 3, 0)) * 100

@@ -11,18 +11,12 @@ requires python3 nbdcopy nbdinfo
 
 make_pki
 start_sgblkd stall --size 128M --tls=require --tls-certificates "$tmp/server" -t 1
-python3 - "$sock" "$tmp/anon/ca-cert.pem" >"$tmp/stalled.out" 2>&1 <<'PY' &
+PYTHONPATH="$top_srcdir/tests" python3 - "$sock" "$tmp/anon/ca-cert.pem" >"$tmp/stalled.out" 2>&1 <<'PY' &
 import socket, ssl, struct, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect(sys.argv[1])
-def rx(sock, n):
-    b = b""
-    while len(b) < n:
-        c = sock.recv(n - len(b))
-        if not c: raise EOFError
-        b += c
-    return b
+from nbd_raw import recv_exact as rx
 rx(s, 18)
 s.sendall(struct.pack(">I", 3))
 s.sendall(struct.pack(">QII", 0x49484156454F5054, 5, 0))         # STARTTLS

@@ -54,16 +54,11 @@ expect_one_line "$tmp/req.log" "did not start TLS, which this server requires"
 # which has no error reply, a close.
 raw_plain ()
 {
-  python3 - "$req_sock" "$1" <<'PY' || fail "a raw plain client ($1) was not refused as the spec says"
+  PYTHONPATH="$top_srcdir/tests" python3 - "$req_sock" "$1" <<'PY' || fail "a raw plain client ($1) was not refused as the spec says"
 import socket, struct, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
-def rx(n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c: raise EOFError
-        b += c
-    return b
+from nbd_raw import recv_exact
+def rx(n): return recv_exact(s, n)
 def option(opt, payload=b""):
     s.sendall(struct.pack(">QII", 0x49484156454F5054, opt, len(payload)) + payload)
 def reply(opt):
@@ -97,7 +92,7 @@ raw_plain export-name
 expect_one_line "$tmp/req.log" "did not start TLS, which this server requires"
 
 # STARTTLS, then plain NBD instead of a TLS handshake: closed.
-python3 - "$req_sock" <<'PY' || fail "a client that went on in plain after STARTTLS was not closed"
+PYTHONPATH="$top_srcdir/tests" python3 - "$req_sock" <<'PY' || fail "a client that went on in plain after STARTTLS was not closed"
 import socket, struct, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
 s.recv(18)
@@ -114,16 +109,11 @@ expect_one_line "$tmp/req.log" "handshake failed: TLS handshake: "
 
 # STARTTLS, then nothing: dropped after the 2 s handshake timeout, while
 # a good client is served meanwhile.
-python3 - "$req_sock" "$good" <<'PY' || fail "the stalled TLS handshake was not dropped in time"
+PYTHONPATH="$top_srcdir/tests" python3 - "$req_sock" "$good" <<'PY' || fail "the stalled TLS handshake was not dropped in time"
 import socket, struct, subprocess, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(15)
-def rx(n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c: raise EOFError
-        b += c
-    return b
+from nbd_raw import recv_exact
+def rx(n): return recv_exact(s, n)
 rx(18)
 s.sendall(struct.pack(">I", 3))
 s.sendall(struct.pack(">QII", 0x49484156454F5054, 5, 0))     # STARTTLS

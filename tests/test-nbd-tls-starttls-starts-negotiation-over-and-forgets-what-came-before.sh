@@ -10,18 +10,12 @@ requires python3
 
 make_pki
 start_sgblkd again --size 16M --tls=on --tls-certificates "$tmp/server"
-python3 - "$sock" "$tmp/anon/ca-cert.pem" <<'PY' || fail "negotiation did not start over as the spec says"
+PYTHONPATH="$top_srcdir/tests" python3 - "$sock" "$tmp/anon/ca-cert.pem" <<'PY' || fail "negotiation did not start over as the spec says"
 import socket, ssl, struct, sys
 IHAVEOPT, REP_MAGIC = 0x49484156454F5054, 0x3e889045565a9
 ACK, META, ERR_INVALID = 1, 4, 0x80000003
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10)
-def rx(sock, n):
-    b = b""
-    while len(b) < n:
-        c = sock.recv(n - len(b))
-        if not c: raise EOFError
-        b += c
-    return b
+from nbd_raw import recv_exact as rx
 def opt(sock, o, data=b""):
     sock.sendall(struct.pack(">QII", IHAVEOPT, o, len(data)) + data)
     replies = []

@@ -49,17 +49,12 @@ done
 # its certificate: the refusal is the close that answers its first
 # option.)
 n=$(grep -c "warning\|error" "$tmp/verify.log" || true)
-python3 - "$port" "$tmp/ca/ca-cert.pem" "$tmp/rogue" <<'PY' || fail "a certificate of another CA was let in"
+PYTHONPATH="$top_srcdir/tests" python3 - "$port" "$tmp/ca/ca-cert.pem" "$tmp/rogue" <<'PY' || fail "a certificate of another CA was let in"
 import socket, ssl, struct, sys
 port, ca, rogue = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
-def rx(n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c: raise EOFError
-        b += c
-    return b
+from nbd_raw import recv_exact
+def rx(n): return recv_exact(s, n)
 IHAVEOPT = 0x49484156454F5054
 rx(18)
 s.sendall(struct.pack(">I", 3))
