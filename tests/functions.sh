@@ -269,3 +269,17 @@ def expect(err, f, *a):
         return
     raise AssertionError("no error")
 '
+
+# notify_listen [NBD_SOCKET [FILE]]: systemd's notification socket,
+# stood in for by tests/notify_listener.py at $notify (messages in
+# $tmp/notify.log); it checks NBD_SOCKET and FILE when READY=1 comes.
+# Killed at exit.
+notify_listen ()
+{
+  local i
+  notify=$tmp/notify
+  python3 "$top_srcdir/tests/notify_listener.py" "$notify" "$tmp/notify.log" "$@" &
+  cleanup_fn "kill $!"
+  for i in $(seq 50); do [ -S "$notify" ] && break; sleep 0.1; done
+  [ -S "$notify" ] || fail "the notification socket did not appear"
+}

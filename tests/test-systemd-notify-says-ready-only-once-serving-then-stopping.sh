@@ -15,12 +15,7 @@ if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ] && command -v fusermount3 >/dev/null
   fuse=(--fuse "$mnt") want_checked="$want_checked file=yes" want_file=", file $mnt/disk"
 fi
 
-notify=$tmp/notify
-python3 "$top_srcdir/tests/notify_listener.py" "$notify" "$tmp/notify.log" \
-  "$tmp/n.sock" ${fuse[@]:+"$mnt/disk"} &
-listener=$!
-cleanup_fn "kill $listener"
-for i in $(seq 50); do [ -S "$notify" ] && break; sleep 0.1; done
+notify_listen "$tmp/n.sock" ${fuse[@]:+"$mnt/disk"}
 
 # wait_for_line PATTERN: up to 10 s for the listener to log it.
 wait_for_line ()

@@ -11,11 +11,7 @@ requires python3 nbdinfo
 grep -q '^#define HAVE_LIBSYSTEMD 1' "$top_builddir/config.h" ||
   skip "built without libsystemd (./configure --with-libsystemd)"
 
-notify=$tmp/notify
-python3 "$top_srcdir/tests/notify_listener.py" "$notify" "$tmp/notify.log" "$tmp/cfg.sock" &
-listener=$!
-cleanup_fn "kill $listener"
-for i in $(seq 50); do [ -S "$notify" ] && break; sleep 0.1; done
+notify_listen "$tmp/cfg.sock"
 
 # wait_for_line N LINE: up to 10 s for the listener to have logged LINE
 # (whole) N times.
