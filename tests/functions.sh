@@ -283,3 +283,19 @@ notify_listen ()
   for i in $(seq 50); do [ -S "$notify" ] && break; sleep 0.1; done
   [ -S "$notify" ] || fail "the notification socket did not appear"
 }
+
+# usr1_wait NAME PATTERN: SIGUSR1 to daemon NAME (started with
+# start_sgblkd), then up to 10 s for one more line matching PATTERN in
+# its log (what it logs, or does, on the signal).
+usr1_wait ()
+{
+  local n i pid
+  eval "pid=\$pid_$1"
+  n=$(grep -c -- "$2" "$tmp/$1.log" || true)
+  kill -USR1 "$pid"
+  for i in $(seq 100); do
+    [ "$(grep -c -- "$2" "$tmp/$1.log" || true)" -gt "$n" ] && return 0
+    sleep 0.1
+  done
+  fail "sgblkd ($1) logged no new '$2' within 10 s of SIGUSR1"
+}

@@ -35,18 +35,7 @@ value ()
 }
 # usr1 NAME: have daemon NAME rewrite the file now; return once it has
 # (its log line of the export's counters comes right after the rewrite).
-usr1 ()
-{
-  local n i pid
-  eval "pid=\$pid_$1"
-  n=$(grep -c "info: export 'vol':" "$tmp/$1.log" || true)
-  kill -USR1 "$pid"
-  for i in $(seq 100); do
-    [ "$(grep -c "info: export 'vol':" "$tmp/$1.log" || true)" -gt "$n" ] && return 0
-    sleep 0.1
-  done
-  fail "SIGUSR1 logged no counters"
-}
+usr1 () { usr1_wait "$1" "info: export 'vol':"; }
 # grown NAME BEFORE BY: NAME is now BEFORE + BY.
 grown ()
 {

@@ -72,17 +72,8 @@ memory_cgroup $((hog_mib << 18))                     # a quarter of the hog
 # for the new "cmd pool:" line, which it leaves in $stats.
 stats ()
 {
-  local n i pid
-  eval "pid=\$pid_$1"
-  n=$(grep -c 'cmd pool:' "$tmp/$1.log" || true)
-  kill -USR1 "$pid"
-  for i in $(seq 100); do
-    [ "$(grep -c 'cmd pool:' "$tmp/$1.log" || true)" -gt "$n" ] && break
-    sleep 0.1
-  done
+  usr1_wait "$1" 'cmd pool:'
   stats=$(grep 'cmd pool:' "$tmp/$1.log" | tail -n 1)
-  [ -n "$stats" ] && [ "$(grep -c 'cmd pool:' "$tmp/$1.log")" -gt "$n" ] ||
-    fail "sgblkd ($1) did not log its counters within 10 s of SIGUSR1"
 }
 counter () { echo "$stats" | sed -E "s/.* $1 ([0-9]+).*/\\1/"; }
 # beyond: the daemon's resident memory beyond its disk's, in kB: VmRSS
