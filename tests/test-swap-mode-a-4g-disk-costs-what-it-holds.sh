@@ -17,16 +17,9 @@ status_kb () { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid_disk/status"; }
 # stats: SIGUSR1, then the newest "cache reserve:" and cache lines.
 stats ()
 {
-  local n i
-  n=$(grep -c 'cache reserve:' "$tmp/disk.log" || true)
-  kill -USR1 "$pid_disk"
-  for i in $(seq 100); do
-    [ "$(grep -c 'cache reserve:' "$tmp/disk.log" || true)" -gt "$n" ] && break
-    sleep 0.1
-  done
+  usr1_wait disk 'cache reserve:'
   reserve=$(grep 'cache reserve:' "$tmp/disk.log" | tail -n 1)
   cache=$(grep 'cache in-memory' "$tmp/disk.log" | tail -n 1)
-  [ -n "$reserve" ] || fail "no cache reserve line after SIGUSR1"
 }
 field () { echo "$1" | sed -nE "s/.* $2 ([0-9]+).*/\\1/p"; }
 show ()
@@ -66,7 +59,13 @@ for i in $(seq 250); do
   [ "$(status_kb VmRSS)" -le $((rss0 + (64 + 16) * 1024)) ] && break
   sleep 0.1
 done
-stats
+# Compaction hands the chunks it frees to the reserve, and the refill
+# thread returns what is above the high watermark on its next pass.
+for i in $(seq 20); do
+  stats
+  [ "$(field "$reserve" level)" -le $((high + (2 << 20))) ] && break
+  sleep 0.5
+done
 show "after trimming 3/4 and compaction"
 rss2=$(status_kb VmRSS)
 [ "$(field "$cache" compacted)" -gt "$compacted0" ] || fail "compaction moved nothing"
