@@ -326,8 +326,11 @@ struct rbd_store {
   bool librbd_cache;              /* rbd_cache as configured */
   unsigned timeout;               /* seconds a request may take */
   pthread_mutex_t lock;           /* guards every rbd_req's state, the list */
-  /* The asynchronous requests pending, oldest (first deadline) first;
-   * the watchdog waits on wd_cond for the first one's deadline. */
+  /* The asynchronous requests pending, oldest (first deadline) first.
+   * The watchdog sleeps until the first one's deadline, or with none
+   * pending for one timeout: a request added meanwhile has a later
+   * deadline, so nobody wakes it (a wake-up per request cost a context
+   * switch each); wd_cond only tells it to exit. */
   struct rbd_req *aio_head, *aio_tail;
   pthread_cond_t wd_cond;
   pthread_t watchdog;
@@ -652,7 +655,9 @@ watchdog (void *arg)
   while (!r->wd_exit) {
     struct rbd_req *q = r->aio_head;
     if (q == NULL) {
-      pthread_cond_wait (&r->wd_cond, &r->lock);
+      /* A request added while this sleeps has a deadline past its end. */
+      deadline (r, &now);
+      pthread_cond_timedwait (&r->wd_cond, &r->lock, &now);
       continue;
     }
     clock_gettime (CLOCK_MONOTONIC, &now);
@@ -707,10 +712,8 @@ rbd_store_submit (struct store *s, struct store_aio *a)
   q->prev = r->aio_tail;
   if (r->aio_tail)
     r->aio_tail->next = q;
-  else {
-    r->aio_head = q;
-    pthread_cond_signal (&r->wd_cond);
-  }
+  else
+    r->aio_head = q;                    /* the watchdog wakes by itself */
   r->aio_tail = q;
   pthread_mutex_unlock (&r->lock);
   sub = write ? rbd_aio_write (r->image, a->offset, len, q->buf, q->c) :
