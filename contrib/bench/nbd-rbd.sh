@@ -57,13 +57,17 @@ servers=(sg so sn qn qc)
 ratios=(sg:qn so:qn sn:qc)
 fill_all
 
-# Every run starts from a durable image: a FLUSH first, so that sgblk's
-# cache does not carry the dirty data of the run before into the next
-# one (which would make a run with FLUSHes pay for its predecessor).
+# Every run starts from a durable image and leaves one: a FLUSH before
+# (so that a run with FLUSHes does not pay for its predecessor's dirty
+# data) and a FLUSH after, both untimed.  Without the second, what a
+# server's cache still holds at the end of its run (sgblk's write-back
+# cache, hundreds of MB after a random-write run, or librbd's) would be
+# written back by its flusher during the next server's run, on the same
+# OSD and CPUs, and count against that server.
 # (nbdsh runs "python3 -m nbd": Debian's python3, which has the module.)
 nbd_flush () { PATH=/usr/bin:$PATH nbdsh -u "nbd+unix:///?socket=$tmp/$1.sock" -c 'h.flush()'; }
 eval "bench_$(declare -f measure)"
-measure () { nbd_flush "$1"; bench_measure "$@"; }
+measure () { nbd_flush "$1"; bench_measure "$@"; nbd_flush "$1"; }
 
 workloads=(
   "${nbd_workloads[@]}"
@@ -81,7 +85,8 @@ say "One single-node cluster (one monitor, one OSD with \`osd objectstore = mems
     "(its default, --cache=writeback, has librbd's cache on), and the same with \`--cache=none\`" \
     "(librbd's cache off);" \
     "fio's nbd engine, one connection over a Unix socket.  Each run starts" \
-    "with a FLUSH (not timed), so that none inherits dirty data from the one before." \
+    "and ends with a FLUSH (neither timed), so that none inherits dirty data from the one before" \
+    "and no server's write-back runs during another's run." \
     "The last workload sends a FLUSH after every 32 writes, so that what is acknowledged" \
     "is soon on the OSD." \
     "The OSD's and the monitor's CPU time is not counted."
