@@ -91,6 +91,9 @@ guest_boot ()
       echo "guest ($step): qemu could not run the guest under KVM; retrying under TCG:"
       tail -n 5 "$guest_log"
       mv "$guest_log" "$guest_log.kvm"
+      # Its serial bridges may have connected to the daemon: those
+      # connections end in the handshake, which the daemon logs.
+      guest_aborted_conns=$(( ${guest_aborted_conns:-0} + conns ))
       continue
     fi
     cat "$guest_log"

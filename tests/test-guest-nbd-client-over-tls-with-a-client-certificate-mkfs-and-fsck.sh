@@ -38,5 +38,11 @@ for q in $(seq 50); do
 done
 [ "$(grep -c "client sent NBD_CMD_DISC" "$tmp/tls.log" || true)" -eq 2 ] ||
   fail "the guest did not disconnect both connections cleanly"
-! grep -E "warning|error" "$tmp/tls.log" || fail "the daemon logged trouble"
+# Nothing went wrong but, where qemu could not run the guest under KVM
+# and guest_boot retried, the aborted attempt's connections, closed
+# before the client's flags.
+aborted=$(grep -c "handshake failed: no client flags" "$tmp/tls.log" || true)
+trouble=$(grep -E "warning|error" "$tmp/tls.log" | grep -v "handshake failed: no client flags" || true)
+[ -z "$trouble" ] && [ "$aborted" -le "${guest_aborted_conns:-0}" ] ||
+  { echo "$trouble"; fail "the daemon logged trouble"; }
 stop_sgblkd tls
