@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "log.h"
 #include "sync.h"
 
 /* The object's mapping: the object, the jobs' iovecs, then the receive
@@ -80,6 +81,7 @@ conn_free (struct nbd_conn *c)
   /* The last job is back: the export may go (nbd_server_release_export). */
   nbd_export_put (c->srv, c->exp);
   close (c->fd);
+  log_debug ("%s: closed", c->peer);
   pthread_mutex_destroy (&c->send_lock);
   pthread_mutex_destroy (&c->sq_lock);
   pthread_cond_destroy (&c->sq_cond);
