@@ -119,6 +119,20 @@ wait_for_exit ()
   ! kill -0 "$1" 2>/dev/null
 }
 
+# show_sgblkd NAME: where the daemon is, for whoever reads a failed
+# test's log: its open descriptors and every thread's stack (gdb).
+show_sgblkd ()
+{
+  local pid
+  eval "pid=\$pid_$1"
+  kill -0 "$pid" 2>/dev/null || { echo "sgblkd ($1) is not running" >&2; return 0; }
+  echo "--- sgblkd ($1): descriptors" >&2
+  ls -l "/proc/$pid/fd" >&2 || true
+  command -v gdb >/dev/null &&
+    gdb -p "$pid" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)' >&2
+  return 0
+}
+
 # stop_sgblkd NAME [SIGNAL]: signal the daemon (TERM by default), wait for
 # it, and fail unless it exits 0 within 30 s.
 stop_sgblkd ()
@@ -127,9 +141,7 @@ stop_sgblkd ()
   eval "pid=\$pid_$name"
   kill -"$sig" "$pid"
   wait_for_exit "$pid" 30 || {
-    # Where it hangs, for whoever reads the log.
-    command -v gdb >/dev/null &&
-      gdb -p "$pid" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)' >&2
+    show_sgblkd "$name"
     fail "sgblkd ($name) still running 30 s after SIG$sig"; }
   local status=0
   wait "$pid" || status=$?

@@ -15,6 +15,7 @@ boot ()   # STEP DAEMON
 {
   local pid line negotiated q bytes
   eval "pid=\$pid_$2"
+  guest_daemon=$2
   guest_boot "$1" "$sock" 2 300
   guest_wait READY 120
   kill -USR1 "$pid"

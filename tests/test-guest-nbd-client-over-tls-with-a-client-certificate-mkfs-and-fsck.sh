@@ -20,6 +20,7 @@ guest_initrd=$tmp/initrd.img
 
 start_sgblkd tls -v --handshake-timeout 600 --size 256M --tls=require \
   --tls-certificates "$tmp/server" --tls-verify-peer
+guest_daemon=tls
 guest_boot mkfs "$sock" 2 300
 guest_wait READY 120
 tls_sessions=$(grep -c "TLS (TLS1" "$tmp/tls.log" || true)

@@ -23,6 +23,7 @@ grep "swap mode:" "$tmp/mem.log" || fail "swap mode not reported"
 
 grep -qx "loaded pid $pid_mem" "$tmp/alloc-mem.log" || fail "the allocator counter is not loaded in sgblkd"
 
+guest_daemon=mem
 guest_boot swap "$sock" 1 600
 guest_wait READY 120
 alloc_count_begin mem

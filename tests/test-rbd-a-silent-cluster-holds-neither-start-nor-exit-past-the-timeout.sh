@@ -35,7 +35,7 @@ cleanup_fn "kill -CONT $ceph_osd_pid 2>/dev/null"
 t0=$(date +%s)
 kill -TERM "$pid_rbd"
 wait_for_exit "$pid_rbd" 90 || {
-  gdb -p "$pid_rbd" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)' >&2
+  show_sgblkd rbd
   fail "the daemon was still running 90 s after SIGTERM with the OSD stopped"; }
 took=$(( $(date +%s) - t0 ))
 status=0
