@@ -10,7 +10,12 @@
 # - with the only OSD stopped, 16 requests wait on the image, and the
 #   memory export is copied in and out meanwhile; they fail with EIO after
 #   the store timeout, and after SIGCONT the image serves again and
-#   qemu's driver finds the writes made after.
+#   qemu's driver finds the writes made after;
+# - with the OSD stopped again, writes fail with EIO while librbd still
+#   holds them, and more writes take their buffers from the pool: after
+#   SIGCONT the failed writes' blocks hold their old data or that
+#   write's, never a later write's (librbd copies a write before
+#   rbd_aio_write returns, or the store bounces it).
 . "${top_srcdir:-.}/tests/functions.sh"
 . "${top_srcdir:-.}/tests/ceph-functions.sh"
 requires_rbd_store qemu
@@ -94,8 +99,58 @@ h.pwrite(b"\x5a" * 65536, 8 << 20)
 h.flush()
 assert h.pread(65536, 8 << 20) == b"\x5a" * 65536
 ' || fail "I/O did not resume after the OSD came back"
+
+# A write that failed must not take data that is not its own to the
+# cluster.  With the OSD stopped, 16 MiB of writes (more than the sockets
+# to the OSD hold) fail with EIO; 16 MiB more, sent on the same
+# connection right after, take their buffers back from the pool and
+# succeed once the OSD is back.
+kill -STOP "$ceph_osd_pid"
+timeout 60 nbdsh -u "$ceph_uri" -c '
+import errno
+mib = 1 << 20
+first = [h.aio_pwrite(b"\x77" * mib, (16 + i) * mib) for i in range(16)]
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+for c in first:
+    try:
+        h.aio_command_completed(c)
+        assert False, "a write succeeded while the only OSD was stopped"
+    except nbd.Error as e:
+        assert e.errnum == errno.EIO, "got %s, want EIO" % e.errno
+second = [h.aio_pwrite(b"\x99" * mib, (32 + i) * mib) for i in range(16)]
+for i in range(20):
+    h.poll(50)
+open("'"$tmp"'/second-sent", "w").close()
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+assert all(h.aio_command_completed(c) for c in second)
+h.flush()
+print("16 writes failed with EIO; the 16 sent after them succeeded")
+' >"$tmp/reuse.out" 2>&1 &
+reuse=$!
+for i in $(seq 300); do [ -f "$tmp/second-sent" ] || ! kill -0 "$reuse" 2>/dev/null && break; sleep 0.1; done
+kill -CONT "$ceph_osd_pid"
+wait "$reuse" || { cat "$tmp/reuse.out"; fail "the writes after the failed ones did not succeed"; }
+cat "$tmp/reuse.out"
 stop_sgblkd cfg
 qemu-img convert -f raw -O raw "$img" "$tmp/image.raw"
 head -c 65536 /dev/zero | tr '\0' '\132' | cmp - <(tail -c +$(((8 << 20) + 1)) "$tmp/image.raw" | head -c 65536) ||
   fail "the write made after the outage is not in the image"
+# The failed writes of 16-31 MiB reached the OSD after SIGCONT: each MiB
+# holds what it held before or what its write sent, never the data of
+# the later writes to 32-47 MiB, which took the failed writes' buffers
+# while those still waited in librbd to be sent.
+head -c $((1 << 20)) /dev/zero | tr '\0' '\167' >"$tmp/x77"
+head -c $((1 << 20)) /dev/zero | tr '\0' '\231' >"$tmp/x99"
+for mib in $(seq 16 47); do
+  tail -c +$(((mib << 20) + 1)) "$tmp/image.raw" | head -c $((1 << 20)) >"$tmp/got"
+  if [ "$mib" -ge 32 ]; then
+    cmp -s "$tmp/got" "$tmp/x99" || fail "MiB $mib does not hold its acknowledged write"
+  else
+    cmp -s "$tmp/got" "$tmp/x77" ||
+      cmp -s "$tmp/got" <(tail -c +$(((mib << 20) + 1)) "$tmp/data" | head -c $((1 << 20))) ||
+      fail "MiB $mib, written by a write that failed, holds neither its old data nor that write's"
+  fi
+done
 echo "cache off: round trip, 400 races, 16 stalled requests held no worker"
