@@ -11,7 +11,13 @@
 #
 #   contrib/bench/nbd-rbd.sh [ROUNDS] [RUNTIME]
 #
+# Five rounds unless ROUNDS says otherwise: the OSD shares the two CPUs
+# with the servers, and one round in three could be off by half of the
+# median (55 % spread on 1M writes in a run of three), which moved a
+# median of three by 0.2x from run to run.
+#
 # Writes nbd-rbd.md and its plots into BENCH_OUT.
+: "${ROUNDS:=5}"
 . "$(dirname "$0")/common.sh"
 need fio fio
 need libnbd-bin nbdsh
