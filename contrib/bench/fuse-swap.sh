@@ -5,6 +5,10 @@
 #   sg  a loop device over the FUSE file of `sgblkd --swap`,
 #   zr  the kernel's zram with lz4, as swap directly (/dev/zram0),
 #   nf  a loop device over nbdfuse + nbdkit memory,
+#   fl  the floor: a loop device over the file of fuse-floor.c, a FUSE
+#       server of plain memory that does nothing else, as sgblk's loop
+#       device (BENCH_SG_LOSETUP included): what the loop device and
+#       FUSE cost whatever the server,
 # each 1 GiB (512 MiB quick), at swap priority 32767.  Runs alternate
 # within each round; medians of ROUNDS rounds.
 #
@@ -16,6 +20,9 @@ need_fuse_pair "FUSE mounts, loop devices, zram, swap and a memory cgroup"
 need mount swapon swapoff
 need util-linux mkswap blkdiscard
 need python3 python3
+need gcc gcc
+need pkgconf pkg-config
+pkg-config --exists fuse3 || skip "libfuse3-dev is not installed (for the floor's server)"
 if grep -qsw memory /sys/fs/cgroup/cgroup.controllers; then
   cg=/sys/fs/cgroup limit_file=memory.max
 elif [ -d /sys/fs/cgroup/memory ]; then
@@ -41,12 +48,17 @@ start_timeout=120
 start_fuse_pair "$disk" --swap
 label[sg]="sgblk --swap FUSE"
 label[zr]="zram lz4"
-servers=(sg zr nf)
+gcc -O2 -o "$tmp/fuse-floor" "$bench_dir/fuse-floor.c" $(pkg-config --cflags --libs fuse3)
+mkdir "$tmp/fl"
+serve fl "floor: plain-memory FUSE" "$tmp/fuse-floor" "$tmp/fl" "$(( $(numfmt --from=iec "$disk") >> 20 ))"
+at_exit "mountpoint -q '$tmp/fl' && { fusermount3 -u '$tmp/fl' 2>/dev/null || umount -l '$tmp/fl'; }"
+wait_until fl test -f "$tmp/fl/disk"
+servers=(sg zr nf fl)
 declare -A dev
 # BENCH_SG_LOSETUP: more losetup options for sgblk's loop device (such as
 # --direct-io=on), to compare set-ups run against run.
-for key in sg nf; do
-  if [ "$key" = sg ]; then
+for key in sg nf fl; do
+  if [ "$key" != nf ]; then
     # shellcheck disable=SC2086
     attach_loop "$tmp/$key/disk" ${BENCH_SG_LOSETUP:-}
   else
@@ -55,6 +67,7 @@ for key in sg nf; do
   dev[$key]=$loop
 done
 [ -z "${BENCH_SG_LOSETUP:-}" ] || label[sg]="${label[sg]} ($BENCH_SG_LOSETUP)"
+[ -z "${BENCH_SG_LOSETUP:-}" ] || label[fl]="${label[fl]} ($BENCH_SG_LOSETUP)"
 dev[zr]=/dev/zram0
 at_exit "swapoff /dev/zram0 2>/dev/null; echo 1 >$zram/reset"
 
@@ -100,7 +113,7 @@ held ()
     sg) set -- "$(rss_kib "${pid[sg]}")" "$(status_kib "${pid[sg]}" VmLck)" $(sgblk_stats sg)
         echo "$(($1 << 10)) $5 $3 $(($2 << 10))" ;;
     zr) awk '{ print $3, $3, $1, 0 }' "$zram/mm_stat" ;;
-    nf) for p in $(tree_pids "${pid[nf]}"); do rss=$((rss + $(rss_kib "$p"))); done
+    nf|fl) for p in $(tree_pids "${pid[$1]}"); do rss=$((rss + $(rss_kib "$p"))); done
         echo "$((rss << 10)) $((rss << 10)) 0 0" ;;
   esac
 }
@@ -166,26 +179,31 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
     "kernel swaps onto each stack, $disk, at swap priority 32767: a loop" \
     "device over the FUSE file of \`sgblkd --size $disk --swap --fuse DIR\`;" \
     "\`/dev/zram0\` with lz4 itself; a loop device over nbdfuse's file," \
-    "served by \`nbdkit memory\`.  Each run discards its device (zram is" \
+    "served by \`nbdkit memory\`; and the floor, a loop device set up as" \
+    "sgblk's over the file of \`contrib/bench/fuse-floor.c\`, a FUSE server" \
+    "(libfuse's low-level API, direct_io, 16 threads) of plain locked memory" \
+    "that does nothing but copy: what the loop device and FUSE cost, which" \
+    "no server behind them can take back.  Each run discards its device (zram is" \
     "reset instead), makes a new swap on it and takes it off afterwards." \
     "Other swap on during the runs: ${others:-none}$([ "$shared" = 0 ] ||
-      echo "; $shared of the $((rounds * 3)) runs ended with another swap of" \
+      echo "; $shared of the $((rounds * ${#servers[@]})) runs ended with another swap of" \
            "the same priority on, which took part of the pages")."
 {
-  echo "| swap hog, median of $rounds | ${label[sg]} | ${label[zr]} | ${label[nf]} | ${label[sg]} / ${label[zr]} | ${label[sg]} / ${label[nf]} |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "| swap hog, median of $rounds | ${label[sg]} | ${label[zr]} | ${label[nf]} | floor | ${label[sg]} / ${label[zr]} | ${label[sg]} / ${label[nf]} | floor / ${label[zr]} | ${label[sg]} / floor |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   stats '
     function ratio(a, b) { return b > 0 ? sprintf("%.2fx", a / b) : "n/a" }
     function fig(fmt, x, u) { return sprintf(fmt, x) (u == "" ? "" : " " u) }
-    function row(l, f, u, fmt,   a, z, b) {
-      a = med("0 sg", f); z = med("0 zr", f); b = med("0 nf", f)
-      printf "| %s | %s | %s | %s | %s | %s |\n", l, fig(fmt, a, u), fig(fmt, z, u), fig(fmt, b, u), ratio(a, z), ratio(a, b)
+    function row(l, f, u, fmt,   a, z, b, c) {
+      a = med("0 sg", f); z = med("0 zr", f); b = med("0 nf", f); c = med("0 fl", f)
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l, fig(fmt, a, u), fig(fmt, z, u), fig(fmt, b, u),
+        fig(fmt, c, u), ratio(a, z), ratio(a, b), ratio(c, z), ratio(a, c)
     }
     END {
       row("time", 3, "s", "%.2f")
       row("hog CPU", 4, "s", "%.2f")
-      a = med("0 sg", 5); b = med("0 nf", 5)
-      printf "| server CPU | %.2f s | kernel | %.2f s | — | %s |\n", a, b, ratio(a, b)
+      a = med("0 sg", 5); b = med("0 nf", 5); c = med("0 fl", 5)
+      printf "| server CPU | %.2f s | kernel | %.2f s | %.2f s | — | %s | — | %s |\n", a, b, c, ratio(a, b), ratio(a, c)
       row("swapped out", 6, "MiB", "%.0f")
       row("swapped in", 7, "MiB", "%.0f")
       row("swap-in reads", 13, "", "%.0f")
@@ -195,11 +213,11 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
     }' "$tmp/raw"
   echo
 } >>"$md"
-[ "$rounds" -gt 1 ] && say "$(stats -v names="${label[sg]}|${label[zr]}|${label[nf]}" '
+[ "$rounds" -gt 1 ] && say "$(stats -v names="${label[sg]}|${label[zr]}|${label[nf]}|${label[fl]}" '
   END {
     printf "Spread of the time between rounds, (max - min) / median:"
-    split("sg zr nf", s, " "); split(names, l, "|")
-    for (i = 1; i <= 3; i++) {
+    split("sg zr nf fl", s, " "); split(names, l, "|")
+    for (i = 1; i <= 4; i++) {
       m = med("0 " s[i], 3)
       printf "%s %s %.0f %%", (i > 1 ? "," : ""), l[i], (m > 0 ? (hi["0 " s[i], 3] - lo["0 " s[i], 3]) / m * 100 : 0)
     }
@@ -210,16 +228,16 @@ say "A Python hog in a memory cgroup held to $limit MiB writes $hog MiB of" \
   done)"
 set -- $(stats 'END {
     printf "%.1f %.1f %.1f", med("0 sg", 10), med("0 sg", 11), med("0 zr", 10)
-    printf " %.2f %.2f %.2f", med("0 sg", 12), med("0 zr", 12), med("0 nf", 12)
+    printf " %.2f %.2f %.2f %.2f", med("0 sg", 12), med("0 zr", 12), med("0 nf", 12), med("0 fl", 12)
   }' "$tmp/raw")
 say "Time is from starting the hog to its verifying the last page.  Hog CPU" \
     "is its own user + system time: zram compresses and decompresses in" \
     "the hog's own reclaim and page faults, so its work is counted there," \
     "and zram has no server of its own (\"kernel\").  Server CPU is" \
-    "sgblkd's, or nbdfuse's and its nbdkit's summed, user + system time" \
-    "during the hog.  The loop device's kernel workers are in neither: the" \
+    "sgblkd's, nbdfuse's and its nbdkit's summed, or the floor's, user + system time" \
+    "during the hog.  The loop device's kernel workers are in none: the" \
     "rest of the machine, they and whatever else ran, used a median of" \
-    "$4 s, $5 s and $6 s of CPU during the three stacks' runs.  Swapped" \
+    "$4 s, $5 s, $6 s and $7 s of CPU during the four stacks' runs.  Swapped" \
     "out and in are what the kernel wrote to and read from the stack's own" \
     "device meanwhile, and the swap-in reads are the reads it completed," \
     "with the mean time from submitting one to its end, which the hog" \
@@ -228,10 +246,11 @@ say "Time is from starting the hog to its verifying the last page.  Hog CPU" \
     "a loop device is read with swap readahead, up to" \
     "$((1 << $(cat /proc/sys/vm/page-cluster 2>/dev/null || echo 3))) pages a read" \
     "(\`vm.page-cluster\`), through the loop device's worker, FUSE and the" \
-    "server.  The aim: sgblk's time within 1.05x of zram's."
+    "server.  The aim was sgblk's time within 1.05x of zram's; the floor's" \
+    "time over zram's is how near any server behind a loop device and FUSE can come."
 say "Memory held at the peak is read after the hog has verified its pages," \
     "before it exits: sgblkd's VmRSS, zram's \`mem_used_total\` from" \
-    "\`mm_stat\`, nbdfuse's and nbdkit's VmRSS summed.  \`--swap\` locks" \
+    "\`mm_stat\`, nbdfuse's and nbdkit's VmRSS summed, the floor's VmRSS (all of its disk, locked from the start).  \`--swap\` locks" \
     "sgblkd's memory, the reserve its cache takes memory from included" \
     "(VmLck $2 MiB at the peak), so its VmRSS counts that reserve, not only" \
     "what it stores; \"for the data\" is sgblkd's own count of the memory" \
