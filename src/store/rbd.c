@@ -21,7 +21,7 @@
  * the caller's data before rbd_aio_write(v) returns: with
  * rbd_disable_zero_copy_writes, librbd's default, checked on the open
  * image (copies_writes); otherwise writes are bounced too.  (The copy
- * saved is a fifth of the daemon's CPU on 1 MiB writes.)  The ownership
+ * saved was a tenth of the daemon's CPU on 1 MiB writes.)  The ownership
  * invariant is that a struct rbd_req (its
  * completion and buffer) belongs to the waiting caller (or, for an
  * asynchronous one, to the list) until either the completion arrived
