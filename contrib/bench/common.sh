@@ -198,6 +198,13 @@ start_memory_pair ()
   servers=(sg nk)
 }
 
+# unmount_at_exit DIR: at exit, unmount the FUSE mount on DIR if one is
+# still there (lazily, if its server is gone).
+unmount_at_exit ()
+{
+  at_exit "mountpoint -q '$1' && { fusermount3 -u '$1' 2>/dev/null || umount -l '$1'; }"
+}
+
 # start_fuse_pair SIZE [SGBLKD OPTIONS...]: sgblkd's FUSE file
 # ($tmp/sg/disk, key sg; OPTIONS after --size, e.g. --swap) and nbdfuse
 # over nbdkit memory ($tmp/nf/disk, key nf), SIZE each, unmounted at exit.
@@ -207,9 +214,8 @@ start_fuse_pair ()
   mkdir "$tmp/sg" "$tmp/nf"
   serve sg "sgblk FUSE" "$SGBLKD" -f --size "$1" "${@:2}" --fuse "$tmp/sg"
   serve nf "nbdfuse + nbdkit memory" nbdfuse "$tmp/nf/disk" [ nbdkit memory "$1" ]
-  for m in "$tmp/sg" "$tmp/nf"; do
-    at_exit "mountpoint -q '$m' && { fusermount3 -u '$m' 2>/dev/null || umount -l '$m'; }"
-  done
+  unmount_at_exit "$tmp/sg"
+  unmount_at_exit "$tmp/nf"
   wait_until sg test -f "$tmp/sg/disk"
   wait_until nf test -f "$tmp/nf/disk"
 }

@@ -51,7 +51,7 @@ label[zr]="zram lz4"
 gcc -O2 -o "$tmp/fuse-floor" "$bench_dir/fuse-floor.c" $(pkg-config --cflags --libs fuse3)
 mkdir "$tmp/fl"
 serve fl "floor: plain-memory FUSE" "$tmp/fuse-floor" "$tmp/fl" "$(( $(numfmt --from=iec "$disk") >> 20 ))"
-at_exit "mountpoint -q '$tmp/fl' && { fusermount3 -u '$tmp/fl' 2>/dev/null || umount -l '$tmp/fl'; }"
+unmount_at_exit "$tmp/fl"
 wait_until fl test -f "$tmp/fl/disk"
 servers=(sg zr nf fl)
 declare -A dev
